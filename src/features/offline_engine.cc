@@ -1,0 +1,494 @@
+#include "features/offline_engine.h"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <map>
+#include <thread>
+
+#include "common/progress.h"
+#include "features/entity_index.h"
+#include "features/expr.h"
+#include "features/window_kernel.h"
+#include "table/duckdb_bridge.h"
+
+namespace keel::features {
+
+using table::Column;
+using table::DataType;
+using table::Table;
+
+namespace {
+
+double Seconds(std::chrono::steady_clock::time_point since) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
+}
+
+// Runs fn(task) for task in [0, tasks) on `threads` threads, handing out tasks
+// in small batches so that a few heavy entities do not leave a thread idle.
+template <typename Fn>
+void ParallelFor(size_t tasks, int threads, Fn&& fn) {
+  std::atomic<size_t> next{0};
+  constexpr size_t kBatch = 4;
+  auto worker = [&]() {
+    while (true) {
+      size_t begin = next.fetch_add(kBatch);
+      if (begin >= tasks) return;
+      for (size_t task = begin; task < std::min(tasks, begin + kBatch); ++task) fn(task);
+    }
+  };
+  if (threads <= 1 || tasks < 2 * kBatch) {
+    worker();
+    return;
+  }
+  std::vector<std::thread> pool;
+  for (int i = 1; i < threads; ++i) pool.emplace_back(worker);
+  worker();
+  for (std::thread& thread : pool) thread.join();
+}
+
+// A source's rows grouped by entity and sorted by (timestamp, created, arrival).
+struct Grouping {
+  std::unique_ptr<EntityIndex> index;
+  std::vector<uint32_t> order;    // source row ids; null-key and null-time rows left out
+  std::vector<uint32_t> offsets;  // entity e owns order[offsets[e], offsets[e + 1])
+  std::vector<Timestamp> sorted_ts;
+};
+
+// Spine rows grouped by entity id of one Grouping, sorted by time within an entity.
+struct SpineGroups {
+  std::vector<uint32_t> rows;
+  std::vector<uint32_t> offsets;
+  std::vector<uint32_t> unknown_rows;  // valid key and time, entity not in the source
+};
+
+// Stable counting sort of `ids` (< buckets, or ignored) into groups.
+void GroupRows(const std::vector<uint32_t>& ids, size_t buckets, std::vector<uint32_t>* rows,
+               std::vector<uint32_t>* offsets, const std::vector<uint8_t>* include) {
+  offsets->assign(buckets + 1, 0);
+  for (size_t row = 0; row < ids.size(); ++row) {
+    if (ids[row] < buckets && (include == nullptr || (*include)[row])) ++(*offsets)[ids[row] + 1];
+  }
+  for (size_t bucket = 0; bucket < buckets; ++bucket) (*offsets)[bucket + 1] += (*offsets)[bucket];
+  rows->assign((*offsets)[buckets], 0);
+  std::vector<uint32_t> cursor(offsets->begin(), offsets->end() - 1);
+  for (size_t row = 0; row < ids.size(); ++row) {
+    if (ids[row] < buckets && (include == nullptr || (*include)[row])) {
+      (*rows)[cursor[ids[row]]++] = static_cast<uint32_t>(row);
+    }
+  }
+}
+
+// Sorts each group's rows by key(row) (stable: equal keys keep arrival order),
+// skipping groups that are already sorted, as time-ordered sources are.
+template <typename Key>
+void SortWithinGroups(const std::vector<uint32_t>& offsets, std::vector<uint32_t>* rows,
+                      int threads, Key&& key) {
+  ParallelFor(offsets.size() - 1, threads, [&](size_t group) {
+    auto begin = rows->begin() + offsets[group];
+    auto end = rows->begin() + offsets[group + 1];
+    auto less = [&](uint32_t a, uint32_t b) { return key(a) < key(b); };
+    if (!std::is_sorted(begin, end, less)) std::stable_sort(begin, end, less);
+  });
+}
+
+Result<std::vector<const Column*>> KeyColumns(const Table& table,
+                                              const std::vector<std::string>& names,
+                                              const std::string& what) {
+  std::vector<const Column*> columns;
+  for (const std::string& name : names) {
+    Result<const Column*> column = table.GetColumn(name);
+    if (!column.ok()) return column.status().WithContext(what);
+    columns.push_back(*column);
+  }
+  return columns;
+}
+
+// Numeric values of a value stream, as the window kernels take them.
+struct Stream {
+  std::vector<double> values;  // in Grouping order
+  std::vector<uint8_t> valid;  // empty: all valid
+};
+
+// Non-finite values count as nulls. A count reads only validity, so string
+// expressions work for it too (their value slots read as 0).
+Stream MakeStream(const Column& column, const std::vector<uint32_t>& order) {
+  Stream stream;
+  stream.values.resize(order.size());
+  bool any_null = column.HasNulls() || column.type() == DataType::kDouble;
+  if (any_null) stream.valid.assign(order.size(), 1);
+  for (size_t i = 0; i < order.size(); ++i) {
+    uint32_t row = order[i];
+    double value = column.NumericAt(row);
+    bool valid = column.IsValid(row) && std::isfinite(value);
+    stream.values[i] = valid ? value : 0.0;
+    if (any_null) stream.valid[i] = valid ? 1 : 0;
+  }
+  return stream;
+}
+
+}  // namespace
+
+struct OfflineEngine::Cache {
+  std::map<std::string, std::shared_ptr<Table>> sources;  // by canonical source JSON
+  std::map<std::string, std::shared_ptr<Grouping>> groupings;
+  std::map<std::string, std::shared_ptr<Column>> expressions;
+  std::map<std::string, std::shared_ptr<SpineGroups>> spine_groups;
+  double load_seconds = 0;
+};
+
+OfflineEngine::OfflineEngine(const RepoConfig& config, table::DuckDb* duckdb, int threads)
+    : config_(config),
+      duckdb_(duckdb),
+      threads_(threads > 0 ? threads : std::max(1u, std::thread::hardware_concurrency())),
+      cache_(std::make_unique<Cache>()) {}
+
+OfflineEngine::~OfflineEngine() = default;
+
+Result<ResolvedUse> ResolveUse(const FeatureUse& use, FeatureViewDef view, std::string version,
+                               const std::vector<table::Field>& spine_fields) {
+  auto has = [&](const std::string& name) {
+    return std::any_of(spine_fields.begin(), spine_fields.end(),
+                       [&](const table::Field& field) { return field.name == name; });
+  };
+  std::string what = "view '" + view.name + "'";
+  ResolvedUse resolved;
+  for (const auto& [key, column] : use.key_map) {
+    bool known = std::any_of(view.entity.keys.begin(), view.entity.keys.end(),
+                             [&](const table::Field& field) { return field.name == key; });
+    if (!known) {
+      return InvalidArgument(what + ": entity '" + view.entity.name + "' has no key '" + key + "'");
+    }
+  }
+  for (size_t i = 0; i < view.entity.keys.size(); ++i) {
+    const std::string& key = view.entity.keys[i].name;
+    std::string column;
+    if (auto it = use.key_map.find(key); it != use.key_map.end()) {
+      column = it->second;
+    } else if (has(view.key_columns[i])) {
+      column = view.key_columns[i];
+    } else if (has(key)) {
+      column = key;
+    } else {
+      return InvalidArgument(what + ": the spine has no column for entity key '" + key +
+                             "' (map one: " + view.name + "(" + key + "=column))");
+    }
+    if (!has(column)) {
+      return InvalidArgument(what + ": key '" + key + "' maps to '" + column +
+                             "', which the spine does not have");
+    }
+    resolved.spine_keys.push_back(column);
+  }
+  std::vector<std::string> names = view.FeatureNames();
+  for (const std::string& feature : use.features) {
+    if (std::find(names.begin(), names.end(), feature) == names.end()) {
+      std::string list;
+      for (const std::string& name : names) list += (list.empty() ? "" : ", ") + name;
+      return InvalidArgument(what + ": no feature '" + feature + "' (features: " + list + ")");
+    }
+  }
+  resolved.features = use.features;
+  resolved.prefix = use.alias.empty() ? view.name : use.alias;
+  resolved.version = std::move(version);
+  resolved.view = std::move(view);
+  return resolved;
+}
+
+namespace {
+
+std::string SourceKey(const FeatureViewDef& view) {
+  // The source and its inputs decide the rows; reuse the canonical form.
+  FeatureViewDef only_source;
+  only_source.source = view.source;
+  only_source.source_inputs = view.source_inputs;
+  return CanonicalJson(only_source);
+}
+
+// Everything one Build call needs to compute a use's columns.
+struct UseContext {
+  const ResolvedUse* use;
+  const Table* source;
+  const Grouping* grouping;
+  const SpineGroups* spine;
+  const std::vector<Timestamp>* spine_ts;
+  int threads;
+};
+
+Result<std::shared_ptr<Grouping>> BuildGrouping(const Table& source, const FeatureViewDef& view,
+                                                int threads) {
+  auto grouping = std::make_shared<Grouping>();
+  ASSIGN_OR_RETURN(std::vector<const Column*> keys,
+                   KeyColumns(source, view.key_columns, "source '" + view.source.name + "'"));
+  std::vector<uint32_t> ids;
+  ASSIGN_OR_RETURN(EntityIndex index, EntityIndex::Build(keys, &ids));
+  grouping->index = std::make_unique<EntityIndex>(std::move(index));
+  size_t rows = source.num_rows();
+  std::vector<Timestamp> ts(rows, kMinTimestamp);
+  std::vector<uint8_t> include(rows, 1);
+  if (!view.source.timestamp_column.empty()) {
+    ASSIGN_OR_RETURN(const Column* column, source.GetColumn(view.source.timestamp_column));
+    ts = column->ints();
+    for (size_t row = 0; row < rows; ++row) include[row] = column->IsValid(row) ? 1 : 0;
+  }
+  std::vector<int64_t> created;
+  if (!view.source.created_column.empty()) {
+    ASSIGN_OR_RETURN(const Column* column, source.GetColumn(view.source.created_column));
+    created = column->ints();
+    for (size_t row = 0; row < rows; ++row) {
+      if (!column->IsValid(row)) created[row] = INT64_MIN;
+    }
+  }
+  GroupRows(ids, grouping->index->size(), &grouping->order, &grouping->offsets, &include);
+  if (created.empty()) {
+    SortWithinGroups(grouping->offsets, &grouping->order, threads,
+                     [&](uint32_t row) { return ts[row]; });
+  } else {
+    SortWithinGroups(grouping->offsets, &grouping->order, threads,
+                     [&](uint32_t row) { return std::pair(ts[row], created[row]); });
+  }
+  grouping->sorted_ts.resize(grouping->order.size());
+  for (size_t i = 0; i < grouping->order.size(); ++i) {
+    grouping->sorted_ts[i] = ts[grouping->order[i]];
+  }
+  return grouping;
+}
+
+Result<std::shared_ptr<SpineGroups>> BuildSpineGroups(const Table& spine,
+                                                      const std::vector<Timestamp>& spine_ts,
+                                                      const std::vector<uint8_t>& ts_valid,
+                                                      const ResolvedUse& use,
+                                                      const Grouping& grouping, int threads) {
+  ASSIGN_OR_RETURN(std::vector<const Column*> keys,
+                   KeyColumns(spine, use.spine_keys, "spine"));
+  std::vector<uint32_t> ids;
+  Status status = grouping.index->Lookup(keys, &ids);
+  if (!status.ok()) return status.WithContext("view '" + use.view.name + "' keys on the spine");
+  auto groups = std::make_shared<SpineGroups>();
+  GroupRows(ids, grouping.index->size(), &groups->rows, &groups->offsets, &ts_valid);
+  SortWithinGroups(groups->offsets, &groups->rows, threads,
+                   [&](uint32_t row) { return spine_ts[row]; });
+  for (size_t row = 0; row < ids.size(); ++row) {
+    if (ids[row] == EntityIndex::kNoEntity && ts_valid[row]) {
+      groups->unknown_rows.push_back(static_cast<uint32_t>(row));
+    }
+  }
+  return groups;
+}
+
+bool Selected(const ResolvedUse& use, const std::string& feature) {
+  return use.features.empty() ||
+         std::find(use.features.begin(), use.features.end(), feature) != use.features.end();
+}
+
+// The sliding-window kernels of one (value stream, window), with the outputs that read them.
+struct WindowGroup {
+  size_t stream = 0;
+  WindowSpec window;
+  std::vector<std::pair<Aggregation, size_t>> outputs;  // aggregation, output column
+};
+
+struct WindowOutput {
+  std::string name;
+  bool is_count;
+  std::vector<double> values;
+  std::vector<uint8_t> valid;
+};
+
+Status ComputeWindowView(const UseContext& context,
+                         const std::vector<std::shared_ptr<Column>>& stream_columns, Table* out) {
+  const ResolvedUse& use = *context.use;
+  const Grouping& grouping = *context.grouping;
+  const SpineGroups& spine = *context.spine;
+  size_t spine_rows = context.spine_ts->size();
+  std::vector<Stream> streams;
+  for (size_t i = 0; i < stream_columns.size(); ++i) {
+    streams.push_back(MakeStream(*stream_columns[i], grouping.order));
+  }
+  std::vector<WindowGroup> groups;
+  std::vector<WindowOutput> outputs;
+  size_t stream_index = 0;
+  for (const WindowFeatureDef& feature : use.view.window_features) {
+    size_t stream = stream_index++;
+    for (const WindowSpec& window : feature.windows) {
+      std::string name = feature.OutputName(window);
+      if (!Selected(use, name)) continue;
+      auto group = std::find_if(groups.begin(), groups.end(), [&](const WindowGroup& g) {
+        return stream_columns[g.stream] == stream_columns[stream] &&
+               g.window.length == window.length && g.window.hop == window.hop;
+      });
+      if (group == groups.end()) {
+        groups.push_back({stream, window, {}});
+        group = groups.end() - 1;
+      }
+      bool is_count = feature.aggregation == Aggregation::kCount;
+      group->outputs.emplace_back(feature.aggregation, outputs.size());
+      outputs.push_back({name, is_count, std::vector<double>(spine_rows, 0.0),
+                         std::vector<uint8_t>(spine_rows, 0)});
+    }
+  }
+  ProgressBar progress("  " + use.prefix, spine.rows.size());
+  std::atomic<uint64_t> done{0};
+  size_t entities = grouping.index->size();
+  const std::thread::id caller = std::this_thread::get_id();
+  ParallelFor(entities, context.threads, [&](size_t entity) {
+    size_t query_begin = spine.offsets[entity], query_end = spine.offsets[entity + 1];
+    if (query_begin == query_end) return;
+    size_t row_begin = grouping.offsets[entity], row_end = grouping.offsets[entity + 1];
+    for (const WindowGroup& group : groups) {
+      const Stream& stream = streams[group.stream];
+      EventSeries series;
+      series.ts = grouping.sorted_ts.data() + row_begin;
+      series.values = stream.values.data() + row_begin;
+      series.valid = stream.valid.empty() ? nullptr : stream.valid.data() + row_begin;
+      series.size = row_end - row_begin;
+      SlidingWindow window(group.window);
+      window.Reset(series);
+      for (size_t query = query_begin; query < query_end; ++query) {
+        uint32_t row = spine.rows[query];
+        window.AdvanceTo((*context.spine_ts)[row]);
+        for (const auto& [aggregation, output] : group.outputs) {
+          FeatureValue value = window.Read(aggregation);
+          outputs[output].values[row] = value.value;
+          outputs[output].valid[row] = value.valid ? 1 : 0;
+        }
+      }
+    }
+    uint64_t total = done.fetch_add(query_end - query_begin) + (query_end - query_begin);
+    if (std::this_thread::get_id() == caller) progress.Update(total);
+  });
+  for (WindowOutput& output : outputs) {
+    if (output.is_count) {
+      for (uint32_t row : spine.unknown_rows) {
+        output.values[row] = 0.0;
+        output.valid[row] = 1;
+      }
+    }
+    Column column(output.is_count ? DataType::kInt64 : DataType::kDouble, spine_rows);
+    for (size_t row = 0; row < spine_rows; ++row) {
+      if (output.is_count) column.ints()[row] = static_cast<int64_t>(output.values[row]);
+      else column.doubles()[row] = output.values[row];
+      if (!output.valid[row]) column.SetNull(row);
+    }
+    RETURN_IF_ERROR(out->AddColumn(use.ColumnName(output.name), std::move(column)));
+  }
+  return Status::Ok();
+}
+
+Status ComputeSnapshotView(const UseContext& context,
+                           const std::vector<std::shared_ptr<Column>>& feature_columns,
+                           Table* out) {
+  const ResolvedUse& use = *context.use;
+  const Grouping& grouping = *context.grouping;
+  const SpineGroups& spine = *context.spine;
+  std::vector<uint32_t> chosen(context.spine_ts->size(), Column::kNullRow);
+  Duration ttl = use.view.ttl;
+  ParallelFor(grouping.index->size(), context.threads, [&](size_t entity) {
+    size_t position = grouping.offsets[entity], row_end = grouping.offsets[entity + 1];
+    size_t row_begin = position;
+    for (size_t query = spine.offsets[entity]; query < spine.offsets[entity + 1]; ++query) {
+      uint32_t row = spine.rows[query];
+      Timestamp t = (*context.spine_ts)[row];
+      while (position < row_end && grouping.sorted_ts[position] < t) ++position;
+      if (position == row_begin) continue;  // nothing strictly before t
+      Timestamp ts = grouping.sorted_ts[position - 1];
+      if (ttl > 0 && ts != kMinTimestamp && t - ts > ttl) continue;  // too old
+      chosen[row] = grouping.order[position - 1];
+    }
+  });
+  for (size_t i = 0; i < use.view.snapshot_features.size(); ++i) {
+    const std::string& name = use.view.snapshot_features[i].name;
+    if (!Selected(use, name)) continue;
+    RETURN_IF_ERROR(out->AddColumn(use.ColumnName(name), feature_columns[i]->Gather(chosen)));
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<Table> OfflineEngine::Build(const Table& spine, const std::string& time_column,
+                                   const std::vector<ResolvedUse>& uses, BuildReport* report) {
+  auto started = std::chrono::steady_clock::now();
+  double load_before = cache_->load_seconds;
+  Result<const Column*> time = spine.GetColumn(time_column);
+  if (!time.ok()) return time.status().WithContext("spine time column");
+  if ((*time)->type() != DataType::kTimestamp) {
+    return InvalidArgument("spine time column '" + time_column + "' is " +
+                           std::string(table::DataTypeName((*time)->type())) +
+                           ", not a timestamp");
+  }
+  if (spine.num_rows() == 0) return InvalidArgument("the spine is empty: no rows to build");
+  if (spine.num_rows() >= Column::kNullRow) return InvalidArgument("the spine has too many rows");
+  const std::vector<Timestamp>& spine_ts = (*time)->ints();
+  std::vector<uint8_t> ts_valid(spine.num_rows(), 1);
+  for (size_t row = 0; row < spine.num_rows(); ++row) ts_valid[row] = (*time)->IsValid(row);
+
+  Table out = spine;
+  size_t source_rows = 0, features = 0;
+  for (const ResolvedUse& use : uses) {
+    const FeatureViewDef& view = use.view;
+    std::string source_key = SourceKey(view);
+    std::shared_ptr<Table>& source = cache_->sources[source_key];
+    if (source == nullptr) {
+      auto load_started = std::chrono::steady_clock::now();
+      ASSIGN_OR_RETURN(std::string sql,
+                       RegisterSource(view.source, view.source_inputs, config_, duckdb_));
+      Result<Table> table = duckdb_->Query(sql);
+      if (!table.ok()) return table.status().WithContext("reading source '" + view.source.name + "'");
+      source = std::make_shared<Table>(std::move(table).value());
+      cache_->load_seconds += Seconds(load_started);
+      source_rows += source->num_rows();
+    }
+    std::string grouping_key = source_key + "|";
+    for (const std::string& key : view.key_columns) grouping_key += key + ",";
+    std::shared_ptr<Grouping>& grouping = cache_->groupings[grouping_key];
+    if (grouping == nullptr) {
+      Result<std::shared_ptr<Grouping>> built = BuildGrouping(*source, view, threads_);
+      if (!built.ok()) return built.status().WithContext("view '" + view.name + "'");
+      grouping = *built;
+    }
+    std::string spine_key = grouping_key + "|" + time_column + "|";
+    for (const std::string& key : use.spine_keys) spine_key += key + ",";
+    std::shared_ptr<SpineGroups>& groups = cache_->spine_groups[spine_key];
+    if (groups == nullptr) {
+      ASSIGN_OR_RETURN(groups, BuildSpineGroups(spine, spine_ts, ts_valid, use, *grouping, threads_));
+    }
+    // Row expressions run through keel's evaluator, once per source and expression.
+    std::vector<std::shared_ptr<Column>> columns;
+    auto evaluate = [&](const std::string& text, const std::string& feature) -> Status {
+      std::shared_ptr<Column>& column = cache_->expressions[source_key + "|" + text];
+      if (column == nullptr) {
+        std::string what = "view '" + view.name + "' feature '" + feature + "'";
+        ASSIGN_OR_RETURN(Expression expression, Expression::Parse(text.empty() ? "true" : text));
+        Status bound = expression.Bind(source->fields());
+        if (!bound.ok()) return bound.WithContext(what);
+        ASSIGN_OR_RETURN(Column values, expression.Evaluate(*source));
+        column = std::make_shared<Column>(std::move(values));
+      }
+      columns.push_back(column);
+      return Status::Ok();
+    };
+    for (const WindowFeatureDef& feature : view.window_features) {
+      RETURN_IF_ERROR(evaluate(feature.expression, feature.name));
+    }
+    for (const SnapshotFeatureDef& feature : view.snapshot_features) {
+      RETURN_IF_ERROR(evaluate(feature.expression, feature.name));
+    }
+    UseContext context{&use, source.get(), grouping.get(), groups.get(), &spine_ts, threads_};
+    size_t before = out.num_columns();
+    Status status = view.kind == ViewKind::kWindow
+                        ? ComputeWindowView(context, columns, &out)
+                        : ComputeSnapshotView(context, columns, &out);
+    if (!status.ok()) return status.WithContext("view '" + view.name + "'");
+    features += out.num_columns() - before;
+  }
+  if (report != nullptr) {
+    report->load_seconds = cache_->load_seconds - load_before;
+    report->compute_seconds = Seconds(started) - report->load_seconds;
+    report->source_rows = source_rows;
+    report->features = features;
+  }
+  return out;
+}
+
+}  // namespace keel::features

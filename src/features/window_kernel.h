@@ -1,0 +1,192 @@
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+#include "common/time.h"
+#include "features/exact_sum.h"
+
+namespace keel::features {
+
+// The aggregations a window view offers. All ignore null values:
+//   count  -> int64, number of non-null values (a row count when the feature
+//             has no expression: the engine then feeds 1.0 for every row); 0 on
+//             an empty window, never null;
+//   sum    -> exact sum of the values, correctly rounded; null on no values
+//             and when the exact sum lies beyond the double range;
+//   mean   -> sum / count (the rounded sum divided, rounded again); null when
+//             sum is;
+//   min, max -> null on no values (-0.0 < +0.0 for ordering);
+//   last   -> the value of the latest row by (timestamp, arrival) with a
+//             non-null value; null on none;
+//   stddev -> sample standard deviation (n - 1), null when count < 2; computed
+//             as (S2 - S1 * (S1 / n)) / (n - 1) in double-double arithmetic
+//             from the canonical double-doubles of the exact sum S1 and the
+//             exact sum of squares S2, so it too is a function of the multiset
+//             alone; 0 when rounding makes the variance negative; null when
+//             S2 overflows (any |x| above about 1.3e154).
+enum class Aggregation : uint8_t { kCount, kSum, kMean, kMin, kMax, kLast, kStddev };
+
+std::string_view AggregationName(Aggregation aggregation);
+// Errors: InvalidArgument listing the known names.
+Result<Aggregation> ParseAggregation(std::string_view name);
+
+// A sliding window of `length` that moves in `hop` steps (DESIGN.md): read at
+// time t it covers rows with FloorToHop(t - length, hop) <= ts < t.
+struct WindowSpec {
+  Duration length = 0;
+  Duration hop = 0;
+  Timestamp Start(Timestamp t) const { return FloorToHop(t - length, hop); }
+};
+
+// Chronon's defaults: 1 day for windows of 12 days or more, 1 hour for 12
+// hours or more, 5 minutes below that.
+Duration DefaultHop(Duration length);
+
+// The value of one aggregation, as the feature column stores it.
+struct FeatureValue {
+  double value = 0.0;  // count is exact in a double up to 2^53
+  bool valid = false;  // false = null
+};
+
+// The mergeable partial aggregate of a set of rows: what an online hop bucket
+// stores and what the offline sweep maintains for the current window. Merging
+// is associative and commutative bit for bit (exact sums, total-order min/max,
+// latest-by-(ts, arrival) last), so any grouping of the same rows gives the same
+// state and the same Finalize results. Exact ties in (ts, arrival) for `last`
+// are broken by the value's total order, so even duplicated arrival numbers
+// keep Merge commutative. Thread-safety: a value type.
+struct AggregateState {
+  int64_t count = 0;  // non-null values
+  ExactSum sum;
+  // Of x*x, each product split exactly with fma (exact unless |x| < 2^-511,
+  // where the split is still deterministic); an overflowing square adds
+  // 2 * DBL_MAX, which makes this read as +inf.
+  ExactSum sum_squares;
+  double min = 0.0;  // meaningful when count > 0
+  double max = 0.0;
+  Timestamp last_ts = kMinTimestamp;  // of the latest non-null value
+  uint64_t last_arrival = 0;
+  double last = 0.0;
+
+  void Add(Timestamp ts, uint64_t arrival, double value);  // a non-null, finite value
+  void Merge(const AggregateState& other);
+  bool operator==(const AggregateState& other) const;
+};
+
+// The final value of `aggregation` over a window whose rows are summarised by `state`.
+FeatureValue Finalize(Aggregation aggregation, const AggregateState& state);
+
+// One entity's rows for one value stream, sorted by (ts, arrival) ascending.
+// `valid` may be null (all valid). Values of valid rows are finite.
+struct EventSeries {
+  const Timestamp* ts = nullptr;
+  const double* values = nullptr;
+  const uint8_t* valid = nullptr;
+  size_t size = 0;
+};
+
+// Offline kernel: one window over one entity's EventSeries, read at ascending
+// query times. Internally it adds rows at the head and removes them at the tail
+// (exact sums, monotonic deques for min/max), so each row is touched O(1)
+// amortised times per window; the state it exposes equals the AggregateState
+// of exactly the rows in the window, and Read(a) is bit for bit
+// Finalize(a, that state). Reset and AdvanceTo allocate nothing once the
+// internal buffers have grown to the largest window seen.
+// Thread-safety: none; one instance per thread (Read caches rounded sums).
+class SlidingWindow {
+ public:
+  explicit SlidingWindow(WindowSpec window);
+
+  // Starts a new entity's series. The series must outlive the reads.
+  void Reset(const EventSeries& series);
+
+  // Moves the window to cover FloorToHop(t - length) <= ts < t.
+  // Precondition: t >= the previous t since Reset.
+  void AdvanceTo(Timestamp t);
+
+  // The value of `aggregation` over the current window.
+  FeatureValue Read(Aggregation aggregation) const;
+
+  // Rows in the window right now (for tests and for the engine's progress).
+  size_t WindowRows() const { return head_ - tail_; }
+
+ private:
+  bool IsValid(size_t row) const { return series_.valid == nullptr || series_.valid[row] != 0; }
+  void AddRow(size_t row);     // a valid row entering at the head
+  void RemoveRow(size_t row);  // a valid row leaving at the tail
+  // The window's sums rounded as ExactSum::Value / ValueDoubleDouble would,
+  // cached until the window's rows change.
+  double SumValue() const;
+  DoubleDouble SumDoubleDouble() const;
+  DoubleDouble SquaresDoubleDouble() const;
+
+  WindowSpec window_;
+  EventSeries series_;
+  size_t head_ = 0;                // first row not yet added (ts >= t)
+  size_t tail_ = 0;                // first row still in the window
+  AggregateState state_;           // count/sum/sum_squares only; min/max/last via below
+  std::vector<size_t> min_deque_;  // row indices, increasing values
+  std::vector<size_t> max_deque_;
+  size_t min_front_ = 0;
+  size_t max_front_ = 0;
+  size_t last_valid_row_ = SIZE_MAX;  // latest valid row in [0, head_)
+
+  // Integer fast path, chosen at Reset when every valid value of the series is
+  // an integer with |x| <= 2^48: the exact sums then live in 128-bit integers
+  // (no overflow below 2^30 rows) instead of state_'s ExactSums. Converting an
+  // exact integer to double rounds to nearest even just as ExactSum does, so
+  // the results are bit-identical (the tests check it against both).
+  bool integer_mode_ = false;
+  __int128 integer_sum_ = 0;
+  __int128 integer_squares_ = 0;
+
+  // Read's cache: bit 0 = sum_rounded_.hi, bit 1 = sum_rounded_, bit 2 =
+  // squares_rounded_ are current.
+  mutable uint8_t rounded_ = 0;
+  mutable DoubleDouble sum_rounded_;
+  mutable DoubleDouble squares_rounded_;
+};
+
+// Online kernel: one entity's value stream kept as hop buckets (bucket start ->
+// AggregateState). Events may arrive in any order: a late event lands in its own
+// bucket and is counted exactly as the offline engine counts it, as long as that
+// bucket has not been evicted (EvictBefore); an event older than the eviction
+// horizon is rejected (Add returns false) so the caller can count it.
+// Thread-safety: none; callers serialise access per entity.
+class BucketedSeries {
+ public:
+  explicit BucketedSeries(Duration hop);
+
+  // Applies one row. Returns false (and changes nothing) when ts is older than
+  // the eviction horizon. Null rows (and non-finite values, which count as
+  // null) change no state and create no bucket.
+  bool Add(Timestamp ts, uint64_t arrival, double value, bool valid);
+
+  // The merged state of every bucket the window of `length` read at t covers
+  // (bucket start >= FloorToHop(t - length, hop)). Precondition: every row
+  // added has ts < t (the online path reads "now"); rows in buckets at or after
+  // FloorToHop(t, hop) are included whole.
+  AggregateState Read(Duration length, Timestamp t) const;
+
+  // Drops buckets that end at or before `horizon`; later Adds older than it fail.
+  void EvictBefore(Timestamp horizon);
+
+  Duration hop() const { return hop_; }
+  size_t num_buckets() const { return buckets_.size(); }
+
+  // Deterministic binary encoding for the online store; Decode validates it.
+  void AppendEncoded(std::string* out) const;
+  static Result<BucketedSeries> Decode(std::string_view bytes);
+
+ private:
+  Duration hop_;
+  Timestamp horizon_ = kMinTimestamp;
+  std::map<Timestamp, AggregateState> buckets_;
+};
+
+}  // namespace keel::features

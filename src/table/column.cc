@@ -1,0 +1,250 @@
+#include "table/column.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+#include "common/time.h"
+
+namespace keel::table {
+
+std::string_view DataTypeName(DataType type) {
+  switch (type) {
+    case DataType::kBool:
+      return "bool";
+    case DataType::kInt64:
+      return "int64";
+    case DataType::kDouble:
+      return "double";
+    case DataType::kString:
+      return "string";
+    case DataType::kTimestamp:
+      return "timestamp";
+  }
+  return "unknown";
+}
+
+Result<DataType> ParseDataType(std::string_view name) {
+  if (name == "bool" || name == "boolean") return DataType::kBool;
+  if (name == "int64" || name == "int" || name == "bigint" || name == "integer") {
+    return DataType::kInt64;
+  }
+  if (name == "double" || name == "float" || name == "float64") return DataType::kDouble;
+  if (name == "string" || name == "varchar" || name == "text") return DataType::kString;
+  if (name == "timestamp") return DataType::kTimestamp;
+  return InvalidArgument("unknown type '" + std::string(name) +
+                         "' (expected bool, int64, double, string or timestamp)");
+}
+
+Column::Column(DataType type, size_t size) : type_(type), size_(size) {
+  switch (type) {
+    case DataType::kBool:
+      bools_.assign(size, 0);
+      break;
+    case DataType::kInt64:
+    case DataType::kTimestamp:
+      ints_.assign(size, 0);
+      break;
+    case DataType::kDouble:
+      doubles_.assign(size, 0.0);
+      break;
+    case DataType::kString:
+      offsets_.assign(size + 1, 0);
+      break;
+  }
+}
+
+bool Column::HasNulls() const { return NullCount() > 0; }
+
+size_t Column::NullCount() const {
+  if (validity_.empty()) return 0;
+  return static_cast<size_t>(std::count(validity_.begin(), validity_.end(), uint8_t{0}));
+}
+
+void Column::EnsureValidity() {
+  if (validity_.empty()) validity_.assign(size_, 1);
+}
+
+std::vector<uint8_t>& Column::mutable_validity() {
+  EnsureValidity();
+  return validity_;
+}
+
+void Column::SetNull(size_t row) {
+  EnsureValidity();
+  validity_[row] = 0;
+}
+
+void Column::SetValid(size_t row) {
+  if (!validity_.empty()) validity_[row] = 1;
+}
+
+double Column::NumericAt(size_t row) const {
+  switch (type_) {
+    case DataType::kBool:
+      return bools_[row];
+    case DataType::kInt64:
+    case DataType::kTimestamp:
+      return static_cast<double>(ints_[row]);
+    case DataType::kDouble:
+      return doubles_[row];
+    case DataType::kString:
+      return 0.0;
+  }
+  return 0.0;
+}
+
+void Column::AppendInt64(int64_t value) {
+  ints_.push_back(value);
+  if (!validity_.empty()) validity_.push_back(1);
+  ++size_;
+}
+
+void Column::AppendDouble(double value) {
+  doubles_.push_back(value);
+  if (!validity_.empty()) validity_.push_back(1);
+  ++size_;
+}
+
+void Column::AppendBool(bool value) {
+  bools_.push_back(value ? 1 : 0);
+  if (!validity_.empty()) validity_.push_back(1);
+  ++size_;
+}
+
+void Column::AppendString(std::string_view value) {
+  chars_.append(value);
+  offsets_.push_back(chars_.size());
+  if (!validity_.empty()) validity_.push_back(1);
+  ++size_;
+}
+
+void Column::AppendNull() {
+  EnsureValidity();
+  switch (type_) {
+    case DataType::kBool:
+      bools_.push_back(0);
+      break;
+    case DataType::kInt64:
+    case DataType::kTimestamp:
+      ints_.push_back(0);
+      break;
+    case DataType::kDouble:
+      doubles_.push_back(0.0);
+      break;
+    case DataType::kString:
+      offsets_.push_back(chars_.size());
+      break;
+  }
+  validity_.push_back(0);
+  ++size_;
+}
+
+void Column::Reserve(size_t rows, size_t string_bytes) {
+  switch (type_) {
+    case DataType::kBool:
+      bools_.reserve(rows);
+      break;
+    case DataType::kInt64:
+    case DataType::kTimestamp:
+      ints_.reserve(rows);
+      break;
+    case DataType::kDouble:
+      doubles_.reserve(rows);
+      break;
+    case DataType::kString:
+      offsets_.reserve(rows + 1);
+      chars_.reserve(string_bytes);
+      break;
+  }
+}
+
+void Column::ResizeAfterBulkAppend(size_t rows) {
+  size_ = rows;
+  if (!validity_.empty()) validity_.resize(rows, 1);
+}
+
+Column Column::Gather(const std::vector<uint32_t>& row_ids) const {
+  Column out;
+  out.type_ = type_;
+  out.Reserve(row_ids.size());
+  for (uint32_t id : row_ids) {
+    if (id == kNullRow || !IsValid(id)) {
+      out.AppendNull();
+      continue;
+    }
+    switch (type_) {
+      case DataType::kBool:
+        out.AppendBool(bools_[id] != 0);
+        break;
+      case DataType::kInt64:
+      case DataType::kTimestamp:
+        out.AppendInt64(ints_[id]);
+        break;
+      case DataType::kDouble:
+        out.AppendDouble(doubles_[id]);
+        break;
+      case DataType::kString:
+        out.AppendString(StringAt(id));
+        break;
+    }
+  }
+  return out;
+}
+
+std::string Column::ValueToString(size_t row) const {
+  if (!IsValid(row)) return "null";
+  switch (type_) {
+    case DataType::kBool:
+      return bools_[row] ? "true" : "false";
+    case DataType::kInt64:
+      return std::to_string(ints_[row]);
+    case DataType::kTimestamp:
+      return FormatTimestamp(ints_[row]);
+    case DataType::kDouble: {
+      char buffer[32];
+      std::snprintf(buffer, sizeof(buffer), "%.17g", doubles_[row]);
+      return buffer;
+    }
+    case DataType::kString:
+      return std::string(StringAt(row));
+  }
+  return "?";
+}
+
+int Table::FindColumn(std::string_view name) const {
+  for (size_t i = 0; i < fields_.size(); ++i) {
+    if (fields_[i].name == name) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+Result<const Column*> Table::GetColumn(std::string_view name) const {
+  int index = FindColumn(name);
+  if (index < 0) {
+    return NotFound("no column '" + std::string(name) + "' (columns: " + SchemaToString() + ")");
+  }
+  return &columns_[static_cast<size_t>(index)];
+}
+
+Status Table::AddColumn(std::string name, Column column) {
+  if (FindColumn(name) >= 0) return AlreadyExists("duplicate column '" + name + "'");
+  if (!columns_.empty() && column.size() != num_rows()) {
+    return InvalidArgument("column '" + name + "' has " + std::to_string(column.size()) +
+                           " rows, table has " + std::to_string(num_rows()));
+  }
+  fields_.push_back(Field{name, column.type()});
+  columns_.push_back(std::move(column));
+  return Status::Ok();
+}
+
+std::string Table::SchemaToString() const {
+  std::string out;
+  for (const Field& field : fields_) {
+    if (!out.empty()) out += ", ";
+    out += field.name + " " + std::string(DataTypeName(field.type));
+  }
+  return out;
+}
+
+}  // namespace keel::table

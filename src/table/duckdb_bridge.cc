@@ -1,0 +1,390 @@
+#include "table/duckdb_bridge.h"
+
+#include <duckdb.h>
+
+#include <cstring>
+#include <vector>
+
+#include "common/files.h"
+
+namespace keel::table {
+
+struct DuckDb::Handles {
+  duckdb_database database = nullptr;
+  duckdb_connection connection = nullptr;
+  ~Handles() {
+    if (connection != nullptr) duckdb_disconnect(&connection);
+    if (database != nullptr) duckdb_close(&database);
+  }
+};
+
+namespace {
+
+// Owns a duckdb_result.
+class ResultGuard {
+ public:
+  ResultGuard() { std::memset(&result_, 0, sizeof(result_)); }
+  ~ResultGuard() { duckdb_destroy_result(&result_); }
+  duckdb_result* get() { return &result_; }
+
+ private:
+  duckdb_result result_;
+};
+
+Status RunQuery(duckdb_connection connection, std::string_view sql, duckdb_result* result) {
+  std::string text(sql);
+  if (duckdb_query(connection, text.c_str(), result) == DuckDBError) {
+    const char* error = duckdb_result_error(result);
+    return InvalidArgument(error != nullptr ? error : "DuckDB query failed");
+  }
+  return Status::Ok();
+}
+
+// How a DuckDB column is read into a keel Column.
+enum class Reader { kBool, kInt8, kInt16, kInt32, kInt64, kUInt8, kUInt16, kUInt32, kUInt64,
+                    kFloat, kDouble, kString, kTimestampUs, kTimestampS, kTimestampMs,
+                    kTimestampNs, kDate, kUnsupported };
+
+Reader ReaderFor(duckdb_type type) {
+  switch (type) {
+    case DUCKDB_TYPE_BOOLEAN: return Reader::kBool;
+    case DUCKDB_TYPE_TINYINT: return Reader::kInt8;
+    case DUCKDB_TYPE_SMALLINT: return Reader::kInt16;
+    case DUCKDB_TYPE_INTEGER: return Reader::kInt32;
+    case DUCKDB_TYPE_BIGINT: return Reader::kInt64;
+    case DUCKDB_TYPE_UTINYINT: return Reader::kUInt8;
+    case DUCKDB_TYPE_USMALLINT: return Reader::kUInt16;
+    case DUCKDB_TYPE_UINTEGER: return Reader::kUInt32;
+    case DUCKDB_TYPE_UBIGINT: return Reader::kUInt64;
+    case DUCKDB_TYPE_FLOAT: return Reader::kFloat;
+    case DUCKDB_TYPE_DOUBLE: return Reader::kDouble;
+    case DUCKDB_TYPE_VARCHAR: return Reader::kString;
+    case DUCKDB_TYPE_TIMESTAMP:
+    case DUCKDB_TYPE_TIMESTAMP_TZ: return Reader::kTimestampUs;
+    case DUCKDB_TYPE_TIMESTAMP_S: return Reader::kTimestampS;
+    case DUCKDB_TYPE_TIMESTAMP_MS: return Reader::kTimestampMs;
+    case DUCKDB_TYPE_TIMESTAMP_NS: return Reader::kTimestampNs;
+    case DUCKDB_TYPE_DATE: return Reader::kDate;
+    default: return Reader::kUnsupported;
+  }
+}
+
+DataType KeelType(Reader reader) {
+  switch (reader) {
+    case Reader::kBool: return DataType::kBool;
+    case Reader::kFloat:
+    case Reader::kDouble: return DataType::kDouble;
+    case Reader::kString: return DataType::kString;
+    case Reader::kTimestampUs:
+    case Reader::kTimestampS:
+    case Reader::kTimestampMs:
+    case Reader::kTimestampNs:
+    case Reader::kDate: return DataType::kTimestamp;
+    default: return DataType::kInt64;
+  }
+}
+
+template <typename T>
+void AppendIntegers(const void* data, size_t rows, int64_t scale, bool divide, Column* out) {
+  const T* values = static_cast<const T*>(data);
+  std::vector<int64_t>& ints = out->ints();
+  for (size_t row = 0; row < rows; ++row) {
+    int64_t value = static_cast<int64_t>(values[row]);
+    ints.push_back(divide ? value / scale : value * scale);
+  }
+}
+
+// Appends `rows` values of one vector to `out` (whose type matches `reader`).
+Status AppendVector(Reader reader, duckdb_vector vector, size_t rows, Column* out,
+                    const std::string& column_name) {
+  const void* data = duckdb_vector_get_data(vector);
+  uint64_t* validity = duckdb_vector_get_validity(vector);
+  size_t first_row = out->size();
+  switch (reader) {
+    case Reader::kBool: {
+      const bool* values = static_cast<const bool*>(data);
+      for (size_t row = 0; row < rows; ++row) out->bools().push_back(values[row] ? 1 : 0);
+      break;
+    }
+    case Reader::kInt8: AppendIntegers<int8_t>(data, rows, 1, false, out); break;
+    case Reader::kInt16: AppendIntegers<int16_t>(data, rows, 1, false, out); break;
+    case Reader::kInt32: AppendIntegers<int32_t>(data, rows, 1, false, out); break;
+    case Reader::kInt64:
+    case Reader::kTimestampUs: AppendIntegers<int64_t>(data, rows, 1, false, out); break;
+    case Reader::kUInt8: AppendIntegers<uint8_t>(data, rows, 1, false, out); break;
+    case Reader::kUInt16: AppendIntegers<uint16_t>(data, rows, 1, false, out); break;
+    case Reader::kUInt32: AppendIntegers<uint32_t>(data, rows, 1, false, out); break;
+    case Reader::kUInt64: {
+      const uint64_t* values = static_cast<const uint64_t*>(data);
+      for (size_t row = 0; row < rows; ++row) {
+        if (values[row] > static_cast<uint64_t>(INT64_MAX) &&
+            (validity == nullptr || duckdb_validity_row_is_valid(validity, row))) {
+          return InvalidArgument("column '" + column_name + "': UBIGINT value " +
+                                 std::to_string(values[row]) + " does not fit int64");
+        }
+        out->ints().push_back(static_cast<int64_t>(values[row]));
+      }
+      break;
+    }
+    case Reader::kTimestampS: AppendIntegers<int64_t>(data, rows, 1000000, false, out); break;
+    case Reader::kTimestampMs: AppendIntegers<int64_t>(data, rows, 1000, false, out); break;
+    case Reader::kTimestampNs: AppendIntegers<int64_t>(data, rows, 1000, true, out); break;
+    case Reader::kDate: AppendIntegers<int32_t>(data, rows, 86400000000LL, false, out); break;
+    case Reader::kFloat: {
+      const float* values = static_cast<const float*>(data);
+      for (size_t row = 0; row < rows; ++row) out->doubles().push_back(values[row]);
+      break;
+    }
+    case Reader::kDouble: {
+      const double* values = static_cast<const double*>(data);
+      out->doubles().insert(out->doubles().end(), values, values + rows);
+      break;
+    }
+    case Reader::kString: {
+      duckdb_string_t* values = static_cast<duckdb_string_t*>(const_cast<void*>(data));
+      for (size_t row = 0; row < rows; ++row) {
+        if (validity != nullptr && !duckdb_validity_row_is_valid(validity, row)) {
+          out->AppendNull();
+          continue;
+        }
+        out->AppendString(std::string_view(duckdb_string_t_data(&values[row]),
+                                           duckdb_string_t_length(values[row])));
+      }
+      return Status::Ok();  // validity handled per row above
+    }
+    case Reader::kUnsupported: return Internal("unsupported reader");
+  }
+  // Typed appends above bypass Column's size bookkeeping; rebuild it.
+  out->ResizeAfterBulkAppend(first_row + rows);
+  if (validity != nullptr) {
+    for (size_t row = 0; row < rows; ++row) {
+      if (!duckdb_validity_row_is_valid(validity, row)) out->SetNull(first_row + row);
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<DuckDb>> DuckDb::Open(int threads) {
+  auto handles = std::make_unique<Handles>();
+  if (duckdb_open(nullptr, &handles->database) == DuckDBError) {
+    return Internal("cannot open an in-memory DuckDB database");
+  }
+  if (duckdb_connect(handles->database, &handles->connection) == DuckDBError) {
+    return Internal("cannot connect to DuckDB");
+  }
+  std::unique_ptr<DuckDb> db(new DuckDb(std::move(handles)));
+  if (threads > 0) RETURN_IF_ERROR(db->Execute("SET threads = " + std::to_string(threads)));
+  return db;
+}
+
+DuckDb::DuckDb(std::unique_ptr<Handles> handles) : handles_(std::move(handles)) {}
+DuckDb::~DuckDb() = default;
+
+Status DuckDb::Execute(std::string_view sql) {
+  ResultGuard result;
+  return RunQuery(handles_->connection, sql, result.get());
+}
+
+Result<Table> DuckDb::Query(std::string_view sql) {
+  ResultGuard result;
+  RETURN_IF_ERROR(RunQuery(handles_->connection, sql, result.get()));
+  size_t column_count = duckdb_column_count(result.get());
+  std::vector<Reader> readers(column_count);
+  std::vector<std::string> names(column_count);
+  std::vector<Column> columns;
+  bool needs_cast = false;
+  for (size_t column_idx = 0; column_idx < column_count; ++column_idx) {
+    names[column_idx] = duckdb_column_name(result.get(), column_idx);
+    duckdb_type type = duckdb_column_type(result.get(), column_idx);
+    readers[column_idx] = ReaderFor(type);
+    if (readers[column_idx] == Reader::kUnsupported) {
+      if (type == DUCKDB_TYPE_DECIMAL || type == DUCKDB_TYPE_HUGEINT ||
+          type == DUCKDB_TYPE_UHUGEINT) {
+        needs_cast = true;
+        continue;
+      }
+      return InvalidArgument("column '" + names[column_idx] +
+                             "' has a DuckDB type (id " + std::to_string(type) +
+                             ") keel cannot use; CAST it to a number, string or timestamp");
+    }
+    columns.emplace_back(KeelType(readers[column_idx]), 0);
+  }
+  if (needs_cast) {
+    // Wide numbers become doubles; DuckDB does the conversion exactly once.
+    std::string select;
+    for (size_t column_idx = 0; column_idx < column_count; ++column_idx) {
+      if (!select.empty()) select += ", ";
+      std::string quoted = QuoteSqlIdentifier(names[column_idx]);
+      select += readers[column_idx] == Reader::kUnsupported
+                    ? "CAST(" + quoted + " AS DOUBLE) AS " + quoted
+                    : quoted;
+    }
+    return Query("SELECT " + select + " FROM (" + std::string(sql) + ") AS keel_q");
+  }
+  while (true) {
+    duckdb_data_chunk chunk = duckdb_fetch_chunk(*result.get());
+    if (chunk == nullptr) break;
+    size_t rows = duckdb_data_chunk_get_size(chunk);
+    Status status;
+    for (size_t column_idx = 0; column_idx < column_count && status.ok(); ++column_idx) {
+      status = AppendVector(readers[column_idx], duckdb_data_chunk_get_vector(chunk, column_idx),
+                            rows, &columns[column_idx], names[column_idx]);
+    }
+    duckdb_destroy_data_chunk(&chunk);
+    RETURN_IF_ERROR(status);
+  }
+  Table table;
+  for (size_t column_idx = 0; column_idx < column_count; ++column_idx) {
+    RETURN_IF_ERROR(table.AddColumn(names[column_idx], std::move(columns[column_idx])));
+  }
+  return table;
+}
+
+namespace {
+
+const char* SqlTypeName(DataType type) {
+  switch (type) {
+    case DataType::kBool: return "BOOLEAN";
+    case DataType::kInt64: return "BIGINT";
+    case DataType::kDouble: return "DOUBLE";
+    case DataType::kString: return "VARCHAR";
+    case DataType::kTimestamp: return "TIMESTAMP";
+  }
+  return "VARCHAR";
+}
+
+duckdb_type DuckTypeOf(DataType type) {
+  switch (type) {
+    case DataType::kBool: return DUCKDB_TYPE_BOOLEAN;
+    case DataType::kInt64: return DUCKDB_TYPE_BIGINT;
+    case DataType::kDouble: return DUCKDB_TYPE_DOUBLE;
+    case DataType::kString: return DUCKDB_TYPE_VARCHAR;
+    case DataType::kTimestamp: return DUCKDB_TYPE_TIMESTAMP;
+  }
+  return DUCKDB_TYPE_VARCHAR;
+}
+
+// Copies rows [begin, begin + rows) of `column` into a DuckDB vector.
+void FillVector(const Column& column, size_t begin, size_t rows, duckdb_vector vector) {
+  void* data = duckdb_vector_get_data(vector);
+  switch (column.type()) {
+    case DataType::kBool: {
+      bool* out = static_cast<bool*>(data);
+      for (size_t row = 0; row < rows; ++row) out[row] = column.bools()[begin + row] != 0;
+      break;
+    }
+    case DataType::kInt64:
+    case DataType::kTimestamp:
+      std::memcpy(data, column.ints().data() + begin, rows * sizeof(int64_t));
+      break;
+    case DataType::kDouble:
+      std::memcpy(data, column.doubles().data() + begin, rows * sizeof(double));
+      break;
+    case DataType::kString:
+      for (size_t row = 0; row < rows; ++row) {
+        std::string_view value = column.StringAt(begin + row);
+        duckdb_vector_assign_string_element_len(vector, row, value.data(), value.size());
+      }
+      break;
+  }
+  if (column.validity().empty()) return;
+  duckdb_vector_ensure_validity_writable(vector);
+  uint64_t* validity = duckdb_vector_get_validity(vector);
+  for (size_t row = 0; row < rows; ++row) {
+    if (!column.IsValid(begin + row)) duckdb_validity_set_row_invalid(validity, row);
+  }
+}
+
+}  // namespace
+
+Status DuckDb::CreateTable(std::string_view name, const Table& table) {
+  if (table.num_columns() == 0) return InvalidArgument("cannot create a table with no columns");
+  std::string create = "CREATE OR REPLACE TABLE " + QuoteSqlIdentifier(name) + " (";
+  for (size_t column_idx = 0; column_idx < table.num_columns(); ++column_idx) {
+    if (column_idx > 0) create += ", ";
+    create += QuoteSqlIdentifier(table.fields()[column_idx].name) + " " +
+              SqlTypeName(table.fields()[column_idx].type);
+  }
+  create += ")";
+  RETURN_IF_ERROR(Execute(create));
+
+  duckdb_appender appender = nullptr;
+  std::string table_name(name);
+  if (duckdb_appender_create(handles_->connection, nullptr, table_name.c_str(), &appender) ==
+      DuckDBError) {
+    std::string error = duckdb_appender_error(appender);
+    duckdb_appender_destroy(&appender);
+    return Internal("cannot append to " + table_name + ": " + error);
+  }
+  std::vector<duckdb_logical_type> types;
+  for (const Field& field : table.fields()) {
+    types.push_back(duckdb_create_logical_type(DuckTypeOf(field.type)));
+  }
+  const size_t chunk_rows = duckdb_vector_size();
+  Status status;
+  for (size_t begin = 0; begin < table.num_rows() && status.ok(); begin += chunk_rows) {
+    size_t rows = std::min(chunk_rows, table.num_rows() - begin);
+    duckdb_data_chunk chunk = duckdb_create_data_chunk(types.data(), types.size());
+    for (size_t column_idx = 0; column_idx < table.num_columns(); ++column_idx) {
+      FillVector(table.column(column_idx), begin, rows,
+                 duckdb_data_chunk_get_vector(chunk, column_idx));
+    }
+    duckdb_data_chunk_set_size(chunk, rows);
+    if (duckdb_append_data_chunk(appender, chunk) == DuckDBError) {
+      status = Internal(std::string("append failed: ") + duckdb_appender_error(appender));
+    }
+    duckdb_destroy_data_chunk(&chunk);
+  }
+  if (status.ok() && duckdb_appender_flush(appender) == DuckDBError) {
+    status = Internal(std::string("append flush failed: ") + duckdb_appender_error(appender));
+  }
+  duckdb_appender_destroy(&appender);
+  for (duckdb_logical_type& type : types) duckdb_destroy_logical_type(&type);
+  return status;
+}
+
+Status DuckDb::WriteParquet(const Table& table, const std::string& path,
+                            const std::vector<std::pair<std::string, std::string>>& metadata) {
+  static constexpr const char* kStaging = "keel_parquet_out";
+  RETURN_IF_ERROR(CreateTable(kStaging, table));
+  std::string temporary = TemporaryPathFor(path);
+  std::string options = "FORMAT PARQUET";
+  if (!metadata.empty()) {
+    options += ", KV_METADATA {";
+    for (size_t i = 0; i < metadata.size(); ++i) {
+      options += (i > 0 ? ", " : "") + QuoteSqlIdentifier(metadata[i].first) + ": " +
+                 QuoteSqlString(metadata[i].second);
+    }
+    options += "}";
+  }
+  Status status = Execute(std::string("COPY ") + kStaging + " TO " + QuoteSqlString(temporary) +
+                          " (" + options + ")");
+  (void)Execute(std::string("DROP TABLE IF EXISTS ") + kStaging);
+  if (!status.ok()) {
+    RemoveFileQuietly(temporary);
+    return IoError("writing " + path + ": " + status.message());
+  }
+  return CommitTemporaryFile(temporary, path);
+}
+
+std::string QuoteSqlString(std::string_view text) {
+  std::string out = "'";
+  for (char c : text) {
+    if (c == '\'') out += '\'';
+    out += c;
+  }
+  return out + "'";
+}
+
+std::string QuoteSqlIdentifier(std::string_view name) {
+  std::string out = "\"";
+  for (char c : name) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + "\"";
+}
+
+}  // namespace keel::table
