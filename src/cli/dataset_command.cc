@@ -118,7 +118,9 @@ Status RunDatasetBuild(const DatasetBuildOptions& options) {
   }
   features::OfflineEngine engine(config, duckdb.get(), options.threads);
   features::BuildReport report;
-  ASSIGN_OR_RETURN(table::Table dataset, engine.Build(*spine, time_column, resolved, &report));
+  size_t first_feature = spine->num_columns();
+  ASSIGN_OR_RETURN(table::Table dataset,
+                   engine.Build(std::move(spine).value(), time_column, resolved, &report));
 
   auto write_start = std::chrono::steady_clock::now();
   nlohmann::json metadata = {{"views", lineage},
@@ -130,7 +132,6 @@ Status RunDatasetBuild(const DatasetBuildOptions& options) {
   double write_seconds = Since(write_start);
   double total = Since(start);
 
-  size_t first_feature = spine->num_columns();
   if (options.json) {
     nlohmann::json out = metadata;
     out["out"] = options.out;

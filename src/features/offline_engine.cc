@@ -288,11 +288,11 @@ struct WindowGroup {
   std::vector<std::pair<Aggregation, size_t>> outputs;  // aggregation, output column
 };
 
+// One output column, written in place by the workers (each spine row once).
 struct WindowOutput {
   std::string name;
   bool is_count;
-  std::vector<double> values;
-  std::vector<uint8_t> valid;
+  Column column;
 };
 
 Status ComputeWindowView(const UseContext& context,
@@ -323,8 +323,9 @@ Status ComputeWindowView(const UseContext& context,
       }
       bool is_count = feature.aggregation == Aggregation::kCount;
       group->outputs.emplace_back(feature.aggregation, outputs.size());
-      outputs.push_back({name, is_count, std::vector<double>(spine_rows, 0.0),
-                         std::vector<uint8_t>(spine_rows, 0)});
+      Column column(is_count ? DataType::kInt64 : DataType::kDouble, spine_rows);
+      column.mutable_validity().assign(spine_rows, 0);  // null until computed
+      outputs.push_back({name, is_count, std::move(column)});
     }
   }
   ProgressBar progress("  " + use.prefix, spine.rows.size());
@@ -349,8 +350,13 @@ Status ComputeWindowView(const UseContext& context,
         window.AdvanceTo((*context.spine_ts)[row]);
         for (const auto& [aggregation, output] : group.outputs) {
           FeatureValue value = window.Read(aggregation);
-          outputs[output].values[row] = value.value;
-          outputs[output].valid[row] = value.valid ? 1 : 0;
+          Column& column = outputs[output].column;
+          if (outputs[output].is_count) {
+            column.ints()[row] = static_cast<int64_t>(value.value);
+          } else {
+            column.doubles()[row] = value.value;
+          }
+          column.mutable_validity()[row] = value.valid ? 1 : 0;
         }
       }
     }
@@ -359,18 +365,9 @@ Status ComputeWindowView(const UseContext& context,
   });
   for (WindowOutput& output : outputs) {
     if (output.is_count) {
-      for (uint32_t row : spine.unknown_rows) {
-        output.values[row] = 0.0;
-        output.valid[row] = 1;
-      }
+      for (uint32_t row : spine.unknown_rows) output.column.SetValid(row);  // count 0
     }
-    Column column(output.is_count ? DataType::kInt64 : DataType::kDouble, spine_rows);
-    for (size_t row = 0; row < spine_rows; ++row) {
-      if (output.is_count) column.ints()[row] = static_cast<int64_t>(output.values[row]);
-      else column.doubles()[row] = output.values[row];
-      if (!output.valid[row]) column.SetNull(row);
-    }
-    RETURN_IF_ERROR(out->AddColumn(use.ColumnName(output.name), std::move(column)));
+    RETURN_IF_ERROR(out->AddColumn(use.ColumnName(output.name), std::move(output.column)));
   }
   return Status::Ok();
 }
@@ -406,7 +403,7 @@ Status ComputeSnapshotView(const UseContext& context,
 
 }  // namespace
 
-Result<Table> OfflineEngine::Build(const Table& spine, const std::string& time_column,
+Result<Table> OfflineEngine::Build(Table spine, const std::string& time_column,
                                    const std::vector<ResolvedUse>& uses, BuildReport* report) {
   auto started = std::chrono::steady_clock::now();
   double load_before = cache_->load_seconds;
@@ -419,11 +416,12 @@ Result<Table> OfflineEngine::Build(const Table& spine, const std::string& time_c
   }
   if (spine.num_rows() == 0) return InvalidArgument("the spine is empty: no rows to build");
   if (spine.num_rows() >= Column::kNullRow) return InvalidArgument("the spine has too many rows");
-  const std::vector<Timestamp>& spine_ts = (*time)->ints();
+  // A private copy: the spine's columns move into the output, which then grows.
+  const std::vector<Timestamp> spine_ts = (*time)->ints();
   std::vector<uint8_t> ts_valid(spine.num_rows(), 1);
   for (size_t row = 0; row < spine.num_rows(); ++row) ts_valid[row] = (*time)->IsValid(row);
 
-  Table out = spine;
+  Table out = std::move(spine);  // features are appended to the spine's own columns
   size_t source_rows = 0, features = 0;
   for (const ResolvedUse& use : uses) {
     const FeatureViewDef& view = use.view;
@@ -451,7 +449,7 @@ Result<Table> OfflineEngine::Build(const Table& spine, const std::string& time_c
     for (const std::string& key : use.spine_keys) spine_key += key + ",";
     std::shared_ptr<SpineGroups>& groups = cache_->spine_groups[spine_key];
     if (groups == nullptr) {
-      ASSIGN_OR_RETURN(groups, BuildSpineGroups(spine, spine_ts, ts_valid, use, *grouping, threads_));
+      ASSIGN_OR_RETURN(groups, BuildSpineGroups(out, spine_ts, ts_valid, use, *grouping, threads_));
     }
     // Row expressions run through keel's evaluator, once per source and expression.
     std::vector<std::shared_ptr<Column>> columns;

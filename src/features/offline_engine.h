@@ -68,7 +68,8 @@ class OfflineEngine {
   // Errors: InvalidArgument (spine time column missing or not a timestamp,
   // empty spine, duplicate output column, key type mismatch), NotFound or
   // InvalidArgument from reading a source (with the source's name).
-  Result<table::Table> Build(const table::Table& spine, const std::string& time_column,
+  // The spine is taken by value: move it in to avoid a copy.
+  Result<table::Table> Build(table::Table spine, const std::string& time_column,
                              const std::vector<ResolvedUse>& uses, BuildReport* report = nullptr);
 
   struct Cache;

@@ -12,6 +12,8 @@ namespace keel::table {
 struct DuckDb::Handles {
   duckdb_database database = nullptr;
   duckdb_connection connection = nullptr;
+  // The table that the keel_table_scan() table function reads during WriteParquet.
+  const Table* scan_table = nullptr;
   ~Handles() {
     if (connection != nullptr) duckdb_disconnect(&connection);
     if (database != nullptr) duckdb_close(&database);
@@ -39,6 +41,35 @@ Status RunQuery(duckdb_connection connection, std::string_view sql, duckdb_resul
   }
   return Status::Ok();
 }
+
+// Runs one statement as a streaming query: chunks are produced as they are
+// fetched, so a large result is never held twice (once by DuckDB, once by us).
+Status RunStreamingQuery(duckdb_connection connection, std::string_view sql,
+                         duckdb_result* result) {
+  std::string text(sql);
+  duckdb_prepared_statement prepared = nullptr;
+  if (duckdb_prepare(connection, text.c_str(), &prepared) == DuckDBError) {
+    const char* error = duckdb_prepare_error(prepared);
+    Status status = InvalidArgument(error != nullptr ? error : "DuckDB could not prepare the query");
+    duckdb_destroy_prepare(&prepared);
+    return status;
+  }
+  duckdb_pending_result pending = nullptr;
+  Status status;
+  if (duckdb_pending_prepared_streaming(prepared, &pending) == DuckDBError) {
+    const char* error = duckdb_pending_error(pending);
+    status = InvalidArgument(error != nullptr ? error : "DuckDB could not start the query");
+  } else if (duckdb_execute_pending(pending, result) == DuckDBError) {
+    const char* error = duckdb_result_error(result);
+    status = InvalidArgument(error != nullptr ? error : "DuckDB query failed");
+  }
+  duckdb_destroy_pending(&pending);
+  duckdb_destroy_prepare(&prepared);
+  return status;
+}
+
+// Defined with the scan table function below.
+Status RegisterScan(duckdb_connection connection, DuckDb::Handles* handles);
 
 // How a DuckDB column is read into a keel Column.
 enum class Reader { kBool, kInt8, kInt16, kInt32, kInt64, kUInt8, kUInt16, kUInt32, kUInt64,
@@ -174,6 +205,7 @@ Result<std::unique_ptr<DuckDb>> DuckDb::Open(int threads) {
   if (duckdb_connect(handles->database, &handles->connection) == DuckDBError) {
     return Internal("cannot connect to DuckDB");
   }
+  RETURN_IF_ERROR(RegisterScan(handles->connection, handles.get()));
   std::unique_ptr<DuckDb> db(new DuckDb(std::move(handles)));
   if (threads > 0) RETURN_IF_ERROR(db->Execute("SET threads = " + std::to_string(threads)));
   return db;
@@ -189,7 +221,7 @@ Status DuckDb::Execute(std::string_view sql) {
 
 Result<Table> DuckDb::Query(std::string_view sql) {
   ResultGuard result;
-  RETURN_IF_ERROR(RunQuery(handles_->connection, sql, result.get()));
+  RETURN_IF_ERROR(RunStreamingQuery(handles_->connection, sql, result.get()));
   size_t column_count = duckdb_column_count(result.get());
   std::vector<Reader> readers(column_count);
   std::vector<std::string> names(column_count);
@@ -225,7 +257,12 @@ Result<Table> DuckDb::Query(std::string_view sql) {
   }
   while (true) {
     duckdb_data_chunk chunk = duckdb_fetch_chunk(*result.get());
-    if (chunk == nullptr) break;
+    if (chunk == nullptr) {
+      // A streaming result reports errors met while fetching here.
+      const char* error = duckdb_result_error(result.get());
+      if (error != nullptr) return InvalidArgument(error);
+      break;
+    }
     size_t rows = duckdb_data_chunk_get_size(chunk);
     Status status;
     for (size_t column_idx = 0; column_idx < column_count && status.ok(); ++column_idx) {
@@ -297,6 +334,57 @@ void FillVector(const Column& column, size_t begin, size_t rows, duckdb_vector v
   }
 }
 
+// keel_table_scan(): a table function that streams Handles::scan_table to DuckDB
+// without copying it into a DuckDB table first.
+struct ScanState {
+  size_t offset = 0;
+};
+
+void ScanBind(duckdb_bind_info info) {
+  auto* handles = static_cast<DuckDb::Handles*>(duckdb_bind_get_extra_info(info));
+  if (handles->scan_table == nullptr) {
+    duckdb_bind_set_error(info, "keel_table_scan() is only available while keel writes a table");
+    return;
+  }
+  for (const Field& field : handles->scan_table->fields()) {
+    duckdb_logical_type type = duckdb_create_logical_type(DuckTypeOf(field.type));
+    duckdb_bind_add_result_column(info, field.name.c_str(), type);
+    duckdb_destroy_logical_type(&type);
+  }
+}
+
+void ScanInit(duckdb_init_info info) {
+  duckdb_init_set_init_data(info, new ScanState(),
+                            [](void* state) { delete static_cast<ScanState*>(state); });
+  duckdb_init_set_max_threads(info, 1);
+}
+
+void ScanFunction(duckdb_function_info info, duckdb_data_chunk output) {
+  auto* handles = static_cast<DuckDb::Handles*>(duckdb_function_get_extra_info(info));
+  auto* state = static_cast<ScanState*>(duckdb_function_get_init_data(info));
+  const Table& table = *handles->scan_table;
+  size_t rows = std::min<size_t>(duckdb_vector_size(), table.num_rows() - state->offset);
+  for (size_t column_idx = 0; column_idx < table.num_columns(); ++column_idx) {
+    FillVector(table.column(column_idx), state->offset, rows,
+               duckdb_data_chunk_get_vector(output, column_idx));
+  }
+  duckdb_data_chunk_set_size(output, rows);
+  state->offset += rows;
+}
+
+Status RegisterScan(duckdb_connection connection, DuckDb::Handles* handles) {
+  duckdb_table_function function = duckdb_create_table_function();
+  duckdb_table_function_set_name(function, "keel_table_scan");
+  duckdb_table_function_set_extra_info(function, handles, nullptr);
+  duckdb_table_function_set_bind(function, ScanBind);
+  duckdb_table_function_set_init(function, ScanInit);
+  duckdb_table_function_set_function(function, ScanFunction);
+  duckdb_state state = duckdb_register_table_function(connection, function);
+  duckdb_destroy_table_function(&function);
+  if (state == DuckDBError) return Internal("cannot register keel_table_scan with DuckDB");
+  return Status::Ok();
+}
+
 }  // namespace
 
 Status DuckDb::CreateTable(std::string_view name, const Table& table) {
@@ -347,8 +435,7 @@ Status DuckDb::CreateTable(std::string_view name, const Table& table) {
 
 Status DuckDb::WriteParquet(const Table& table, const std::string& path,
                             const std::vector<std::pair<std::string, std::string>>& metadata) {
-  static constexpr const char* kStaging = "keel_parquet_out";
-  RETURN_IF_ERROR(CreateTable(kStaging, table));
+  if (table.num_columns() == 0) return InvalidArgument("cannot write a table with no columns");
   std::string temporary = TemporaryPathFor(path);
   std::string options = "FORMAT PARQUET";
   if (!metadata.empty()) {
@@ -359,9 +446,10 @@ Status DuckDb::WriteParquet(const Table& table, const std::string& path,
     }
     options += "}";
   }
-  Status status = Execute(std::string("COPY ") + kStaging + " TO " + QuoteSqlString(temporary) +
+  handles_->scan_table = &table;
+  Status status = Execute("COPY (SELECT * FROM keel_table_scan()) TO " + QuoteSqlString(temporary) +
                           " (" + options + ")");
-  (void)Execute(std::string("DROP TABLE IF EXISTS ") + kStaging);
+  handles_->scan_table = nullptr;
   if (!status.ok()) {
     RemoveFileQuietly(temporary);
     return IoError("writing " + path + ": " + status.message());
