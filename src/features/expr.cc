@@ -4,10 +4,13 @@
 #include <cctype>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <optional>
+#include <string>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "common/time.h"
 #include "features/expr_parser.h"
@@ -131,11 +134,12 @@ class Binder {
     for (size_t index = 0; index < schema_.size(); ++index) {
       const std::string& name = schema_[index].name;
       message += (index > 0 ? ", " : "") + name + " " + TypeName(schema_[index].type);
-      bool same_letters = name.size() == node.name.size() &&
-                          std::equal(name.begin(), name.end(), node.name.begin(), [](char a, char b) {
-                            return std::tolower(static_cast<unsigned char>(a)) ==
-                                   std::tolower(static_cast<unsigned char>(b));
-                          });
+      bool same_letters =
+          name.size() == node.name.size() &&
+          std::equal(name.begin(), name.end(), node.name.begin(), [](char a, char b) {
+            return std::tolower(static_cast<unsigned char>(a)) ==
+                   std::tolower(static_cast<unsigned char>(b));
+          });
       if (same_letters) near_miss = name;
     }
     message += ")";
@@ -236,7 +240,7 @@ class Binder {
                                                                 : literal.int_value));
       } else {
         node.in_ints.push_back(literal.kind == Literal::Kind::kBool ? literal.bool_value
-                                                                     : literal.int_value);
+                                                                    : literal.int_value);
       }
     }
     std::sort(node.in_ints.begin(), node.in_ints.end());
@@ -289,8 +293,8 @@ class Binder {
                                  TypeName(operand.type));
         }
         node.operand_type = DataType::kTimestamp;
-        node.type = spec->function == Function::kEpochSeconds ? DataType::kDouble
-                                                               : DataType::kInt64;
+        node.type =
+            spec->function == Function::kEpochSeconds ? DataType::kDouble : DataType::kInt64;
         return Status::Ok();
       }
       case Function::kUnknown:
@@ -517,6 +521,9 @@ Vector UnaryKernel(const Vector& input, size_t rows, DataType out_type, Op op) {
   return Finish(std::move(out), std::move(validity), input.constant());
 }
 
+// Converts to `target`. Bind only asks for widening conversions (bool to
+// int64 or double, int64 to double) or none; timestamps are read as int64
+// without a copy.
 Vector Cast(Vector input, DataType target, size_t rows) {
   DataType source = input.type();
   if (source == target || target == DataType::kString) return input;
@@ -637,9 +644,8 @@ void ComputeBinary(const Node& node, const Vector& left, const Vector& right, si
     }
     DispatchFixed(node.operand_type, [&](auto tag) {
       using T = decltype(tag);
-      DispatchComparison(node.op, [&](auto compare) {
-        BinaryLoop<T>(left, right, rows, values, ok, compare);
-      });
+      DispatchComparison(
+          node.op, [&](auto compare) { BinaryLoop<T>(left, right, rows, values, ok, compare); });
     });
     return;
   }
@@ -671,6 +677,8 @@ void ComputeBinary(const Node& node, const Vector& left, const Vector& right, si
   }
 }
 
+// Evaluates a bound tree over one batch, node by node. It holds nothing but
+// the batch, so concurrent Evaluate calls share no mutable state.
 class Evaluator {
  public:
   explicit Evaluator(const Batch& batch) : batch_(batch) {}
@@ -692,7 +700,7 @@ class Evaluator {
                                              });
       case NodeKind::kBinary:
         return node.op == BinaryOp::kAnd || node.op == BinaryOp::kOr ? EvalLogical(node)
-                                                                      : EvalBinary(node);
+                                                                     : EvalBinary(node);
       case NodeKind::kIsNull:
         return EvalIsNull(node);
       case NodeKind::kIn:
@@ -1027,16 +1035,16 @@ Status Expression::Bind(const std::vector<Field>& schema) {
   return Status::Ok();
 }
 
-table::DataType Expression::result_type() const { return root_->type; }
+table::DataType Expression::result_type() const { return root_ ? root_->type : DataType::kInt64; }
 
 std::vector<std::string> Expression::ReferencedColumns() const {
   std::vector<std::string> names;
-  CollectColumns(*root_, names);
+  if (root_) CollectColumns(*root_, names);
   return names;
 }
 
 std::string Expression::ToCanonicalString() const {
-  return expr_internal::CanonicalString(*root_);
+  return root_ ? expr_internal::CanonicalString(*root_) : std::string();
 }
 
 Result<Column> Expression::Evaluate(const table::Table& input) const {
@@ -1061,8 +1069,8 @@ Result<Column> Expression::EvaluateRange(const table::Table& input, size_t begin
   Batch batch{input, begin, end - begin};
   Column result = Evaluator(batch).Eval(*root_).ToColumn(batch.rows);
   if (result.type() != root_->type || result.size() != batch.rows) {
-    return Internal("expression '" + ToCanonicalString() + "' produced " +
-                    TypeName(result.type()) + " instead of " + TypeName(root_->type));
+    return Internal("expression '" + ToCanonicalString() + "' produced " + TypeName(result.type()) +
+                    " instead of " + TypeName(root_->type));
   }
   return result;
 }

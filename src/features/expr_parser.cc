@@ -47,7 +47,7 @@ std::string ToLower(std::string_view text) {
 }
 
 bool IsReservedWord(std::string_view lower) {
-  static constexpr std::string_view kKeywords[] = {"and", "or",   "not",  "is",
+  static constexpr std::string_view kKeywords[] = {"and",  "or", "not",  "is",
                                                    "null", "in", "true", "false"};
   return std::find(std::begin(kKeywords), std::end(kKeywords), lower) != std::end(kKeywords);
 }
@@ -60,8 +60,8 @@ enum class TokenKind : uint8_t { kEnd, kNumber, kString, kIdentifier, kQuotedIde
 
 struct Token {
   TokenKind kind = TokenKind::kEnd;
-  std::string text;  // symbol, number or identifier as written; decoded string/quoted name
-  size_t offset = 0;  // byte offset in the input
+  std::string text;         // symbol, number or identifier as written; decoded string/quoted name
+  size_t offset = 0;        // byte offset in the input
   bool is_integer = false;  // kNumber without '.' or exponent
 };
 
@@ -529,7 +529,8 @@ std::string LiteralString(const Literal& literal) {
     }
     case Literal::Kind::kString: {
       std::string quoted = "'";
-      for (char c : literal.string_value) quoted += c == '\'' ? std::string("''") : std::string(1, c);
+      for (char c : literal.string_value)
+        quoted += c == '\'' ? std::string("''") : std::string(1, c);
       return quoted + "'";
     }
   }
@@ -600,8 +601,8 @@ std::string CanonicalString(const Expression::Node& node) {
       return "(" + CanonicalString(*node.children[0]) +
              (node.negated ? " is not null)" : " is null)");
     case NodeKind::kIn: {
-      std::string text = "(" + CanonicalString(*node.children[0]) +
-                         (node.negated ? " not in (" : " in (");
+      std::string text =
+          "(" + CanonicalString(*node.children[0]) + (node.negated ? " not in (" : " in (");
       for (size_t i = 0; i < node.in_list.size(); ++i) {
         text += (i > 0 ? ", " : "") + LiteralString(node.in_list[i]);
       }

@@ -27,8 +27,7 @@ constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
 constexpr int64_t kMin = std::numeric_limits<int64_t>::min();
 constexpr auto kNull = std::nullopt;
 
-Column Ints(const std::vector<std::optional<int64_t>>& values,
-            DataType type = DataType::kInt64) {
+Column Ints(const std::vector<std::optional<int64_t>>& values, DataType type = DataType::kInt64) {
   Column column(type, 0);
   for (const auto& value : values) value ? column.AppendInt64(*value) : column.AppendNull();
   return column;
@@ -180,8 +179,8 @@ TEST(Expression, CanonicalFormOfEquivalentSpellings) {
   EXPECT_EQ(Canonical("0.1"), "0.1");
   EXPECT_EQ(Canonical(".5"), "0.5");
   EXPECT_EQ(Canonical("1E300"), "1e+300");
-  EXPECT_NE(Canonical("15"), Canonical("15.0"));  // int64 vs double
-  EXPECT_NE(Canonical("X"), Canonical("x"));      // column names are case-sensitive
+  EXPECT_NE(Canonical("15"), Canonical("15.0"));          // int64 vs double
+  EXPECT_NE(Canonical("X"), Canonical("x"));              // column names are case-sensitive
   EXPECT_EQ(Canonical("99999999999999999999"), "1e+20");  // too big for int64: a double
   for (const char* text : {"((Delay > 15) and (x is not null))", "(-x)", "(a - -3)", "-0.0",
                            "(x not in (-1, 2.5, 'a''b', null))", "if((a > 1), 'x', \"y z\")",
@@ -261,9 +260,12 @@ TEST(Expression, TypeErrorsAtBindNameOperatorAndTypes) {
   EXPECT_EQ(BindError("if(i, 1, 2)", table), "function 'if' expects a bool condition, got int64");
   EXPECT_EQ(BindError("if(b, 1, 'x')", table),
             "function 'if' cannot combine int64 and string arguments");
-  EXPECT_EQ(BindError("s in (1, 2)", table), "operator 'in' cannot compare string with int64 values");
-  EXPECT_EQ(BindError("ts in (1)", table), "operator 'in' cannot compare timestamp with int64 values");
-  EXPECT_EQ(BindError("i in ('a')", table), "operator 'in' cannot compare int64 with string values");
+  EXPECT_EQ(BindError("s in (1, 2)", table),
+            "operator 'in' cannot compare string with int64 values");
+  EXPECT_EQ(BindError("ts in (1)", table),
+            "operator 'in' cannot compare timestamp with int64 values");
+  EXPECT_EQ(BindError("i in ('a')", table),
+            "operator 'in' cannot compare int64 with string values");
 }
 
 TEST(Expression, ResultTypes) {
@@ -324,14 +326,16 @@ TEST(Expression, NullPropagatesThroughComparisons) {
   EXPECT_EQ(Rows("s < 'b'", table), Strs({"true", "false", "null", "false", "true"}));
   EXPECT_EQ(Rows("s <> 'a'", table), Strs({"false", "true", "null", "true", "true"}));
   EXPECT_EQ(Rows("'B' < 'a' and 1 = 1.0", table), Strs(5, "true"));  // bytewise
-  EXPECT_EQ(Rows("ts > coalesce(ts, ts)", table), Strs({"false", "false", "null", "false", "false"}));
+  EXPECT_EQ(Rows("ts > coalesce(ts, ts)", table),
+            Strs({"false", "false", "null", "false", "false"}));
   EXPECT_EQ(Rows("i = null", table), Strs(5, "null"));
 }
 
 TEST(Expression, ThreeValuedLogicTruthTables) {
   // p and q run over {true, false, null} x {true, false, null}.
-  Table table = MakeTable({{"p", Bools({true, true, true, false, false, false, kNull, kNull, kNull})},
-                           {"q", Bools({true, false, kNull, true, false, kNull, true, false, kNull})}});
+  Table table =
+      MakeTable({{"p", Bools({true, true, true, false, false, false, kNull, kNull, kNull})},
+                 {"q", Bools({true, false, kNull, true, false, kNull, true, false, kNull})}});
   EXPECT_EQ(Rows("p and q", table),
             Strs({"true", "false", "null", "false", "false", "false", "null", "false", "null"}));
   EXPECT_EQ(Rows("p or q", table),
@@ -360,8 +364,7 @@ TEST(Expression, DivisionAndModuloByZeroAreNull) {
   EXPECT_EQ(Rows("x % 3", table), Strs({"1", "-1", "0", "-2"}));  // sign of the dividend
   EXPECT_EQ(Rows("x % -1", table), Strs(4, "0"));                 // no trap on INT64_MIN % -1
   EXPECT_EQ(Rows("y % 2", table), Strs({"1.5", "-1.5", "0", "1"}));
-  EXPECT_EQ(Rows("x / 2", table),
-            Strs({"3.5", "-3.5", "0", "-4.6116860184273879e+18"}));
+  EXPECT_EQ(Rows("x / 2", table), Strs({"3.5", "-3.5", "0", "-4.6116860184273879e+18"}));
 }
 
 TEST(Expression, IntegerOverflowIsNull) {
@@ -379,11 +382,9 @@ TEST(Expression, IntegerOverflowIsNull) {
 TEST(Expression, NonFiniteResultsAreNull) {
   Table table = MakeTable({{"d", Doubles({10.0, 0.5, 0.0, -1.0, 100.0, kNull})}});
   EXPECT_EQ(Rows("d * 1e308", table),
-            Strs({"null", "5.0000000000000001e+307", "0", "-1e+308", "null",
-                  "null"}));
-  EXPECT_EQ(Rows("ln(d)", table),
-            Strs({"2.3025850929940459", "-0.69314718055994529", "null", "null",
-                  "4.6051701859880918", "null"}));
+            Strs({"null", "5.0000000000000001e+307", "0", "-1e+308", "null", "null"}));
+  EXPECT_EQ(Rows("ln(d)", table), Strs({"2.3025850929940459", "-0.69314718055994529", "null",
+                                        "null", "4.6051701859880918", "null"}));
   EXPECT_EQ(Rows("log10(d)", table),
             Strs({"1", "-0.3010299956639812", "null", "null", "2", "null"}));
   EXPECT_EQ(Rows("sqrt(d)", table),
@@ -419,8 +420,8 @@ TEST(Expression, IfTreatsNullConditionAsFalse) {
 }
 
 TEST(Expression, NumericFunctions) {
-  Table table = MakeTable({{"d", Doubles({2.5, -2.5, -1.5, 0.4, kNull})},
-                           {"i", Ints({-3, 3, kNull, 0, 1})}});
+  Table table =
+      MakeTable({{"d", Doubles({2.5, -2.5, -1.5, 0.4, kNull})}, {"i", Ints({-3, 3, kNull, 0, 1})}});
   EXPECT_EQ(Rows("abs(d)", table), Strs({"2.5", "2.5", "1.5", "0.40000000000000002", "null"}));
   EXPECT_EQ(Rows("abs(i)", table), Strs({"3", "3", "null", "0", "1"}));
   EXPECT_EQ(Rows("round(d)", table), Strs({"3", "-3", "-2", "0", "null"}));  // half away from 0
@@ -496,10 +497,8 @@ TEST(Expression, EvaluateChecksSchemaAndRange) {
   Result<Column> mismatch = expression->Evaluate(other);
   EXPECT_EQ(mismatch.status().code(), StatusCode::kInvalidArgument);
   EXPECT_NE(mismatch.status().message().find("i double"), std::string::npos);
-  EXPECT_EQ(expression->EvaluateRange(table, 3, 6).status().code(),
-            StatusCode::kInvalidArgument);
-  EXPECT_EQ(expression->EvaluateRange(table, 4, 3).status().code(),
-            StatusCode::kInvalidArgument);
+  EXPECT_EQ(expression->EvaluateRange(table, 3, 6).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(expression->EvaluateRange(table, 4, 3).status().code(), StatusCode::kInvalidArgument);
   Result<Column> empty = expression->EvaluateRange(table, 2, 2);
   ASSERT_TRUE(empty.ok());
   EXPECT_EQ(empty->size(), 0u);
@@ -603,15 +602,25 @@ RefValue RefDouble(double value) {
 }
 
 struct RefExpr {
-  enum class Kind { kColumn, kLiteral, kNegate, kNot, kArithmetic, kCompare, kLogic, kIsNull,
-                    kIn, kCall };
+  enum class Kind {
+    kColumn,
+    kLiteral,
+    kNegate,
+    kNot,
+    kArithmetic,
+    kCompare,
+    kLogic,
+    kIsNull,
+    kIn,
+    kCall
+  };
   Kind kind = Kind::kLiteral;
   std::string op;  // operator symbol or function name
   int column = -1;
-  std::string text;                        // kLiteral: as written
-  RefValue literal;                        // kLiteral
-  RefType literal_type = RefType::kNull;   // kLiteral
-  bool negated = false;                    // kIsNull, kIn
+  std::string text;                       // kLiteral: as written
+  RefValue literal;                       // kLiteral
+  RefType literal_type = RefType::kNull;  // kLiteral
+  bool negated = false;                   // kIsNull, kIn
   std::vector<std::pair<RefType, RefValue>> in_list;
   std::vector<std::string> in_texts;  // kIn: the list items as written
   std::vector<std::unique_ptr<RefExpr>> args;
@@ -739,8 +748,8 @@ class ReferenceInterpreter {
         has_null = true;
         continue;
       }
-      bool equal = as_double ? AsDouble(x, tx) == AsDouble(value, type)
-                             : AsInt(x, tx) == AsInt(value, type);
+      bool equal =
+          as_double ? AsDouble(x, tx) == AsDouble(value, type) : AsInt(x, tx) == AsInt(value, type);
       if (equal) return RefBool(!e.negated);
     }
     return has_null ? RefValue{} : RefBool(e.negated);
@@ -818,14 +827,14 @@ class ExpressionGenerator {
       e->args.push_back(Numeric(depth - 1));
       e->type = e->args[0]->type == RefType::kDouble ? RefType::kDouble : RefType::kInt;
     } else if (choice <= 6) {
-      static const char* const kFunctions[] = {"abs", "floor", "ceil", "round",
-                                               "sqrt", "ln", "log10"};
+      static const char* const kFunctions[] = {"abs",  "floor", "ceil", "round",
+                                               "sqrt", "ln",    "log10"};
       e->kind = RefExpr::Kind::kCall;
       e->op = kFunctions[Pick(7)];
       e->args.push_back(Numeric(depth - 1));
       bool same_type = e->op == "abs" || e->op == "floor" || e->op == "ceil" || e->op == "round";
-      e->type = same_type && e->args[0]->type != RefType::kDouble ? RefType::kInt
-                                                                   : RefType::kDouble;
+      e->type =
+          same_type && e->args[0]->type != RefType::kDouble ? RefType::kInt : RefType::kDouble;
     } else if (choice <= 8) {
       static const char* const kFunctions[] = {"coalesce", "least", "greatest"};
       e->kind = RefExpr::Kind::kCall;
@@ -874,9 +883,9 @@ class ExpressionGenerator {
       e->args.push_back(Numeric(depth - 1));
       int count = 1 + Pick(4);
       for (int index = 0; index < count; ++index) {
-        std::unique_ptr<RefExpr> literal = Chance(0.8) ? IntLiteral() : Chance(0.5)
-                                                                           ? DoubleLiteral()
-                                                                           : NullLiteral();
+        std::unique_ptr<RefExpr> literal = Chance(0.8)   ? IntLiteral()
+                                           : Chance(0.5) ? DoubleLiteral()
+                                                         : NullLiteral();
         e->in_list.emplace_back(literal->literal_type, literal->literal);
         e->in_texts.push_back(literal->text);
       }
@@ -903,8 +912,8 @@ class ExpressionGenerator {
         return "(" + Text(*e.args[0]) + " " + Keyword("is") +
                (e.negated ? " " + Keyword("not") : "") + " " + Keyword("null") + ")";
       case RefExpr::Kind::kIn: {
-        std::string text = "(" + Text(*e.args[0]) + (e.negated ? " " + Keyword("not") : "") +
-                           " " + Keyword("in") + Space() + "(";
+        std::string text = "(" + Text(*e.args[0]) + (e.negated ? " " + Keyword("not") : "") + " " +
+                           Keyword("in") + Space() + "(";
         const std::vector<std::string>& items = e.in_texts;
         for (size_t index = 0; index < items.size(); ++index) {
           text += (index > 0 ? "," + Space() : "") + items[index];
@@ -966,24 +975,22 @@ class ExpressionGenerator {
   }
 
   std::unique_ptr<RefExpr> IntLiteral() {
-    static const int64_t kValues[] = {0, 1, -1, 2, 3, 7, -5, 100, kMax, kMin,
-                                      int64_t{1} << 62, 3037000500};
+    static const int64_t kValues[] = {
+        0, 1, -1, 2, 3, 7, -5, 100, kMax, kMin, int64_t{1} << 62, 3037000500};
     int64_t value = kValues[Pick(12)];
     auto e = Literal(std::to_string(value), RefType::kInt);
     e->literal = RefInt(value);
     return e;
   }
   std::unique_ptr<RefExpr> DoubleLiteral() {
-    static const char* const kTexts[] = {"0.5", "-2.5", "3.0", "0.0", "1e300", "-1E300",
-                                         "1e-300", "2.5e-3", "-0.0", ".25"};
+    static const char* const kTexts[] = {"0.5",    "-2.5",   "3.0",    "0.0",  "1e300",
+                                         "-1E300", "1e-300", "2.5e-3", "-0.0", ".25"};
     const char* text = kTexts[Pick(10)];
     auto e = Literal(text, RefType::kDouble);
     e->literal = RefDouble(std::strtod(text, nullptr));
     return e;
   }
-  std::unique_ptr<RefExpr> NullLiteral() {
-    return Literal(Keyword("null"), RefType::kNull);
-  }
+  std::unique_ptr<RefExpr> NullLiteral() { return Literal(Keyword("null"), RefType::kNull); }
   std::unique_ptr<RefExpr> Literal(std::string text, RefType type) {
     auto e = std::make_unique<RefExpr>();
     e->kind = RefExpr::Kind::kLiteral;
@@ -1017,7 +1024,7 @@ Table RandomTable(ExpressionGenerator& generator, size_t rows,
   std::vector<std::optional<int64_t>> ints[2];
   std::vector<std::optional<double>> doubles;
   std::vector<std::optional<bool>> bools;
-  static const int64_t kExtremes[] = {kMax, kMin, int64_t{1} << 62, -(int64_t{1} << 62),
+  static const int64_t kExtremes[] = {kMax,       kMin,       int64_t{1} << 62, -(int64_t{1} << 62),
                                       3037000500, -3037000500};
   static const double kSpecial[] = {0.0, -0.0, 1e300, -1e300, 1e-300, 0.5};
   std::uniform_real_distribution<double> small(-10.0, 10.0);
@@ -1035,7 +1042,7 @@ Table RandomTable(ExpressionGenerator& generator, size_t rows,
     std::optional<double> d;
     int choice = generator.Pick(10);
     if (choice >= 2) {
-      d = choice <= 5 ? small(generator.random())
+      d = choice <= 5   ? small(generator.random())
           : choice <= 7 ? static_cast<double>(generator.Pick(11) - 5)
                         : kSpecial[generator.Pick(6)];
     }
@@ -1043,14 +1050,15 @@ Table RandomTable(ExpressionGenerator& generator, size_t rows,
     bools.push_back(generator.Pick(10) < 2 ? std::nullopt
                                            : std::optional<bool>(generator.Chance(0.5)));
     for (int column = 0; column < 2; ++column) {
-      reference[column].push_back(ints[column].back() ? RefInt(*ints[column].back())
-                                                      : RefValue{});
+      reference[column].push_back(ints[column].back() ? RefInt(*ints[column].back()) : RefValue{});
     }
     reference[2].push_back(d ? RefDouble(*d) : RefValue{});
     reference[3].push_back(bools.back() ? RefBool(*bools.back()) : RefValue{});
   }
-  return MakeTable({{"i1", Ints(ints[0])}, {"i2", Ints(ints[1])},
-                    {"d1", Doubles(doubles)}, {"b1", Bools(bools)}});
+  return MakeTable({{"i1", Ints(ints[0])},
+                    {"i2", Ints(ints[1])},
+                    {"d1", Doubles(doubles)},
+                    {"b1", Bools(bools)}});
 }
 
 DataType ToDataType(RefType type) {
@@ -1065,23 +1073,22 @@ DataType ToDataType(RefType type) {
 }
 
 // Empty when row `row` of `column` holds `expected`; else a description.
-std::string CompareRow(const Column& column, size_t row, const RefValue& expected,
-                       RefType type) {
+std::string CompareRow(const Column& column, size_t row, const RefValue& expected, RefType type) {
   std::string actual = column.ValueToString(row);
   if (column.IsValid(row) == expected.is_null) {
     return "got " + actual + ", expected " + (expected.is_null ? "null" : "a value");
   }
   if (expected.is_null) {
-    bool zero_slot = type == RefType::kBool    ? column.bools()[row] == 0
+    bool zero_slot = type == RefType::kBool     ? column.bools()[row] == 0
                      : type == RefType::kDouble ? std::signbit(column.doubles()[row]) == false &&
                                                       column.doubles()[row] == 0.0
                                                 : column.ints()[row] == 0;
     return zero_slot ? "" : "null row with a non-zero value slot";
   }
-  bool same = type == RefType::kBool     ? (column.bools()[row] != 0) == expected.b
-              : type == RefType::kDouble ? std::memcmp(&column.doubles()[row], &expected.d,
-                                                       sizeof(double)) == 0
-                                         : column.ints()[row] == expected.i;
+  bool same = type == RefType::kBool ? (column.bools()[row] != 0) == expected.b
+              : type == RefType::kDouble
+                  ? std::memcmp(&column.doubles()[row], &expected.d, sizeof(double)) == 0
+                  : column.ints()[row] == expected.i;
   if (same) return "";
   Column reference(column.type(), 0);
   type == RefType::kBool     ? reference.AppendBool(expected.b)
@@ -1091,7 +1098,9 @@ std::string CompareRow(const Column& column, size_t row, const RefValue& expecte
 }
 
 TEST(Expression, PropertyVectorisedMatchesRowAtATimeReference) {
-  const uint64_t kSeed = std::getenv("SEED") ? std::strtoull(std::getenv("SEED"), nullptr, 10) : 20240611;
+  // KEEL_PROPERTY_SEED=<n> explores other seeds when reproducing a failure.
+  const char* seed_text = std::getenv("KEEL_PROPERTY_SEED");
+  const uint64_t kSeed = seed_text != nullptr ? std::strtoull(seed_text, nullptr, 10) : 20240611;
   constexpr int kExpressions = 1500;
   constexpr size_t kRows = 700;
   ExpressionGenerator generator(kSeed);
@@ -1144,6 +1153,34 @@ TEST(Expression, PropertyVectorisedMatchesRowAtATimeReference) {
   }
 }
 
+TEST(Expression, PropertyParserNeverFailsOnGarbageAndCanonicalFormIsFixedPoint) {
+  static const char* const kPieces[] = {
+      "x",  "Y",    "\"q q\"", "1",   "2.5", "-", "+",   "*",  "/",   "%",  "(",
+      ")",  ",",    "=",       "<>",  "<=",  ">", "and", "OR", "not", "is", "null",
+      "in", "true", "'s''t'",  "abs", "if",  " ", "1e3", "'",  "\"",  "$",  "é"};
+  std::mt19937_64 random(99);
+  int parsed_count = 0;
+  for (int iteration = 0; iteration < 20000; ++iteration) {
+    std::string text;
+    int length = 1 + static_cast<int>(random() % 12);
+    for (int piece = 0; piece < length; ++piece) {
+      text += kPieces[random() % std::size(kPieces)];
+      if (random() % 2 == 0) text += " ";
+    }
+    Result<Expression> expression = Expression::Parse(text);
+    if (!expression.ok()) {
+      EXPECT_EQ(expression.status().message().rfind("at ", 0), 0u) << text;
+      continue;
+    }
+    ++parsed_count;
+    std::string canonical = expression->ToCanonicalString();
+    Result<Expression> reparsed = Expression::Parse(canonical);
+    ASSERT_TRUE(reparsed.ok()) << text << " -> " << canonical;
+    EXPECT_EQ(reparsed->ToCanonicalString(), canonical) << text;
+  }
+  EXPECT_GT(parsed_count, 100);
+}
+
 // Prints the evaluation rate; asserts only correctness, never timing.
 TEST(Expression, ThroughputOnThreeMillionRows) {
   constexpr size_t kRows = 3'000'000;
@@ -1162,7 +1199,8 @@ TEST(Expression, ThroughputOnThreeMillionRows) {
     ASSERT_TRUE(expression->Bind(table.fields()).ok());
     auto start = std::chrono::steady_clock::now();
     Result<Column> result = expression->Evaluate(table);
-    double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     ASSERT_TRUE(result.ok());
     ASSERT_EQ(result->size(), kRows);
     std::printf("[ rate     ] %-50s %8.1f M rows/s\n", text, kRows / seconds / 1e6);
