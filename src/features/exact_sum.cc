@@ -16,21 +16,24 @@ constexpr uint64_t kInfinityBits = 0x7FF0000000000000;
 // no piece reaches directly: keeps later carries far from int64 overflow.
 constexpr int64_t kMaxCarryChunk = int64_t{1} << 62;
 
-// Brings chunks [*lowest, *highest] (zero for a chunk or two above) to the
-// canonical form: chunks below the top in [0, 2^32), the top one a signed
-// 32-bit digit (wider only as the carry chunk), no redundant top chunk, the
-// lowest one non-zero; an empty range [kChunks, -1] for zero. Equal values have
-// equal canonical forms, which makes encodings and comparisons exact.
-void NormalizeChunks(int64_t* chunks, int* lowest_ptr, int* highest_ptr) {
+// Writes the canonical form of source chunks [*lowest, *highest] to chunks
+// (which may be the same array; it must hold zero for a chunk above the range):
+// chunks below the top in [0, 2^32), the top one a signed 32-bit digit (wider
+// only as the carry chunk), no redundant top chunk, the lowest one non-zero;
+// an empty range [kChunks, -1] for zero. Equal values have equal canonical
+// forms, which makes encodings and comparisons exact.
+void NormalizeChunks(const int64_t* source, int64_t* chunks, int* lowest_ptr, int* highest_ptr) {
   int lowest = *lowest_ptr;
   int highest = *highest_ptr;
   if (highest < 0) return;
   // Arithmetic shifts floor, so every chunk below the top ends in [0, 2^32).
+  int64_t carry = 0;
   for (int i = lowest; i < highest; ++i) {
-    const int64_t carry = chunks[i] >> 32;
-    chunks[i] &= kLow32Mask;
-    chunks[i + 1] += carry;
+    const int64_t chunk = source[i] + carry;
+    chunks[i] = chunk & kLow32Mask;
+    carry = chunk >> 32;
   }
+  chunks[highest] = source[highest] + carry;
   // Grow the top until it fits a signed 32-bit digit (one step at most, as
   // |top| < 2^63).
   while (highest < kChunks - 1 &&
@@ -135,20 +138,24 @@ uint64_t GetLittleEndian(std::string_view bytes, size_t offset, int width) {
 }  // namespace
 
 void ExactSum::Normalize() {
-  NormalizeChunks(chunks_.data(), &lowest_, &highest_);
+  NormalizeChunks(chunks_.data(), chunks_.data(), &lowest_, &highest_);
   pending_ops_ = 0;
 }
 
 bool ExactSum::CopyCanonical(Chunks* out, int* lowest, int* highest) const {
   if (highest_ < 0) return false;
-  const int pad_low = std::max(0, lowest_ - 3);
-  const int pad_high = std::min(kChunks - 1, highest_ + 3);
-  for (int i = pad_low; i < lowest_; ++i) (*out)[i] = 0;
-  for (int i = lowest_; i <= highest_; ++i) (*out)[i] = chunks_[i];
-  for (int i = highest_ + 1; i <= pad_high; ++i) (*out)[i] = 0;
+  // Fixed-count loops: the compiler keeps them inline instead of calling memset.
+  for (int pad = 1; pad <= 3; ++pad) {
+    if (lowest_ - pad >= 0) (*out)[lowest_ - pad] = 0;
+    if (highest_ + pad < kChunks) (*out)[highest_ + pad] = 0;
+  }
   *lowest = lowest_;
   *highest = highest_;
-  if (pending_ops_ != 0) NormalizeChunks(out->data(), lowest, highest);
+  if (pending_ops_ == 0) {
+    for (int i = lowest_; i <= highest_; ++i) (*out)[i] = chunks_[i];
+  } else {
+    NormalizeChunks(chunks_.data(), out->data(), lowest, highest);
+  }
   return *highest >= 0;
 }
 
@@ -205,7 +212,7 @@ DoubleDouble ExactSum::ValueDoubleDouble() const {
   const int chunk = exact_sum_internal::AddPieces(work.data(), hi, /*negate=*/1);
   lowest = std::min(lowest, chunk);
   highest = std::max(highest, chunk + 2);
-  NormalizeChunks(work.data(), &lowest, &highest);
+  NormalizeChunks(work.data(), work.data(), &lowest, &highest);
   const double lo = RoundCanonical(work.data(), lowest, highest);
   if (!negative) return {hi, lo};
   return {-hi, lo == 0.0 ? 0.0 : -lo};

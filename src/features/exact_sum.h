@@ -30,8 +30,8 @@ struct DoubleDouble {
 // double is split into three 32-bit pieces added to three adjacent chunks.
 // Carries are propagated (normalisation) every 2^20 operations, so Add and
 // Remove are a few instructions and never loop over the chunks; reads
-// normalise a copy of the occupied chunks only. Zero values,
-// +0.0 and -0.0 alike, add nothing; a sum that is exactly zero reads as +0.0.
+// normalise a copy of the occupied chunks only. Zero values, +0.0 and -0.0
+// alike, add nothing; a sum that is exactly zero reads as +0.0.
 //
 // Limits: inputs must be finite (callers turn NaN/inf into nulls first). The
 // sum itself may exceed the double range (Value() is then +-inf), but its

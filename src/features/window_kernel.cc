@@ -242,7 +242,8 @@ Result<Aggregation> ParseAggregation(std::string_view name) {
     if (name == known) return aggregation;
   }
   return InvalidArgument("unknown aggregation '" + std::string(name) +
-                         "' (known: count, sum, mean, min, max, last, stddev)");
+                         "' (known: count, sum, mean or avg, min, max, last, "
+                         "stddev or std or stddev_samp)");
 }
 
 Duration DefaultHop(Duration length) {
@@ -425,14 +426,17 @@ DoubleDouble SlidingWindow::SquaresDoubleDouble() const {
 
 FeatureValue SlidingWindow::Read(Aggregation aggregation) const {
   // With count > 0 the deques' fronts and the latest valid row added are all
-  // inside the window.
-  const bool any = state_.count > 0;
+  // inside the window. Only the aggregation asked for is looked up.
+  double min = 0.0, max = 0.0, last = 0.0;
+  if (state_.count > 0) {
+    if (aggregation == Aggregation::kMin) min = series_.values[min_deque_[min_front_]];
+    if (aggregation == Aggregation::kMax) max = series_.values[max_deque_[max_front_]];
+    if (aggregation == Aggregation::kLast) last = series_.values[last_valid_row_];
+  }
   return FinalizeWith(
       aggregation, state_.count, [this] { return SumValue(); },
-      [this] { return SumDoubleDouble(); }, [this] { return SquaresDoubleDouble(); },
-      any ? series_.values[min_deque_[min_front_]] : 0.0,
-      any ? series_.values[max_deque_[max_front_]] : 0.0,
-      any ? series_.values[last_valid_row_] : 0.0);
+      [this] { return SumDoubleDouble(); }, [this] { return SquaresDoubleDouble(); }, min, max,
+      last);
 }
 
 // --- BucketedSeries --------------------------------------------------------
@@ -440,7 +444,8 @@ FeatureValue SlidingWindow::Read(Aggregation aggregation) const {
 BucketedSeries::BucketedSeries(Duration hop) : hop_(hop) { assert(hop > 0); }
 
 bool BucketedSeries::Add(Timestamp ts, uint64_t arrival, double value, bool valid) {
-  if (ts < horizon_) return false;
+  // The second test keeps FloorToHop from overflowing at the bottom of the range.
+  if (ts < horizon_ || ts < kMinTimestamp + hop_) return false;
   if (valid && std::isfinite(value)) buckets_[FloorToHop(ts, hop_)].Add(ts, arrival, value);
   return true;
 }
@@ -511,40 +516,40 @@ Result<BucketedSeries> BucketedSeries::Decode(std::string_view bytes) {
   BucketedSeries series(hop);
   series.horizon_ = horizon;
   for (uint32_t bucket = 0; bucket < num_buckets; ++bucket) {
-    const std::string where = "bucket " + std::to_string(bucket) + ": ";
+    const std::string where = "bucket " + std::to_string(bucket);
     int64_t start = 0;
     AggregateState state;
     uint64_t min_bits = 0, max_bits = 0, last_bits = 0;
     if (!reader.I64(&start) || !reader.I64(&state.count) || !reader.U64(&min_bits) ||
         !reader.U64(&max_bits) || !reader.U64(&last_bits) || !reader.I64(&state.last_ts) ||
         !reader.U64(&state.last_arrival)) {
-      return bad(where + "truncated");
+      return bad(where + ": truncated");
     }
-    if (start % hop != 0) return bad(where + "start is not a multiple of the hop");
+    if (start % hop != 0) return bad(where + ": start is not a multiple of the hop");
     if (!series.buckets_.empty() && start <= series.buckets_.rbegin()->first) {
-      return bad(where + "starts out of order");
+      return bad(where + ": starts out of order");
     }
     if (horizon >= kMinTimestamp + hop && start <= horizon - hop) {
-      return bad(where + "ends before the eviction horizon");
+      return bad(where + ": ends before the eviction horizon");
     }
-    if (state.count < 1 || state.count > kMaxEncodedCount) return bad(where + "bad count");
+    if (state.count < 1 || state.count > kMaxEncodedCount) return bad(where + ": bad count");
     state.min = std::bit_cast<double>(min_bits);
     state.max = std::bit_cast<double>(max_bits);
     state.last = std::bit_cast<double>(last_bits);
     if (!std::isfinite(state.min) || !std::isfinite(state.max) || !std::isfinite(state.last) ||
         OrderKey(state.min) > OrderKey(state.last) || OrderKey(state.last) > OrderKey(state.max)) {
-      return bad(where + "inconsistent min/max/last");
+      return bad(where + ": inconsistent min/max/last");
     }
     if (state.last_ts < start ||
         static_cast<uint64_t>(state.last_ts) - static_cast<uint64_t>(start) >=
             static_cast<uint64_t>(hop)) {
-      return bad(where + "last timestamp outside the bucket");
+      return bad(where + ": last timestamp outside the bucket");
     }
     for (ExactSum* sum : {&state.sum, &state.sum_squares}) {
       uint16_t length = 0;
       std::string_view sum_bytes;
       if (!reader.U16(&length) || !reader.Bytes(length, &sum_bytes)) {
-        return bad(where + "truncated");
+        return bad(where + ": truncated");
       }
       Result<ExactSum> decoded = ExactSum::Decode(sum_bytes);
       if (!decoded.ok()) return decoded.status().WithContext("bucketed series encoding: " + where);

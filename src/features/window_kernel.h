@@ -163,8 +163,8 @@ class BucketedSeries {
   explicit BucketedSeries(Duration hop);
 
   // Applies one row. Returns false (and changes nothing) when ts is older than
-  // the eviction horizon. Null rows (and non-finite values, which count as
-  // null) change no state and create no bucket.
+  // the eviction horizon (or within one hop of kMinTimestamp). Null rows, and
+  // non-finite values, which count as null, change no state and add no bucket.
   bool Add(Timestamp ts, uint64_t arrival, double value, bool valid);
 
   // The merged state of every bucket the window of `length` read at t covers
@@ -179,7 +179,10 @@ class BucketedSeries {
   Duration hop() const { return hop_; }
   size_t num_buckets() const { return buckets_.size(); }
 
-  // Deterministic binary encoding for the online store; Decode validates it.
+  // Deterministic binary encoding for the online store (little-endian fixed
+  // width fields and ExactSum encodings; equal series give equal bytes).
+  // Decode validates every field and returns InvalidArgument on malformed or
+  // non-canonical bytes; it never crashes on any input.
   void AppendEncoded(std::string* out) const;
   static Result<BucketedSeries> Decode(std::string_view bytes);
 
