@@ -25,27 +25,35 @@ double Seconds(std::chrono::steady_clock::time_point since) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
 }
 
-// Runs fn(task) for task in [0, tasks) on `threads` threads, handing out tasks
-// in small batches so that a few heavy entities do not leave a thread idle.
+// Runs fn(task, worker) for task in [0, tasks) on `threads` threads (worker in
+// [0, threads); worker 0 is the calling thread), handing out tasks in small
+// batches so that a few heavy entities do not leave a thread idle.
 template <typename Fn>
-void ParallelFor(size_t tasks, int threads, Fn&& fn) {
+void ParallelForWorkers(size_t tasks, int threads, Fn&& fn) {
   std::atomic<size_t> next{0};
   constexpr size_t kBatch = 4;
-  auto worker = [&]() {
+  auto worker = [&](int worker_idx) {
     while (true) {
       size_t begin = next.fetch_add(kBatch);
       if (begin >= tasks) return;
-      for (size_t task = begin; task < std::min(tasks, begin + kBatch); ++task) fn(task);
+      for (size_t task = begin; task < std::min(tasks, begin + kBatch); ++task) {
+        fn(task, worker_idx);
+      }
     }
   };
   if (threads <= 1 || tasks < 2 * kBatch) {
-    worker();
+    worker(0);
     return;
   }
   std::vector<std::thread> pool;
-  for (int i = 1; i < threads; ++i) pool.emplace_back(worker);
-  worker();
+  for (int i = 1; i < threads; ++i) pool.emplace_back(worker, i);
+  worker(0);
   for (std::thread& thread : pool) thread.join();
+}
+
+template <typename Fn>
+void ParallelFor(size_t tasks, int threads, Fn&& fn) {
+  ParallelForWorkers(tasks, threads, [&](size_t task, int) { fn(task); });
 }
 
 // A source's rows grouped by entity and sorted by (timestamp, created, arrival).
@@ -331,19 +339,25 @@ Status ComputeWindowView(const UseContext& context,
   ProgressBar progress("  " + use.prefix, spine.rows.size());
   std::atomic<uint64_t> done{0};
   size_t entities = grouping.index->size();
-  const std::thread::id caller = std::this_thread::get_id();
-  ParallelFor(entities, context.threads, [&](size_t entity) {
+  // One kernel per window group and worker, reused across entities (Reset does
+  // not allocate once warm).
+  std::vector<std::vector<SlidingWindow>> kernels(static_cast<size_t>(context.threads));
+  for (std::vector<SlidingWindow>& worker_kernels : kernels) {
+    for (const WindowGroup& group : groups) worker_kernels.emplace_back(group.window);
+  }
+  ParallelForWorkers(entities, context.threads, [&](size_t entity, int worker) {
     size_t query_begin = spine.offsets[entity], query_end = spine.offsets[entity + 1];
     if (query_begin == query_end) return;
     size_t row_begin = grouping.offsets[entity], row_end = grouping.offsets[entity + 1];
-    for (const WindowGroup& group : groups) {
+    for (size_t group_idx = 0; group_idx < groups.size(); ++group_idx) {
+      const WindowGroup& group = groups[group_idx];
       const Stream& stream = streams[group.stream];
       EventSeries series;
       series.ts = grouping.sorted_ts.data() + row_begin;
       series.values = stream.values.data() + row_begin;
       series.valid = stream.valid.empty() ? nullptr : stream.valid.data() + row_begin;
       series.size = row_end - row_begin;
-      SlidingWindow window(group.window);
+      SlidingWindow& window = kernels[static_cast<size_t>(worker)][group_idx];
       window.Reset(series);
       for (size_t query = query_begin; query < query_end; ++query) {
         uint32_t row = spine.rows[query];
@@ -361,7 +375,7 @@ Status ComputeWindowView(const UseContext& context,
       }
     }
     uint64_t total = done.fetch_add(query_end - query_begin) + (query_end - query_begin);
-    if (std::this_thread::get_id() == caller) progress.Update(total);
+    if (worker == 0) progress.Update(total);
   });
   for (WindowOutput& output : outputs) {
     if (output.is_count) {
