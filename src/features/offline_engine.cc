@@ -293,6 +293,7 @@ bool Selected(const ResolvedUse& use, const std::string& feature) {
 struct WindowGroup {
   size_t stream = 0;
   WindowSpec window;
+  uint32_t needs = 0;  // SlidingWindow::Needs of its outputs
   std::vector<std::pair<Aggregation, size_t>> outputs;  // aggregation, output column
 };
 
@@ -326,11 +327,12 @@ Status ComputeWindowView(const UseContext& context,
                g.window.length == window.length && g.window.hop == window.hop;
       });
       if (group == groups.end()) {
-        groups.push_back({stream, window, {}});
+        groups.push_back({stream, window, 0, {}});
         group = groups.end() - 1;
       }
       bool is_count = feature.aggregation == Aggregation::kCount;
       group->outputs.emplace_back(feature.aggregation, outputs.size());
+      group->needs |= SlidingWindow::NeedsOf(feature.aggregation);
       Column column(is_count ? DataType::kInt64 : DataType::kDouble, spine_rows);
       column.mutable_validity().assign(spine_rows, 0);  // null until computed
       outputs.push_back({name, is_count, std::move(column)});
@@ -343,7 +345,7 @@ Status ComputeWindowView(const UseContext& context,
   // not allocate once warm).
   std::vector<std::vector<SlidingWindow>> kernels(static_cast<size_t>(context.threads));
   for (std::vector<SlidingWindow>& worker_kernels : kernels) {
-    for (const WindowGroup& group : groups) worker_kernels.emplace_back(group.window);
+    for (const WindowGroup& group : groups) worker_kernels.emplace_back(group.window, group.needs);
   }
   ParallelForWorkers(entities, context.threads, [&](size_t entity, int worker) {
     size_t query_begin = spine.offsets[entity], query_end = spine.offsets[entity + 1];

@@ -309,7 +309,26 @@ FeatureValue Finalize(Aggregation aggregation, const AggregateState& state) {
 
 // --- SlidingWindow ---------------------------------------------------------
 
-SlidingWindow::SlidingWindow(WindowSpec window) : window_(window) {
+uint32_t SlidingWindow::NeedsOf(Aggregation aggregation) {
+  switch (aggregation) {
+    case Aggregation::kCount:
+      return 0;
+    case Aggregation::kSum:
+    case Aggregation::kMean:
+      return kNeedSum;
+    case Aggregation::kStddev:
+      return kNeedSum | kNeedSquares;
+    case Aggregation::kMin:
+      return kNeedMin;
+    case Aggregation::kMax:
+      return kNeedMax;
+    case Aggregation::kLast:
+      return kNeedLast;
+  }
+  return kNeedAll;
+}
+
+SlidingWindow::SlidingWindow(WindowSpec window, uint32_t needs) : window_(window), needs_(needs) {
   assert(window.length > 0 && window.hop > 0);
 }
 
@@ -328,7 +347,8 @@ void SlidingWindow::Reset(const EventSeries& series) {
   integer_sum_ = 0;
   integer_squares_ = 0;
   rounded_ = 0;
-  integer_mode_ = series.size <= kMaxIntegerModeRows;
+  // Without sums to keep, there is nothing for the integer path to speed up.
+  integer_mode_ = (needs_ & (kNeedSum | kNeedSquares)) != 0 && series.size <= kMaxIntegerModeRows;
   for (size_t row = 0; integer_mode_ && row < series.size; ++row) {
     const double value = series.values[row];
     integer_mode_ =
@@ -350,9 +370,9 @@ void SlidingWindow::AdvanceTo(Timestamp t) {
     if (IsValid(head_)) AddRow(head_);
     ++head_;
   }
-  PopExpired(tail_, &min_deque_, &min_front_);
-  PopExpired(tail_, &max_deque_, &max_front_);
-  if (state_.count == 0 && !integer_mode_) {
+  if (needs_ & kNeedMin) PopExpired(tail_, &min_deque_, &min_front_);
+  if (needs_ & kNeedMax) PopExpired(tail_, &max_deque_, &max_front_);
+  if (state_.count == 0 && !integer_mode_ && (needs_ & (kNeedSum | kNeedSquares))) {
     // Exact: what was added has all been removed. Keeps the chunk range tight.
     state_.sum.Clear();
     state_.sum_squares.Clear();
@@ -360,42 +380,51 @@ void SlidingWindow::AdvanceTo(Timestamp t) {
 }
 
 void SlidingWindow::AddRow(size_t row) {
-  const double value = series_.values[row];
   ++state_.count;
   rounded_ = 0;
+  last_valid_row_ = row;
+  if (needs_ == 0) return;  // a plain count
+  const double value = series_.values[row];
   if (integer_mode_) {
     const auto integer = static_cast<__int128>(static_cast<int64_t>(value));
     integer_sum_ += integer;
     integer_squares_ += integer * integer;
-  } else {
+  } else if (needs_ & (kNeedSum | kNeedSquares)) {
     state_.sum.Add(value);
-    AddSquare(&state_.sum_squares, value);
+    if (needs_ & kNeedSquares) AddSquare(&state_.sum_squares, value);
   }
+  if ((needs_ & (kNeedMin | kNeedMax)) == 0) return;
   const int64_t key = OrderKey(value);
   // Deques hold rows whose values strictly increase (min) / decrease (max)
   // from front to back; a newer row dominates older equal ones.
-  while (min_deque_.size() > min_front_ && OrderKey(series_.values[min_deque_.back()]) >= key) {
-    min_deque_.pop_back();
+  if (needs_ & kNeedMin) {
+    while (min_deque_.size() > min_front_ &&
+           OrderKey(series_.values[min_deque_.back()]) >= key) {
+      min_deque_.pop_back();
+    }
+    min_deque_.push_back(row);
   }
-  min_deque_.push_back(row);
-  while (max_deque_.size() > max_front_ && OrderKey(series_.values[max_deque_.back()]) <= key) {
-    max_deque_.pop_back();
+  if (needs_ & kNeedMax) {
+    while (max_deque_.size() > max_front_ &&
+           OrderKey(series_.values[max_deque_.back()]) <= key) {
+      max_deque_.pop_back();
+    }
+    max_deque_.push_back(row);
   }
-  max_deque_.push_back(row);
-  last_valid_row_ = row;
 }
 
 void SlidingWindow::RemoveRow(size_t row) {
-  const double value = series_.values[row];
   --state_.count;
   rounded_ = 0;
+  if ((needs_ & (kNeedSum | kNeedSquares)) == 0) return;
+  const double value = series_.values[row];
   if (integer_mode_) {
     const auto integer = static_cast<__int128>(static_cast<int64_t>(value));
     integer_sum_ -= integer;
     integer_squares_ -= integer * integer;
   } else {
     state_.sum.Remove(value);
-    RemoveSquare(&state_.sum_squares, value);
+    if (needs_ & kNeedSquares) RemoveSquare(&state_.sum_squares, value);
   }
 }
 
@@ -425,6 +454,7 @@ DoubleDouble SlidingWindow::SquaresDoubleDouble() const {
 }
 
 FeatureValue SlidingWindow::Read(Aggregation aggregation) const {
+  assert((NeedsOf(aggregation) & ~needs_) == 0 && "Read of an aggregation the kernel does not keep");
   // With count > 0 the deques' fronts and the latest valid row added are all
   // inside the window. Only the aggregation asked for is looked up.
   double min = 0.0, max = 0.0, last = 0.0;

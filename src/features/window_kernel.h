@@ -100,7 +100,21 @@ struct EventSeries {
 // Thread-safety: none; one instance per thread (Read caches rounded sums).
 class SlidingWindow {
  public:
-  explicit SlidingWindow(WindowSpec window);
+  // What a kernel maintains besides the count; a group of features asks only
+  // for what it reads (a plain count needs none of it).
+  enum Needs : uint32_t {
+    kNeedSum = 1,
+    kNeedSquares = 2,
+    kNeedMin = 4,
+    kNeedMax = 8,
+    kNeedLast = 16,
+    kNeedAll = 31,
+  };
+  // The Needs bits `aggregation` reads.
+  static uint32_t NeedsOf(Aggregation aggregation);
+
+  // Precondition for Read(a) later: NeedsOf(a) is a subset of `needs`.
+  explicit SlidingWindow(WindowSpec window, uint32_t needs = kNeedAll);
 
   // Starts a new entity's series. The series must outlive the reads.
   void Reset(const EventSeries& series);
@@ -126,6 +140,7 @@ class SlidingWindow {
   DoubleDouble SquaresDoubleDouble() const;
 
   WindowSpec window_;
+  uint32_t needs_;
   EventSeries series_;
   size_t head_ = 0;                // first row not yet added (ts >= t)
   size_t tail_ = 0;                // first row still in the window
