@@ -67,6 +67,7 @@ struct Grouping {
 // Spine rows grouped by entity id of one Grouping, sorted by time within an entity.
 struct SpineGroups {
   std::vector<uint32_t> rows;
+  std::vector<Timestamp> ts;  // ts[i] = the time of spine row rows[i]: read sequentially
   std::vector<uint32_t> offsets;
   std::vector<uint32_t> unknown_rows;  // valid key and time, entity not in the source
 };
@@ -276,6 +277,8 @@ Result<std::shared_ptr<SpineGroups>> BuildSpineGroups(const Table& spine,
   GroupRows(ids, grouping.index->size(), &groups->rows, &groups->offsets, &ts_valid);
   SortWithinGroups(groups->offsets, &groups->rows, threads,
                    [&](uint32_t row) { return spine_ts[row]; });
+  groups->ts.resize(groups->rows.size());
+  for (size_t i = 0; i < groups->rows.size(); ++i) groups->ts[i] = spine_ts[groups->rows[i]];
   for (size_t row = 0; row < ids.size(); ++row) {
     if (ids[row] == EntityIndex::kNoEntity && ts_valid[row]) {
       groups->unknown_rows.push_back(static_cast<uint32_t>(row));
@@ -297,11 +300,13 @@ struct WindowGroup {
   std::vector<std::pair<Aggregation, size_t>> outputs;  // aggregation, output column
 };
 
-// One output column, written in place by the workers (each spine row once).
+// One output column. Workers write it densely in grouped (entity, time) order,
+// which keeps their writes sequential; one scatter pass puts it in spine order.
 struct WindowOutput {
   std::string name;
   bool is_count;
-  Column column;
+  std::vector<double> values;  // indexed like SpineGroups::rows
+  std::vector<uint8_t> valid;
 };
 
 Status ComputeWindowView(const UseContext& context,
@@ -333,10 +338,12 @@ Status ComputeWindowView(const UseContext& context,
       bool is_count = feature.aggregation == Aggregation::kCount;
       group->outputs.emplace_back(feature.aggregation, outputs.size());
       group->needs |= SlidingWindow::NeedsOf(feature.aggregation);
-      Column column(is_count ? DataType::kInt64 : DataType::kDouble, spine_rows);
-      column.mutable_validity().assign(spine_rows, 0);  // null until computed
-      outputs.push_back({name, is_count, std::move(column)});
+      outputs.push_back({name, is_count, {}, {}});
     }
+  }
+  for (WindowOutput& output : outputs) {
+    output.values.resize(spine.rows.size());
+    output.valid.resize(spine.rows.size());
   }
   ProgressBar progress("  " + use.prefix, spine.rows.size());
   std::atomic<uint64_t> done{0};
@@ -362,17 +369,11 @@ Status ComputeWindowView(const UseContext& context,
       SlidingWindow& window = kernels[static_cast<size_t>(worker)][group_idx];
       window.Reset(series);
       for (size_t query = query_begin; query < query_end; ++query) {
-        uint32_t row = spine.rows[query];
-        window.AdvanceTo((*context.spine_ts)[row]);
+        window.AdvanceTo(spine.ts[query]);
         for (const auto& [aggregation, output] : group.outputs) {
           FeatureValue value = window.Read(aggregation);
-          Column& column = outputs[output].column;
-          if (outputs[output].is_count) {
-            column.ints()[row] = static_cast<int64_t>(value.value);
-          } else {
-            column.doubles()[row] = value.value;
-          }
-          column.mutable_validity()[row] = value.valid ? 1 : 0;
+          outputs[output].values[query] = value.value;
+          outputs[output].valid[query] = value.valid ? 1 : 0;
         }
       }
     }
@@ -380,10 +381,24 @@ Status ComputeWindowView(const UseContext& context,
     if (worker == 0) progress.Update(total);
   });
   for (WindowOutput& output : outputs) {
-    if (output.is_count) {
-      for (uint32_t row : spine.unknown_rows) output.column.SetValid(row);  // count 0
+    Column column(output.is_count ? DataType::kInt64 : DataType::kDouble, spine_rows);
+    std::vector<uint8_t>& validity = column.mutable_validity();
+    validity.assign(spine_rows, 0);  // rows without an entity or a time stay null
+    for (size_t query = 0; query < spine.rows.size(); ++query) {
+      uint32_t row = spine.rows[query];
+      if (output.is_count) {
+        column.ints()[row] = static_cast<int64_t>(output.values[query]);
+      } else {
+        column.doubles()[row] = output.values[query];
+      }
+      validity[row] = output.valid[query];
     }
-    RETURN_IF_ERROR(out->AddColumn(use.ColumnName(output.name), std::move(output.column)));
+    if (output.is_count) {
+      for (uint32_t row : spine.unknown_rows) validity[row] = 1;  // count 0
+    }
+    std::vector<double>().swap(output.values);
+    std::vector<uint8_t>().swap(output.valid);
+    RETURN_IF_ERROR(out->AddColumn(use.ColumnName(output.name), std::move(column)));
   }
   return Status::Ok();
 }
@@ -401,7 +416,7 @@ Status ComputeSnapshotView(const UseContext& context,
     size_t row_begin = position;
     for (size_t query = spine.offsets[entity]; query < spine.offsets[entity + 1]; ++query) {
       uint32_t row = spine.rows[query];
-      Timestamp t = (*context.spine_ts)[row];
+      Timestamp t = spine.ts[query];
       while (position < row_end && grouping.sorted_ts[position] < t) ++position;
       if (position == row_begin) continue;  // nothing strictly before t
       Timestamp ts = grouping.sorted_ts[position - 1];
