@@ -25,13 +25,13 @@ Status RunFeaturesShow(const RepoOptions& options, const std::string& reference,
 
 struct DatasetBuildOptions {
   RepoOptions repo;
-  std::string spine;        // a source name, a file (.parquet/.csv/.json) or a SQL query
-  std::string spine_time;   // default: the source's timestamp, or timestamp/event_timestamp/ts
-  std::string features;     // view references (definitions.h ParseFeatureUses)
-  std::string service;      // or a feature service name
-  std::string out;          // Parquet file
+  std::string spine;       // a source name, a file (.parquet/.csv/.json) or a SQL query
+  std::string spine_time;  // default: the source's timestamp, or timestamp/event_timestamp/ts
+  std::string features;    // view references (definitions.h ParseFeatureUses)
+  std::string service;     // or a feature service name
+  std::string out;         // Parquet file
   int threads = 0;
-  bool json = false;        // print the summary as JSON
+  bool json = false;  // print the summary as JSON
 };
 
 // `keel dataset build`: a point-in-time correct training set as Parquet.

@@ -51,7 +51,8 @@ Result<Spine> ResolveSpine(const std::string& text, const std::string& repo_dir,
     if (source == nullptr) return NotFound("spine: no source '" + text + "' in the repository");
     std::map<std::string, features::SourceDef> inputs;
     for (const features::SourceDef& other : repo.sources) inputs[other.name] = other;
-    ASSIGN_OR_RETURN(std::string sql, features::RegisterSource(*source, inputs, repo.config, duckdb));
+    ASSIGN_OR_RETURN(std::string sql,
+                     features::RegisterSource(*source, inputs, repo.config, duckdb));
     return Spine{sql, source->timestamp_column};
   }
   // SQL: make every source readable by name first.
@@ -100,10 +101,12 @@ Status RunDatasetBuild(const DatasetBuildOptions& options) {
     return NotFound("--out: folder " + out_dir.string() + " does not exist");
   }
   ASSIGN_OR_RETURN(std::unique_ptr<DuckDb> duckdb, DuckDb::Open());
-  ASSIGN_OR_RETURN(Spine spine_source, ResolveSpine(options.spine, options.repo.repo, duckdb.get()));
+  ASSIGN_OR_RETURN(Spine spine_source,
+                   ResolveSpine(options.spine, options.repo.repo, duckdb.get()));
   Result<table::Table> spine = duckdb->Query(spine_source.sql);
   if (!spine.ok()) return spine.status().WithContext("spine");
-  ASSIGN_OR_RETURN(std::string time_column, SpineTimeColumn(*spine, options, spine_source.default_time));
+  ASSIGN_OR_RETURN(std::string time_column,
+                   SpineTimeColumn(*spine, options, spine_source.default_time));
   double spine_seconds = Since(start);
 
   std::vector<features::ResolvedUse> resolved;
@@ -112,8 +115,11 @@ Status RunDatasetBuild(const DatasetBuildOptions& options) {
     ASSIGN_OR_RETURN(features::ViewVersionInfo info, catalog->Resolve(use.view, use.version));
     ASSIGN_OR_RETURN(features::ResolvedUse item,
                      features::ResolveUse(use, info.definition, info.version, spine->fields()));
-    lineage.push_back({{"view", info.name}, {"version", info.version}, {"number", info.number},
-                       {"prefix", item.prefix}, {"spine_keys", item.spine_keys}});
+    lineage.push_back({{"view", info.name},
+                       {"version", info.version},
+                       {"number", info.number},
+                       {"prefix", item.prefix},
+                       {"spine_keys", item.spine_keys}});
     resolved.push_back(std::move(item));
   }
   features::OfflineEngine engine(config, duckdb.get(), options.threads);
@@ -137,8 +143,11 @@ Status RunDatasetBuild(const DatasetBuildOptions& options) {
     out["out"] = options.out;
     out["columns"] = dataset.num_columns();
     out["features"] = dataset.num_columns() - first_feature;
-    out["seconds"] = {{"total", total}, {"spine", spine_seconds}, {"sources", report.load_seconds},
-                      {"compute", report.compute_seconds}, {"write", write_seconds}};
+    out["seconds"] = {{"total", total},
+                      {"spine", spine_seconds},
+                      {"sources", report.load_seconds},
+                      {"compute", report.compute_seconds},
+                      {"write", write_seconds}};
     nlohmann::json nulls = nlohmann::json::object();
     for (size_t column = first_feature; column < dataset.num_columns(); ++column) {
       nulls[dataset.fields()[column].name] =

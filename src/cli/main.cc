@@ -1,6 +1,5 @@
 // The keel command: thin wiring of subcommands onto the layers.
 #include <CLI/CLI.hpp>
-
 #include <cstdio>
 
 #include "cli/commands.h"
@@ -28,8 +27,8 @@ int ExitCode(const keel::Status& status) {
 int main(int argc, char** argv) {
   CLI::App app{"keel: define features once, build point-in-time training sets, serve them."};
   app.require_subcommand(1);
-  app.set_version_flag("--version", std::string("keel 0.1.0 (") +
-                                        std::string(keel::CodeVersion()) + ")");
+  app.set_version_flag("--version",
+                       std::string("keel 0.1.0 (") + std::string(keel::CodeVersion()) + ")");
   keel::cli::RepoOptions repo;
   auto add_repo = [&](CLI::App* command) {
     command->add_option("--repo,-r", repo.repo, "Feature repository (folder of keel.yaml)")
@@ -65,8 +64,9 @@ int main(int argc, char** argv) {
   dataset->require_subcommand(1);
   CLI::App* build = dataset->add_subcommand("build", "Build a point-in-time correct training set");
   add_repo(build);
-  build->add_option("--spine", build_options.spine,
-                    "Entity keys + timestamps (+ labels): a source name, a file or a SQL query")
+  build
+      ->add_option("--spine", build_options.spine,
+                   "Entity keys + timestamps (+ labels): a source name, a file or a SQL query")
       ->required();
   build->add_option("--spine-time", build_options.spine_time, "Spine timestamp column");
   auto* features_option = build->add_option(

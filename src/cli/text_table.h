@@ -27,7 +27,8 @@ class TextTable {
       std::string line;
       for (size_t column = 0; column < row.size(); ++column) {
         line += row[column];
-        if (column + 1 < row.size()) line += std::string(widths[column] - row[column].size() + 2, ' ');
+        if (column + 1 < row.size())
+          line += std::string(widths[column] - row[column].size() + 2, ' ');
       }
       out += line + "\n";
       if (row_idx == 0) {

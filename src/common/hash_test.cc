@@ -17,9 +17,7 @@ TEST(Hash, IsDeterministicAndHex) {
 
 // Versions are persisted, so the hash function may never change: pin XXH3's
 // published test value for the empty input.
-TEST(Hash, MatchesXxh3ReferenceValue) {
-  EXPECT_EQ(Hash64(""), 0x2D06800538D394C2ULL);
-}
+TEST(Hash, MatchesXxh3ReferenceValue) { EXPECT_EQ(Hash64(""), 0x2D06800538D394C2ULL); }
 
 TEST(Hash, DistinguishesNearbyInputs) {
   std::set<std::string> seen;

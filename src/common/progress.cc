@@ -33,14 +33,14 @@ void ProgressBar::Finish() {
 
 void ProgressBar::Draw(uint64_t done) {
   constexpr int kWidth = 30;
-  double fraction = static_cast<double>(done > total_ ? total_ : done) / static_cast<double>(total_);
+  double fraction =
+      static_cast<double>(done > total_ ? total_ : done) / static_cast<double>(total_);
   int filled = static_cast<int>(fraction * kWidth);
-  double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   std::string bar(static_cast<size_t>(filled), '#');
   bar.append(static_cast<size_t>(kWidth - filled), '.');
-  std::fprintf(stderr, "\r%-24s [%s] %5.1f%%  %.1fs", label_.c_str(), bar.c_str(),
-               fraction * 100.0, seconds);
+  std::fprintf(stderr, "\r%-24s [%s] %5.1f%%  %.1fs", label_.c_str(), bar.c_str(), fraction * 100.0,
+               seconds);
   std::fflush(stderr);
 }
 

@@ -12,13 +12,13 @@ namespace keel {
 // (see serve/http_errors.h once it exists) and onto exit codes in the CLI.
 enum class StatusCode {
   kOk = 0,
-  kInvalidArgument,   // the caller's input is wrong (bad YAML, unknown column, ...)
-  kNotFound,          // a named thing does not exist (file, view, version)
-  kAlreadyExists,     // creating something that is already there
-  kFailedPrecondition,// the system is not in a state to do this (failed checks, ...)
-  kUnavailable,       // a backend cannot be reached; retrying may help
-  kIoError,           // reading or writing a file failed
-  kInternal,          // a bug in keel or a library; never the user's fault
+  kInvalidArgument,     // the caller's input is wrong (bad YAML, unknown column, ...)
+  kNotFound,            // a named thing does not exist (file, view, version)
+  kAlreadyExists,       // creating something that is already there
+  kFailedPrecondition,  // the system is not in a state to do this (failed checks, ...)
+  kUnavailable,         // a backend cannot be reached; retrying may help
+  kIoError,             // reading or writing a file failed
+  kInternal,            // a bug in keel or a library; never the user's fault
 };
 
 // Human name of a code ("invalid argument").
@@ -61,7 +61,7 @@ Status Internal(std::string message);
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : value_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : value_(std::move(value)) {}         // NOLINT: implicit by design
   Result(Status status) : status_(std::move(status)) {  // NOLINT: implicit by design
     assert(!status_.ok() && "Result constructed from an OK status without a value");
     if (status_.ok()) status_ = Internal("Result constructed from OK status without a value");
@@ -99,9 +99,9 @@ class [[nodiscard]] Result {
 #define KEEL_CONCAT(a, b) KEEL_CONCAT_INNER(a, b)
 
 // Returns from the enclosing function if `expr` (a Status) is not OK.
-#define RETURN_IF_ERROR(expr)                 \
-  do {                                        \
-    ::keel::Status _keel_status = (expr);     \
+#define RETURN_IF_ERROR(expr)                    \
+  do {                                           \
+    ::keel::Status _keel_status = (expr);        \
     if (!_keel_status.ok()) return _keel_status; \
   } while (0)
 

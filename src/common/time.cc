@@ -56,13 +56,20 @@ Result<Duration> ParseDuration(std::string_view text) {
   if (ec != std::errc()) return bad("number out of range");
   std::string_view unit = text.substr(digits);
   int64_t scale = 0;
-  if (unit == "us") scale = 1;
-  else if (unit == "ms") scale = 1000;
-  else if (unit == "s") scale = kMicrosPerSecond;
-  else if (unit == "m") scale = kMicrosPerMinute;
-  else if (unit == "h") scale = kMicrosPerHour;
-  else if (unit == "d") scale = kMicrosPerDay;
-  else return bad(unit.empty() ? "missing unit" : "unknown unit '" + std::string(unit) + "'");
+  if (unit == "us")
+    scale = 1;
+  else if (unit == "ms")
+    scale = 1000;
+  else if (unit == "s")
+    scale = kMicrosPerSecond;
+  else if (unit == "m")
+    scale = kMicrosPerMinute;
+  else if (unit == "h")
+    scale = kMicrosPerHour;
+  else if (unit == "d")
+    scale = kMicrosPerDay;
+  else
+    return bad(unit.empty() ? "missing unit" : "unknown unit '" + std::string(unit) + "'");
   if (number <= 0) return bad("must be positive");
   if (number > std::numeric_limits<int64_t>::max() / scale) return bad("too long");
   return number * scale;
@@ -73,9 +80,9 @@ std::string FormatDuration(Duration duration) {
     Duration micros;
     const char* name;
   };
-  static constexpr Unit kUnits[] = {{kMicrosPerDay, "d"}, {kMicrosPerHour, "h"},
-                                    {kMicrosPerMinute, "m"}, {kMicrosPerSecond, "s"},
-                                    {1000, "ms"},           {1, "us"}};
+  static constexpr Unit kUnits[] = {
+      {kMicrosPerDay, "d"},    {kMicrosPerHour, "h"}, {kMicrosPerMinute, "m"},
+      {kMicrosPerSecond, "s"}, {1000, "ms"},          {1, "us"}};
   for (const Unit& unit : kUnits) {
     if (duration != 0 && duration % unit.micros == 0) {
       return std::to_string(duration / unit.micros) + unit.name;
@@ -122,8 +129,7 @@ Result<Timestamp> ParseTimestamp(std::string_view text) {
       text.substr(pos) != "+00") {
     return bad();
   }
-  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 ||
-      second > 60) {
+  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60) {
     return bad();
   }
   int64_t days = DaysFromCivil(year, static_cast<unsigned>(month), static_cast<unsigned>(day));
@@ -145,11 +151,10 @@ std::string FormatTimestamp(Timestamp ts) {
   int64_t micros = rest % kMicrosPerSecond;
   int64_t seconds = rest / kMicrosPerSecond;
   char buffer[64];
-  int n = std::snprintf(buffer, sizeof(buffer), "%04lld-%02u-%02u %02lld:%02lld:%02lld",
-                        static_cast<long long>(year), month, day,
-                        static_cast<long long>(seconds / 3600),
-                        static_cast<long long>(seconds / 60 % 60),
-                        static_cast<long long>(seconds % 60));
+  int n = std::snprintf(
+      buffer, sizeof(buffer), "%04lld-%02u-%02u %02lld:%02lld:%02lld", static_cast<long long>(year),
+      month, day, static_cast<long long>(seconds / 3600), static_cast<long long>(seconds / 60 % 60),
+      static_cast<long long>(seconds % 60));
   std::string out(buffer, static_cast<size_t>(n));
   if (micros != 0) {
     std::snprintf(buffer, sizeof(buffer), ".%06lld", static_cast<long long>(micros));

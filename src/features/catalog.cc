@@ -131,8 +131,11 @@ Result<std::vector<ViewVersionInfo>> ReadAll(Statement& statement) {
 }
 
 Json UseToJson(const FeatureUse& use) {
-  return Json{{"view", use.view},       {"version", use.version}, {"keys", use.key_map},
-              {"alias", use.alias},     {"features", use.features}};
+  return Json{{"view", use.view},
+              {"version", use.version},
+              {"keys", use.key_map},
+              {"alias", use.alias},
+              {"features", use.features}};
 }
 
 Status ApplyInTransaction(sqlite3* db, const Repository& repo, std::vector<ViewChange>* changes) {
@@ -243,8 +246,9 @@ Result<std::vector<ViewChange>> Catalog::Apply(const Repository& repo) {
 }
 
 Result<std::vector<ViewVersionInfo>> Catalog::ListCurrent() {
-  Statement statement(db_->handle, (std::string(kSelectVersion) +
-                                    "WHERE c.version IS NOT NULL ORDER BY v.name").c_str());
+  Statement statement(
+      db_->handle,
+      (std::string(kSelectVersion) + "WHERE c.version IS NOT NULL ORDER BY v.name").c_str());
   return ReadAll(statement);
 }
 
@@ -260,13 +264,12 @@ Result<std::vector<ViewVersionInfo>> Catalog::History(const std::string& view) {
 Result<ViewVersionInfo> Catalog::Resolve(const std::string& view, const std::string& version) {
   ASSIGN_OR_RETURN(std::vector<ViewVersionInfo> versions, History(view));
   std::vector<const ViewVersionInfo*> matches;
-  bool numeric = !version.empty() &&
-                 version.find_first_not_of("0123456789") == std::string::npos &&
+  bool numeric = !version.empty() && version.find_first_not_of("0123456789") == std::string::npos &&
                  version.size() < 6;
   for (const ViewVersionInfo& info : versions) {
     if (version.empty() ? info.current
-                        : numeric ? std::to_string(info.number) == version
-                                  : info.version.rfind(version, 0) == 0) {
+        : numeric       ? std::to_string(info.number) == version
+                        : info.version.rfind(version, 0) == 0) {
       matches.push_back(&info);
     }
   }
@@ -275,12 +278,15 @@ Result<ViewVersionInfo> Catalog::Resolve(const std::string& view, const std::str
                            "': give a version number or at least 4 hash characters");
   }
   if (matches.empty()) {
-    if (version.empty()) return NotFound("view '" + view + "' is no longer defined; name a version");
+    if (version.empty())
+      return NotFound("view '" + view + "' is no longer defined; name a version");
     std::string known;
     for (const ViewVersionInfo& info : versions) {
-      known += (known.empty() ? "" : ", ") + std::to_string(info.number) + " (" + info.version + ")";
+      known +=
+          (known.empty() ? "" : ", ") + std::to_string(info.number) + " (" + info.version + ")";
     }
-    return NotFound("view '" + view + "' has no version '" + version + "' (versions: " + known + ")");
+    return NotFound("view '" + view + "' has no version '" + version + "' (versions: " + known +
+                    ")");
   }
   if (matches.size() > 1) {
     return InvalidArgument("version prefix '" + version + "' of view '" + view + "' is ambiguous");

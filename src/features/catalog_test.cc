@@ -52,7 +52,8 @@ TEST_F(CatalogTest, NewDefinitionsMakeNewVersionsAndOldOnesStayResolvable) {
   EXPECT_EQ(first[0].number, 1);
   EXPECT_EQ(Apply({View("a", kMicrosPerHour), View("b", kMicrosPerHour)})[0].kind,
             ViewChange::Kind::kUnchanged);
-  std::vector<ViewChange> second = Apply({View("a", 2 * kMicrosPerHour), View("b", kMicrosPerHour)});
+  std::vector<ViewChange> second =
+      Apply({View("a", 2 * kMicrosPerHour), View("b", kMicrosPerHour)});
   EXPECT_EQ(second[0].kind, ViewChange::Kind::kNewVersion);
   EXPECT_EQ(second[0].number, 2);
 

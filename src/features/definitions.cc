@@ -147,7 +147,8 @@ Status CheckName(const YamlReader& reader, const YAML::Node& node, const std::st
   bool ok = !name.empty() && (std::isalpha(static_cast<unsigned char>(name[0])) || name[0] == '_');
   for (char c : name) ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '_');
   if (!ok) {
-    return reader.Error(node, path, "bad name '" + name + "' (letters, digits and _, not first a digit)");
+    return reader.Error(node, path,
+                        "bad name '" + name + "' (letters, digits and _, not first a digit)");
   }
   return Status::Ok();
 }
@@ -186,9 +187,8 @@ bool EndsWith(std::string_view text, std::string_view suffix) {
 
 Result<SourceDef> ParseSource(const YamlReader& reader, const YAML::Node& node,
                               const std::string& path) {
-  RETURN_IF_ERROR(reader.CheckKeys(node, path,
-                                   {"name", "path", "query", "format", "timestamp", "created",
-                                    "description"}));
+  RETURN_IF_ERROR(reader.CheckKeys(
+      node, path, {"name", "path", "query", "format", "timestamp", "created", "description"}));
   SourceDef source;
   source.location = reader.Where(node);
   ASSIGN_OR_RETURN(source.name, reader.String(node, "name", path, true));
@@ -209,25 +209,34 @@ Result<SourceDef> ParseSource(const YamlReader& reader, const YAML::Node& node,
     return source;
   }
   if (format.empty()) {
-    if (EndsWith(source.path, ".parquet")) format = "parquet";
-    else if (EndsWith(source.path, ".csv")) format = "csv";
+    if (EndsWith(source.path, ".parquet"))
+      format = "parquet";
+    else if (EndsWith(source.path, ".csv"))
+      format = "csv";
     else if (EndsWith(source.path, ".json") || EndsWith(source.path, ".jsonl") ||
-             EndsWith(source.path, ".ndjson")) format = "jsonl";
-    else return reader.Error(node["path"], path + ".path",
-                             "cannot tell the format from the extension; set 'format'");
+             EndsWith(source.path, ".ndjson"))
+      format = "jsonl";
+    else
+      return reader.Error(node["path"], path + ".path",
+                          "cannot tell the format from the extension; set 'format'");
   }
-  if (format == "parquet") source.format = SourceFormat::kParquet;
-  else if (format == "csv") source.format = SourceFormat::kCsv;
-  else if (format == "jsonl" || format == "json") source.format = SourceFormat::kJsonl;
-  else return reader.Error(node["format"], path + ".format",
-                           "unknown format '" + format + "' (expected parquet, csv or jsonl)");
+  if (format == "parquet")
+    source.format = SourceFormat::kParquet;
+  else if (format == "csv")
+    source.format = SourceFormat::kCsv;
+  else if (format == "jsonl" || format == "json")
+    source.format = SourceFormat::kJsonl;
+  else
+    return reader.Error(node["format"], path + ".format",
+                        "unknown format '" + format + "' (expected parquet, csv or jsonl)");
   return source;
 }
 
 // The source columns holding the entity keys: a list in key order, or a
 // mapping entity key -> column. Checked against the entity later.
-Result<std::vector<std::pair<std::string, std::string>>> ParseKeyColumns(
-    const YamlReader& reader, const YAML::Node& node, const std::string& path) {
+Result<std::vector<std::pair<std::string, std::string>>> ParseKeyColumns(const YamlReader& reader,
+                                                                         const YAML::Node& node,
+                                                                         const std::string& path) {
   std::vector<std::pair<std::string, std::string>> out;
   if (!node) return out;
   if (node.IsMap()) {
@@ -263,8 +272,8 @@ Result<std::vector<WindowSpec>> ParseWindows(const YamlReader& reader, const YAM
     ASSIGN_OR_RETURN(Duration length, reader.DurationField(items[i], item_path));
     WindowSpec window{length, hop > 0 ? hop : DefaultHop(length)};
     if (window.hop > window.length) {
-      return reader.Error(items[i], item_path, "hop " + FormatDuration(window.hop) +
-                                                   " is longer than the window");
+      return reader.Error(items[i], item_path,
+                          "hop " + FormatDuration(window.hop) + " is longer than the window");
     }
     for (const WindowSpec& other : windows) {
       if (other.length == length) return reader.Error(items[i], item_path, "duplicate window");
@@ -292,8 +301,8 @@ Result<WindowFeatureDef> ParseWindowFeature(const YamlReader& reader, const YAML
   feature.aggregation = *parsed;
   YAML::Node expression = node["expression"] ? node["expression"] : node["expr"];
   if (expression) {
-    ASSIGN_OR_RETURN(feature.expression, CanonicalExpression(reader, expression,
-                                                             path + ".expression"));
+    ASSIGN_OR_RETURN(feature.expression,
+                     CanonicalExpression(reader, expression, path + ".expression"));
   } else if (feature.aggregation != Aggregation::kCount) {
     return reader.Error(node, path, "missing 'expression' (only count may omit it)");
   }
@@ -325,7 +334,8 @@ Result<SnapshotFeatureDef> ParseSnapshotFeature(const YamlReader& reader, const 
   RETURN_IF_ERROR(CheckName(reader, node["name"], path + ".name", feature.name));
   YAML::Node expression = node["expression"] ? node["expression"] : node["expr"];
   if (!expression) expression = node["name"];
-  ASSIGN_OR_RETURN(feature.expression, CanonicalExpression(reader, expression, path + ".expression"));
+  ASSIGN_OR_RETURN(feature.expression,
+                   CanonicalExpression(reader, expression, path + ".expression"));
   return feature;
 }
 
@@ -341,8 +351,8 @@ struct PendingView {
 
 Result<PendingView> ParseView(const YamlReader& reader, const YAML::Node& node,
                               const std::string& path, ViewKind kind) {
-  std::vector<std::string> allowed = {"name", "entity", "source", "keys", "features",
-                                      "description"};
+  std::vector<std::string> allowed = {"name", "entity",   "source",
+                                      "keys", "features", "description"};
   if (kind == ViewKind::kWindow) {
     allowed.push_back("windows");
     allowed.push_back("hop");
@@ -402,11 +412,13 @@ std::set<std::string> SqlIdentifiers(std::string_view sql) {
     char c = sql[i];
     if (c == '\'' || c == '"') {
       size_t end = sql.find(c, i + 1);
-      if (c == '"' && end != std::string_view::npos) out.insert(std::string(sql.substr(i + 1, end - i - 1)));
+      if (c == '"' && end != std::string_view::npos)
+        out.insert(std::string(sql.substr(i + 1, end - i - 1)));
       i = end == std::string_view::npos ? sql.size() : end + 1;
     } else if (std::isalpha(static_cast<unsigned char>(c)) || c == '_') {
       size_t start = i;
-      while (i < sql.size() && (std::isalnum(static_cast<unsigned char>(sql[i])) || sql[i] == '_')) ++i;
+      while (i < sql.size() && (std::isalnum(static_cast<unsigned char>(sql[i])) || sql[i] == '_'))
+        ++i;
       out.insert(std::string(sql.substr(start, i - start)));
     } else {
       ++i;
@@ -446,9 +458,7 @@ Result<FeatureUse> ParseUseNode(const YamlReader& reader, const YAML::Node& node
 
 }  // namespace
 
-namespace {
-
-}  // namespace
+namespace {}  // namespace
 
 Result<RepoConfig> LoadRepoConfig(const std::string& dir) {
   RepoConfig config;
@@ -468,9 +478,9 @@ Result<RepoConfig> LoadRepoConfig(const std::string& dir) {
                            std::to_string(e.mark.column + 1) + ": " + e.msg);
   }
   YamlReader reader("keel.yaml");
-  RETURN_IF_ERROR(reader.CheckKeys(node, "keel.yaml",
-                                   {"project", "definitions", "variables", "catalog", "offline",
-                                    "online", "registry"}));
+  RETURN_IF_ERROR(reader.CheckKeys(
+      node, "keel.yaml",
+      {"project", "definitions", "variables", "catalog", "offline", "online", "registry"}));
   ASSIGN_OR_RETURN(config.project, reader.String(node, "project", "keel.yaml", true));
   if (node["definitions"]) {
     ASSIGN_OR_RETURN(config.definition_paths,
@@ -548,8 +558,8 @@ Result<std::vector<std::string>> DefinitionFiles(const RepoConfig& config) {
 }
 
 Status ParseDefinitionFile(const RepoConfig& config, const std::string& file,
-                           std::vector<std::unique_ptr<YamlReader>>* readers,
-                           Repository* repo, std::vector<PendingView>* views) {
+                           std::vector<std::unique_ptr<YamlReader>>* readers, Repository* repo,
+                           std::vector<PendingView>* views) {
   YAML::Node root;
   try {
     root = YAML::LoadFile((fs::path(config.root) / file).string());
@@ -560,9 +570,8 @@ Status ParseDefinitionFile(const RepoConfig& config, const std::string& file,
   readers->push_back(std::make_unique<YamlReader>(file));
   const YamlReader& reader = *readers->back();
   if (root.IsNull()) return Status::Ok();
-  RETURN_IF_ERROR(reader.CheckKeys(root, file,
-                                   {"entities", "sources", "window_views", "snapshot_views",
-                                    "feature_services"}));
+  RETURN_IF_ERROR(reader.CheckKeys(
+      root, file, {"entities", "sources", "window_views", "snapshot_views", "feature_services"}));
   auto each = [&](const char* key, auto&& parse) -> Status {
     YAML::Node list = root[key];
     if (!list) return Status::Ok();
@@ -703,9 +712,8 @@ Status ResolveView(const Repository& repo, PendingView* pending) {
   }
   if (pending->keys.size() != entity->keys.size()) {
     return reader.Error(keys_node, pending->path + ".keys",
-                        "entity '" + entity->name + "' has " +
-                            std::to_string(entity->keys.size()) + " key(s), got " +
-                            std::to_string(pending->keys.size()));
+                        "entity '" + entity->name + "' has " + std::to_string(entity->keys.size()) +
+                            " key(s), got " + std::to_string(pending->keys.size()));
   }
   view.key_columns.resize(entity->keys.size());
   for (size_t i = 0; i < pending->keys.size(); ++i) {
@@ -775,7 +783,8 @@ Result<std::string> ResolvePath(const std::string& path, const RepoConfig& confi
       out += env;
     } else if (auto it = config.variables.find(name); it != config.variables.end()) {
       fs::path value(it->second);
-      out += (value.is_absolute() ? value : fs::path(config.root) / value).lexically_normal().string();
+      out +=
+          (value.is_absolute() ? value : fs::path(config.root) / value).lexically_normal().string();
     } else {
       return InvalidArgument("undefined variable ${" + name + "} in '" + path +
                              "' (set it in the environment or under 'variables' in keel.yaml)");
@@ -841,13 +850,14 @@ Result<std::string> RegisterSource(const SourceDef& source,
                                    const RepoConfig& config, table::DuckDb* duckdb) {
   for (const std::string& input : source.inputs) {
     auto it = inputs.find(input);
-    if (it == inputs.end()) return NotFound("source '" + source.name + "': missing input '" + input + "'");
+    if (it == inputs.end())
+      return NotFound("source '" + source.name + "': missing input '" + input + "'");
     RETURN_IF_ERROR(RegisterSource(it->second, inputs, config, duckdb).status());
   }
   Result<std::string> sql = ReadSql(source, config);
   if (!sql.ok()) {
-    return sql.status().WithContext("source '" + source.name + "' (" +
-                                    source.location.ToString() + ")");
+    return sql.status().WithContext("source '" + source.name + "' (" + source.location.ToString() +
+                                    ")");
   }
   Status status = duckdb->Execute("CREATE OR REPLACE TEMP VIEW " +
                                   table::QuoteSqlIdentifier(source.name) + " AS " + *sql);
@@ -863,7 +873,8 @@ Status ValidateView(FeatureViewDef* view, const RepoConfig& config, table::DuckD
   auto error = [&](const SourceLocation& where, const std::string& what) {
     return InvalidArgument(where.ToString() + ": view '" + view->name + "': " + what);
   };
-  ASSIGN_OR_RETURN(std::string sql, RegisterSource(view->source, view->source_inputs, config, duckdb));
+  ASSIGN_OR_RETURN(std::string sql,
+                   RegisterSource(view->source, view->source_inputs, config, duckdb));
   Result<table::Table> sample = duckdb->Query(sql + " LIMIT 0");
   if (!sample.ok()) {
     return sample.status().WithContext("source '" + view->source.name + "' (" +
@@ -876,8 +887,8 @@ Status ValidateView(FeatureViewDef* view, const RepoConfig& config, table::DuckD
     }
     return nullptr;
   };
-  const std::string columns = " (source '" + view->source.name + "' has: " +
-                              sample->SchemaToString() + ")";
+  const std::string columns =
+      " (source '" + view->source.name + "' has: " + sample->SchemaToString() + ")";
   for (size_t i = 0; i < view->key_columns.size(); ++i) {
     const table::Field* field = column_type(view->key_columns[i]);
     const table::Field& key = view->entity.keys[i];
@@ -896,7 +907,8 @@ Status ValidateView(FeatureViewDef* view, const RepoConfig& config, table::DuckD
     const table::Field* field = column_type(*column);
     const char* role = column == &view->source.timestamp_column ? "timestamp" : "created";
     if (field == nullptr) {
-      return error(view->source.location, std::string(role) + ": no column '" + *column + "'" + columns);
+      return error(view->source.location,
+                   std::string(role) + ": no column '" + *column + "'" + columns);
     }
     bool ok = field->type == table::DataType::kTimestamp ||
               (column == &view->source.created_column && field->type == table::DataType::kInt64);
@@ -910,18 +922,21 @@ Status ValidateView(FeatureViewDef* view, const RepoConfig& config, table::DuckD
     if (feature.expression.empty()) continue;
     ASSIGN_OR_RETURN(Expression expression, Expression::Parse(feature.expression));
     Status bound = expression.Bind(schema);
-    if (!bound.ok()) return error(feature.location, "feature '" + feature.name + "': " + bound.message());
+    if (!bound.ok())
+      return error(feature.location, "feature '" + feature.name + "': " + bound.message());
     if (!table::IsNumeric(expression.result_type()) && feature.aggregation != Aggregation::kCount) {
-      return error(feature.location, "feature '" + feature.name + "': " +
-                                         std::string(AggregationName(feature.aggregation)) +
-                                         " needs a numeric expression, got " +
-                                         std::string(table::DataTypeName(expression.result_type())));
+      return error(feature.location,
+                   "feature '" + feature.name +
+                       "': " + std::string(AggregationName(feature.aggregation)) +
+                       " needs a numeric expression, got " +
+                       std::string(table::DataTypeName(expression.result_type())));
     }
   }
   for (SnapshotFeatureDef& feature : view->snapshot_features) {
     ASSIGN_OR_RETURN(Expression expression, Expression::Parse(feature.expression));
     Status bound = expression.Bind(schema);
-    if (!bound.ok()) return error(feature.location, "feature '" + feature.name + "': " + bound.message());
+    if (!bound.ok())
+      return error(feature.location, "feature '" + feature.name + "': " + bound.message());
     feature.type = expression.result_type();
   }
   return Status::Ok();
@@ -947,18 +962,25 @@ using Json = nlohmann::json;
 
 const char* FormatName(SourceFormat format) {
   switch (format) {
-    case SourceFormat::kParquet: return "parquet";
-    case SourceFormat::kCsv: return "csv";
-    case SourceFormat::kJsonl: return "jsonl";
-    case SourceFormat::kQuery: return "query";
+    case SourceFormat::kParquet:
+      return "parquet";
+    case SourceFormat::kCsv:
+      return "csv";
+    case SourceFormat::kJsonl:
+      return "jsonl";
+    case SourceFormat::kQuery:
+      return "query";
   }
   return "?";
 }
 
 Json SourceToJson(const SourceDef& source) {
-  return Json{{"name", source.name},           {"format", FormatName(source.format)},
-              {"path", source.path},           {"query", source.query},
-              {"timestamp", source.timestamp_column}, {"created", source.created_column},
+  return Json{{"name", source.name},
+              {"format", FormatName(source.format)},
+              {"path", source.path},
+              {"query", source.query},
+              {"timestamp", source.timestamp_column},
+              {"created", source.created_column},
               {"inputs", source.inputs}};
 }
 
@@ -966,11 +988,16 @@ Result<SourceDef> SourceFromJson(const Json& json) {
   SourceDef source;
   source.name = json.at("name").get<std::string>();
   std::string format = json.at("format").get<std::string>();
-  if (format == "parquet") source.format = SourceFormat::kParquet;
-  else if (format == "csv") source.format = SourceFormat::kCsv;
-  else if (format == "jsonl") source.format = SourceFormat::kJsonl;
-  else if (format == "query") source.format = SourceFormat::kQuery;
-  else return InvalidArgument("unknown source format '" + format + "'");
+  if (format == "parquet")
+    source.format = SourceFormat::kParquet;
+  else if (format == "csv")
+    source.format = SourceFormat::kCsv;
+  else if (format == "jsonl")
+    source.format = SourceFormat::kJsonl;
+  else if (format == "query")
+    source.format = SourceFormat::kQuery;
+  else
+    return InvalidArgument("unknown source format '" + format + "'");
   source.path = json.at("path").get<std::string>();
   source.query = json.at("query").get<std::string>();
   source.timestamp_column = json.at("timestamp").get<std::string>();
@@ -1035,7 +1062,8 @@ Result<FeatureViewDef> ViewFromJson(std::string_view text) {
       if (view.kind == ViewKind::kWindow) {
         WindowFeatureDef def;
         def.name = feature.at("name").get<std::string>();
-        ASSIGN_OR_RETURN(def.aggregation, ParseAggregation(feature.at("aggregation").get<std::string>()));
+        ASSIGN_OR_RETURN(def.aggregation,
+                         ParseAggregation(feature.at("aggregation").get<std::string>()));
         def.expression = feature.at("expression").get<std::string>();
         for (const Json& window : feature.at("windows")) {
           def.windows.push_back({window.at(0).get<int64_t>(), window.at(1).get<int64_t>()});
@@ -1082,7 +1110,8 @@ Result<FeatureUse> ParseOneUse(std::string_view item) {
     size_t start = 0;
     while (start <= list.size()) {
       size_t bar = list.find('|', start);
-      std::string name = Trim(list.substr(start, bar == std::string::npos ? std::string::npos : bar - start));
+      std::string name =
+          Trim(list.substr(start, bar == std::string::npos ? std::string::npos : bar - start));
       if (name.empty()) return bad("empty feature name");
       use.features.push_back(name);
       if (bar == std::string::npos) break;
@@ -1098,13 +1127,15 @@ Result<FeatureUse> ParseOneUse(std::string_view item) {
   size_t open = text.find('(');
   if (open != std::string::npos) {
     size_t close = text.find(')', open);
-    if (close == std::string::npos || close != text.size() - 1) return bad("unbalanced parentheses");
+    if (close == std::string::npos || close != text.size() - 1)
+      return bad("unbalanced parentheses");
     std::string inner = text.substr(open + 1, close - open - 1);
     text = Trim(text.substr(0, open));
     size_t start = 0;
     while (start < inner.size()) {
       size_t comma = inner.find(',', start);
-      std::string pair = inner.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+      std::string pair =
+          inner.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
       size_t equals = pair.find('=');
       if (equals == std::string::npos) return bad("expected key=column in '" + Trim(pair) + "'");
       std::string key = Trim(pair.substr(0, equals));

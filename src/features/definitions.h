@@ -39,10 +39,10 @@ enum class SourceFormat { kParquet, kCsv, kJsonl, kQuery };
 struct SourceDef {
   std::string name;
   SourceFormat format = SourceFormat::kParquet;
-  std::string path;     // as written (may contain ${VAR}); for file formats
-  std::string query;    // for kQuery
-  std::string timestamp_column;  // empty: a static table, every row valid at all times
-  std::string created_column;    // optional arrival order for rows with equal timestamps
+  std::string path;                 // as written (may contain ${VAR}); for file formats
+  std::string query;                // for kQuery
+  std::string timestamp_column;     // empty: a static table, every row valid at all times
+  std::string created_column;       // optional arrival order for rows with equal timestamps
   std::vector<std::string> inputs;  // sources a query reads (found by name in the SQL)
   SourceLocation location;
 };
@@ -62,7 +62,7 @@ struct WindowFeatureDef {
 // A plain column (or row expression) of the latest source row of an entity.
 struct SnapshotFeatureDef {
   std::string name;
-  std::string expression;  // canonical
+  std::string expression;                           // canonical
   table::DataType type = table::DataType::kDouble;  // inferred at validation
   SourceLocation location;
 };
@@ -93,9 +93,9 @@ struct FeatureViewDef {
 // which features, and the prefix of the output names.
 struct FeatureUse {
   std::string view;
-  std::string version;  // empty: current
+  std::string version;                         // empty: current
   std::map<std::string, std::string> key_map;  // entity key -> spine column
-  std::string alias;    // output names are "<alias>__<feature>"; default: the view name
+  std::string alias;  // output names are "<alias>__<feature>"; default: the view name
   std::vector<std::string> features;  // empty: all
   SourceLocation location;
 };
@@ -111,12 +111,12 @@ struct FeatureServiceDef {
 struct RepoConfig {
   std::string root;  // absolute directory of keel.yaml
   std::string project;
-  std::vector<std::string> definition_paths;  // files or folders, relative to root
+  std::vector<std::string> definition_paths;     // files or folders, relative to root
   std::map<std::string, std::string> variables;  // ${NAME} values (environment wins)
-  std::string catalog_path;   // absolute; default <root>/.keel/catalog.db
-  std::string offline_path;   // absolute; default <root>/.keel/offline
+  std::string catalog_path;                      // absolute; default <root>/.keel/catalog.db
+  std::string offline_path;                      // absolute; default <root>/.keel/offline
   std::string online_type = "rocksdb";
-  std::string online_path;    // absolute; default <root>/.keel/online
+  std::string online_path;  // absolute; default <root>/.keel/online
   std::string registry_type = "sqlite";
   std::string registry_path;  // absolute; default <root>/.keel/registry.db
 };

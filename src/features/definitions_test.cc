@@ -80,9 +80,8 @@ TEST_F(DefinitionsTest, LoadsAndValidatesAGoodRepository) {
   ASSERT_EQ(repo.views.size(), 1u);
   const FeatureViewDef& view = repo.views[0];
   EXPECT_EQ(view.key_columns, std::vector<std::string>{"origin"});
-  EXPECT_EQ(view.FeatureNames(),
-            (std::vector<std::string>{"mean_delay_1h", "mean_delay_24h", "flights_1h",
-                                      "flights_24h"}));
+  EXPECT_EQ(view.FeatureNames(), (std::vector<std::string>{"mean_delay_1h", "mean_delay_24h",
+                                                           "flights_1h", "flights_24h"}));
   EXPECT_EQ(view.window_features[0].windows[0].hop, 5 * kMicrosPerMinute);  // Chronon's defaults
   EXPECT_EQ(view.window_features[0].windows[1].hop, kMicrosPerHour);
 }
@@ -171,10 +170,12 @@ TEST_F(DefinitionsTest, ValidationChecksColumnsAndTypesAgainstTheData) {
   EXPECT_CONTAINS(ErrorOf(base + view("delay", "{name: a, aggregation: count, windows: [1h]}")),
                   "column 'delay' is int64 but entity key 'iata' is string");
   EXPECT_CONTAINS(
-      ErrorOf(base + view("origin", "{name: a, aggregation: mean, expression: dellay, windows: [1h]}")),
+      ErrorOf(base +
+              view("origin", "{name: a, aggregation: mean, expression: dellay, windows: [1h]}")),
       "dellay");
   EXPECT_CONTAINS(
-      ErrorOf(base + view("origin", "{name: a, aggregation: mean, expression: origin, windows: [1h]}")),
+      ErrorOf(base +
+              view("origin", "{name: a, aggregation: mean, expression: origin, windows: [1h]}")),
       "mean needs a numeric expression");
   Write("features.yaml", "");
   EXPECT_CONTAINS(ErrorOf(std::string(kEntities) + R"(sources:

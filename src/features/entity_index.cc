@@ -121,13 +121,14 @@ Status EntityIndex::Lookup(const std::vector<const Column*>& keys,
                            std::vector<uint32_t>* row_ids) const {
   RETURN_IF_ERROR(CheckTypes(keys));
   if (keys.size() != impl_->types.size()) {
-    return InvalidArgument("expected " + std::to_string(impl_->types.size()) + " key columns, got " +
-                           std::to_string(keys.size()));
+    return InvalidArgument("expected " + std::to_string(impl_->types.size()) +
+                           " key columns, got " + std::to_string(keys.size()));
   }
   for (size_t i = 0; i < keys.size(); ++i) {
     if (keys[i]->type() != impl_->types[i]) {
       return InvalidArgument("key column " + std::to_string(i + 1) + " is " +
-                             std::string(table::DataTypeName(keys[i]->type())) + ", entity key is " +
+                             std::string(table::DataTypeName(keys[i]->type())) +
+                             ", entity key is " +
                              std::string(table::DataTypeName(impl_->types[i])));
     }
   }

@@ -268,8 +268,7 @@ Result<std::shared_ptr<SpineGroups>> BuildSpineGroups(const Table& spine,
                                                       const std::vector<uint8_t>& ts_valid,
                                                       const ResolvedUse& use,
                                                       const Grouping& grouping, int threads) {
-  ASSIGN_OR_RETURN(std::vector<const Column*> keys,
-                   KeyColumns(spine, use.spine_keys, "spine"));
+  ASSIGN_OR_RETURN(std::vector<const Column*> keys, KeyColumns(spine, use.spine_keys, "spine"));
   std::vector<uint32_t> ids;
   Status status = grouping.index->Lookup(keys, &ids);
   if (!status.ok()) return status.WithContext("view '" + use.view.name + "' keys on the spine");
@@ -296,7 +295,7 @@ bool Selected(const ResolvedUse& use, const std::string& feature) {
 struct WindowGroup {
   size_t stream = 0;
   WindowSpec window;
-  uint32_t needs = 0;  // SlidingWindow::Needs of its outputs
+  uint32_t needs = 0;                                   // SlidingWindow::Needs of its outputs
   std::vector<std::pair<Aggregation, size_t>> outputs;  // aggregation, output column
 };
 
@@ -442,8 +441,7 @@ Result<Table> OfflineEngine::Build(Table spine, const std::string& time_column,
   if (!time.ok()) return time.status().WithContext("spine time column");
   if ((*time)->type() != DataType::kTimestamp) {
     return InvalidArgument("spine time column '" + time_column + "' is " +
-                           std::string(table::DataTypeName((*time)->type())) +
-                           ", not a timestamp");
+                           std::string(table::DataTypeName((*time)->type())) + ", not a timestamp");
   }
   if (spine.num_rows() == 0) return InvalidArgument("the spine is empty: no rows to build");
   if (spine.num_rows() >= Column::kNullRow) return InvalidArgument("the spine has too many rows");
@@ -463,7 +461,8 @@ Result<Table> OfflineEngine::Build(Table spine, const std::string& time_column,
       ASSIGN_OR_RETURN(std::string sql,
                        RegisterSource(view.source, view.source_inputs, config_, duckdb_));
       Result<Table> table = duckdb_->Query(sql);
-      if (!table.ok()) return table.status().WithContext("reading source '" + view.source.name + "'");
+      if (!table.ok())
+        return table.status().WithContext("reading source '" + view.source.name + "'");
       source = std::make_shared<Table>(std::move(table).value());
       cache_->load_seconds += Seconds(load_started);
       source_rows += source->num_rows();
@@ -505,9 +504,8 @@ Result<Table> OfflineEngine::Build(Table spine, const std::string& time_column,
     }
     UseContext context{&use, source.get(), grouping.get(), groups.get(), &spine_ts, threads_};
     size_t before = out.num_columns();
-    Status status = view.kind == ViewKind::kWindow
-                        ? ComputeWindowView(context, columns, &out)
-                        : ComputeSnapshotView(context, columns, &out);
+    Status status = view.kind == ViewKind::kWindow ? ComputeWindowView(context, columns, &out)
+                                                   : ComputeSnapshotView(context, columns, &out);
     if (!status.ok()) return status.WithContext("view '" + view.name + "'");
     features += out.num_columns() - before;
   }

@@ -39,7 +39,8 @@ Events RandomEvents(std::mt19937_64& random, size_t rows, int entities, int grid
     int first = static_cast<int>(key) * 3 % grid_points;
     events.key.push_back(key);
     events.key_valid.push_back(random() % 30 != 0);
-    events.ts.push_back(kStart + static_cast<Timestamp>(first + random() % (grid_points - first)) * kGrid);
+    events.ts.push_back(kStart +
+                        static_cast<Timestamp>(first + random() % (grid_points - first)) * kGrid);
     events.x.push_back(static_cast<double>(static_cast<int64_t>(random() % 400) - 100) * 0.25);
     events.x_valid.push_back(random() % 7 != 0);
   }
@@ -65,12 +66,16 @@ Table EventsTable(const Events& events) {
 Table RandomSpine(std::mt19937_64& random, size_t rows, int entities, int grid_points) {
   Column key(DataType::kInt64, 0), t(DataType::kTimestamp, 0);
   for (size_t row = 0; row < rows; ++row) {
-    if (random() % 40 == 0) key.AppendNull();
-    else key.AppendInt64(static_cast<int64_t>(random() % (entities + 2)));
+    if (random() % 40 == 0)
+      key.AppendNull();
+    else
+      key.AppendInt64(static_cast<int64_t>(random() % (entities + 2)));
     Timestamp time = kStart + static_cast<Timestamp>(random() % (grid_points + 4)) * kGrid;
     if (random() % 3 == 0) time += static_cast<Timestamp>(random() % kGrid);
-    if (random() % 50 == 0) t.AppendNull();
-    else t.AppendInt64(time);
+    if (random() % 50 == 0)
+      t.AppendNull();
+    else
+      t.AppendInt64(time);
   }
   Table table;
   EXPECT_TRUE(table.AddColumn("k", std::move(key)).ok());
@@ -104,9 +109,9 @@ class EngineTest : public testing::Test {
     view.source.path = path;
     view.source.timestamp_column = "ts";
     view.key_columns = {"k"};
-    for (Aggregation aggregation : {Aggregation::kCount, Aggregation::kSum, Aggregation::kMean,
-                                    Aggregation::kMin, Aggregation::kMax, Aggregation::kLast,
-                                    Aggregation::kStddev}) {
+    for (Aggregation aggregation :
+         {Aggregation::kCount, Aggregation::kSum, Aggregation::kMean, Aggregation::kMin,
+          Aggregation::kMax, Aggregation::kLast, Aggregation::kStddev}) {
       WindowFeatureDef feature;
       feature.name = std::string(AggregationName(aggregation));
       feature.aggregation = aggregation;
@@ -273,8 +278,8 @@ TEST_F(EngineTest, ThreadCountDoesNotChangeAnyBit) {
   std::mt19937_64 random(7);
   Events events = RandomEvents(random, 3000, 40, 200);
   Table spine = RandomSpine(random, 3000, 40, 200);
-  FeatureViewDef view = WindowView(WriteSource(EventsTable(events), "events"),
-                                   {{2 * kMicrosPerHour, kGrid}});
+  FeatureViewDef view =
+      WindowView(WriteSource(EventsTable(events), "events"), {{2 * kMicrosPerHour, kGrid}});
   Result<Table> one = Build(spine, view, 1);
   Result<Table> two = Build(spine, view, 2);
   ASSERT_TRUE(one.ok() && two.ok());
@@ -323,7 +328,8 @@ TEST_F(EngineTest, SnapshotIsLatestRowStrictlyBeforeWithinTtl) {
       if (spine.column(0).IsValid(row) && spine.column(1).IsValid(row)) {
         Timestamp t = spine.column(1).ints()[row];
         for (size_t event = 0; event < events.ts.size(); ++event) {
-          if (!events.key_valid[event] || events.key[event] != spine.column(0).ints()[row]) continue;
+          if (!events.key_valid[event] || events.key[event] != spine.column(0).ints()[row])
+            continue;
           if (events.ts[event] >= t) continue;
           if (best == SIZE_MAX || events.ts[event] >= events.ts[best]) best = event;
         }
@@ -407,7 +413,8 @@ TEST_F(EngineTest, StaticSourceRowsAreAlwaysVisible) {
 TEST_F(EngineTest, RejectsBadSpines) {
   std::mt19937_64 random(5);
   Events events = RandomEvents(random, 50, 3, 20);
-  FeatureViewDef view = WindowView(WriteSource(EventsTable(events), "e"), {{kMicrosPerHour, kGrid}});
+  FeatureViewDef view =
+      WindowView(WriteSource(EventsTable(events), "e"), {{kMicrosPerHour, kGrid}});
   OfflineEngine engine(config_, duckdb_.get(), 1);
   Table spine = RandomSpine(random, 10, 3, 20);
   FeatureUse use;

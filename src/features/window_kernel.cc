@@ -398,15 +398,13 @@ void SlidingWindow::AddRow(size_t row) {
   // Deques hold rows whose values strictly increase (min) / decrease (max)
   // from front to back; a newer row dominates older equal ones.
   if (needs_ & kNeedMin) {
-    while (min_deque_.size() > min_front_ &&
-           OrderKey(series_.values[min_deque_.back()]) >= key) {
+    while (min_deque_.size() > min_front_ && OrderKey(series_.values[min_deque_.back()]) >= key) {
       min_deque_.pop_back();
     }
     min_deque_.push_back(row);
   }
   if (needs_ & kNeedMax) {
-    while (max_deque_.size() > max_front_ &&
-           OrderKey(series_.values[max_deque_.back()]) <= key) {
+    while (max_deque_.size() > max_front_ && OrderKey(series_.values[max_deque_.back()]) <= key) {
       max_deque_.pop_back();
     }
     max_deque_.push_back(row);
@@ -454,7 +452,8 @@ DoubleDouble SlidingWindow::SquaresDoubleDouble() const {
 }
 
 FeatureValue SlidingWindow::Read(Aggregation aggregation) const {
-  assert((NeedsOf(aggregation) & ~needs_) == 0 && "Read of an aggregation the kernel does not keep");
+  assert((NeedsOf(aggregation) & ~needs_) == 0 &&
+         "Read of an aggregation the kernel does not keep");
   // With count > 0 the deques' fronts and the latest valid row added are all
   // inside the window. Only the aggregation asked for is looked up.
   double min = 0.0, max = 0.0, last = 0.0;

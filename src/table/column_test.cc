@@ -57,8 +57,7 @@ TEST(Table, RejectsDuplicateAndMisSizedColumns) {
   Table table;
   ASSERT_TRUE(table.AddColumn("a", Column(DataType::kInt64, 3)).ok());
   EXPECT_EQ(table.AddColumn("a", Column(DataType::kInt64, 3)).code(), StatusCode::kAlreadyExists);
-  EXPECT_EQ(table.AddColumn("b", Column(DataType::kInt64, 2)).code(),
-            StatusCode::kInvalidArgument);
+  EXPECT_EQ(table.AddColumn("b", Column(DataType::kInt64, 2)).code(), StatusCode::kInvalidArgument);
   Result<const Column*> missing = table.GetColumn("zz");
   ASSERT_FALSE(missing.ok());
   EXPECT_NE(missing.status().message().find("a int64"), std::string::npos);

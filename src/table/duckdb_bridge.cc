@@ -50,7 +50,8 @@ Status RunStreamingQuery(duckdb_connection connection, std::string_view sql,
   duckdb_prepared_statement prepared = nullptr;
   if (duckdb_prepare(connection, text.c_str(), &prepared) == DuckDBError) {
     const char* error = duckdb_prepare_error(prepared);
-    Status status = InvalidArgument(error != nullptr ? error : "DuckDB could not prepare the query");
+    Status status =
+        InvalidArgument(error != nullptr ? error : "DuckDB could not prepare the query");
     duckdb_destroy_prepare(&prepared);
     return status;
   }
@@ -72,46 +73,86 @@ Status RunStreamingQuery(duckdb_connection connection, std::string_view sql,
 Status RegisterScan(duckdb_connection connection, DuckDb::Handles* handles);
 
 // How a DuckDB column is read into a keel Column.
-enum class Reader { kBool, kInt8, kInt16, kInt32, kInt64, kUInt8, kUInt16, kUInt32, kUInt64,
-                    kFloat, kDouble, kString, kTimestampUs, kTimestampS, kTimestampMs,
-                    kTimestampNs, kDate, kUnsupported };
+enum class Reader {
+  kBool,
+  kInt8,
+  kInt16,
+  kInt32,
+  kInt64,
+  kUInt8,
+  kUInt16,
+  kUInt32,
+  kUInt64,
+  kFloat,
+  kDouble,
+  kString,
+  kTimestampUs,
+  kTimestampS,
+  kTimestampMs,
+  kTimestampNs,
+  kDate,
+  kUnsupported
+};
 
 Reader ReaderFor(duckdb_type type) {
   switch (type) {
-    case DUCKDB_TYPE_BOOLEAN: return Reader::kBool;
-    case DUCKDB_TYPE_TINYINT: return Reader::kInt8;
-    case DUCKDB_TYPE_SMALLINT: return Reader::kInt16;
-    case DUCKDB_TYPE_INTEGER: return Reader::kInt32;
-    case DUCKDB_TYPE_BIGINT: return Reader::kInt64;
-    case DUCKDB_TYPE_UTINYINT: return Reader::kUInt8;
-    case DUCKDB_TYPE_USMALLINT: return Reader::kUInt16;
-    case DUCKDB_TYPE_UINTEGER: return Reader::kUInt32;
-    case DUCKDB_TYPE_UBIGINT: return Reader::kUInt64;
-    case DUCKDB_TYPE_FLOAT: return Reader::kFloat;
-    case DUCKDB_TYPE_DOUBLE: return Reader::kDouble;
-    case DUCKDB_TYPE_VARCHAR: return Reader::kString;
+    case DUCKDB_TYPE_BOOLEAN:
+      return Reader::kBool;
+    case DUCKDB_TYPE_TINYINT:
+      return Reader::kInt8;
+    case DUCKDB_TYPE_SMALLINT:
+      return Reader::kInt16;
+    case DUCKDB_TYPE_INTEGER:
+      return Reader::kInt32;
+    case DUCKDB_TYPE_BIGINT:
+      return Reader::kInt64;
+    case DUCKDB_TYPE_UTINYINT:
+      return Reader::kUInt8;
+    case DUCKDB_TYPE_USMALLINT:
+      return Reader::kUInt16;
+    case DUCKDB_TYPE_UINTEGER:
+      return Reader::kUInt32;
+    case DUCKDB_TYPE_UBIGINT:
+      return Reader::kUInt64;
+    case DUCKDB_TYPE_FLOAT:
+      return Reader::kFloat;
+    case DUCKDB_TYPE_DOUBLE:
+      return Reader::kDouble;
+    case DUCKDB_TYPE_VARCHAR:
+      return Reader::kString;
     case DUCKDB_TYPE_TIMESTAMP:
-    case DUCKDB_TYPE_TIMESTAMP_TZ: return Reader::kTimestampUs;
-    case DUCKDB_TYPE_TIMESTAMP_S: return Reader::kTimestampS;
-    case DUCKDB_TYPE_TIMESTAMP_MS: return Reader::kTimestampMs;
-    case DUCKDB_TYPE_TIMESTAMP_NS: return Reader::kTimestampNs;
-    case DUCKDB_TYPE_DATE: return Reader::kDate;
-    default: return Reader::kUnsupported;
+    case DUCKDB_TYPE_TIMESTAMP_TZ:
+      return Reader::kTimestampUs;
+    case DUCKDB_TYPE_TIMESTAMP_S:
+      return Reader::kTimestampS;
+    case DUCKDB_TYPE_TIMESTAMP_MS:
+      return Reader::kTimestampMs;
+    case DUCKDB_TYPE_TIMESTAMP_NS:
+      return Reader::kTimestampNs;
+    case DUCKDB_TYPE_DATE:
+      return Reader::kDate;
+    default:
+      return Reader::kUnsupported;
   }
 }
 
 DataType KeelType(Reader reader) {
   switch (reader) {
-    case Reader::kBool: return DataType::kBool;
+    case Reader::kBool:
+      return DataType::kBool;
     case Reader::kFloat:
-    case Reader::kDouble: return DataType::kDouble;
-    case Reader::kString: return DataType::kString;
+    case Reader::kDouble:
+      return DataType::kDouble;
+    case Reader::kString:
+      return DataType::kString;
     case Reader::kTimestampUs:
     case Reader::kTimestampS:
     case Reader::kTimestampMs:
     case Reader::kTimestampNs:
-    case Reader::kDate: return DataType::kTimestamp;
-    default: return DataType::kInt64;
+    case Reader::kDate:
+      return DataType::kTimestamp;
+    default:
+      return DataType::kInt64;
   }
 }
 
@@ -137,14 +178,28 @@ Status AppendVector(Reader reader, duckdb_vector vector, size_t rows, Column* ou
       for (size_t row = 0; row < rows; ++row) out->bools().push_back(values[row] ? 1 : 0);
       break;
     }
-    case Reader::kInt8: AppendIntegers<int8_t>(data, rows, 1, false, out); break;
-    case Reader::kInt16: AppendIntegers<int16_t>(data, rows, 1, false, out); break;
-    case Reader::kInt32: AppendIntegers<int32_t>(data, rows, 1, false, out); break;
+    case Reader::kInt8:
+      AppendIntegers<int8_t>(data, rows, 1, false, out);
+      break;
+    case Reader::kInt16:
+      AppendIntegers<int16_t>(data, rows, 1, false, out);
+      break;
+    case Reader::kInt32:
+      AppendIntegers<int32_t>(data, rows, 1, false, out);
+      break;
     case Reader::kInt64:
-    case Reader::kTimestampUs: AppendIntegers<int64_t>(data, rows, 1, false, out); break;
-    case Reader::kUInt8: AppendIntegers<uint8_t>(data, rows, 1, false, out); break;
-    case Reader::kUInt16: AppendIntegers<uint16_t>(data, rows, 1, false, out); break;
-    case Reader::kUInt32: AppendIntegers<uint32_t>(data, rows, 1, false, out); break;
+    case Reader::kTimestampUs:
+      AppendIntegers<int64_t>(data, rows, 1, false, out);
+      break;
+    case Reader::kUInt8:
+      AppendIntegers<uint8_t>(data, rows, 1, false, out);
+      break;
+    case Reader::kUInt16:
+      AppendIntegers<uint16_t>(data, rows, 1, false, out);
+      break;
+    case Reader::kUInt32:
+      AppendIntegers<uint32_t>(data, rows, 1, false, out);
+      break;
     case Reader::kUInt64: {
       const uint64_t* values = static_cast<const uint64_t*>(data);
       for (size_t row = 0; row < rows; ++row) {
@@ -157,10 +212,18 @@ Status AppendVector(Reader reader, duckdb_vector vector, size_t rows, Column* ou
       }
       break;
     }
-    case Reader::kTimestampS: AppendIntegers<int64_t>(data, rows, 1000000, false, out); break;
-    case Reader::kTimestampMs: AppendIntegers<int64_t>(data, rows, 1000, false, out); break;
-    case Reader::kTimestampNs: AppendIntegers<int64_t>(data, rows, 1000, true, out); break;
-    case Reader::kDate: AppendIntegers<int32_t>(data, rows, 86400000000LL, false, out); break;
+    case Reader::kTimestampS:
+      AppendIntegers<int64_t>(data, rows, 1000000, false, out);
+      break;
+    case Reader::kTimestampMs:
+      AppendIntegers<int64_t>(data, rows, 1000, false, out);
+      break;
+    case Reader::kTimestampNs:
+      AppendIntegers<int64_t>(data, rows, 1000, true, out);
+      break;
+    case Reader::kDate:
+      AppendIntegers<int32_t>(data, rows, 86400000000LL, false, out);
+      break;
     case Reader::kFloat: {
       const float* values = static_cast<const float*>(data);
       for (size_t row = 0; row < rows; ++row) out->doubles().push_back(values[row]);
@@ -183,7 +246,8 @@ Status AppendVector(Reader reader, duckdb_vector vector, size_t rows, Column* ou
       }
       return Status::Ok();  // validity handled per row above
     }
-    case Reader::kUnsupported: return Internal("unsupported reader");
+    case Reader::kUnsupported:
+      return Internal("unsupported reader");
   }
   // Typed appends above bypass Column's size bookkeeping; rebuild it.
   out->ResizeAfterBulkAppend(first_row + rows);
@@ -237,8 +301,8 @@ Result<Table> DuckDb::Query(std::string_view sql) {
         needs_cast = true;
         continue;
       }
-      return InvalidArgument("column '" + names[column_idx] +
-                             "' has a DuckDB type (id " + std::to_string(type) +
+      return InvalidArgument("column '" + names[column_idx] + "' has a DuckDB type (id " +
+                             std::to_string(type) +
                              ") keel cannot use; CAST it to a number, string or timestamp");
     }
     columns.emplace_back(KeelType(readers[column_idx]), 0);
@@ -283,22 +347,32 @@ namespace {
 
 const char* SqlTypeName(DataType type) {
   switch (type) {
-    case DataType::kBool: return "BOOLEAN";
-    case DataType::kInt64: return "BIGINT";
-    case DataType::kDouble: return "DOUBLE";
-    case DataType::kString: return "VARCHAR";
-    case DataType::kTimestamp: return "TIMESTAMP";
+    case DataType::kBool:
+      return "BOOLEAN";
+    case DataType::kInt64:
+      return "BIGINT";
+    case DataType::kDouble:
+      return "DOUBLE";
+    case DataType::kString:
+      return "VARCHAR";
+    case DataType::kTimestamp:
+      return "TIMESTAMP";
   }
   return "VARCHAR";
 }
 
 duckdb_type DuckTypeOf(DataType type) {
   switch (type) {
-    case DataType::kBool: return DUCKDB_TYPE_BOOLEAN;
-    case DataType::kInt64: return DUCKDB_TYPE_BIGINT;
-    case DataType::kDouble: return DUCKDB_TYPE_DOUBLE;
-    case DataType::kString: return DUCKDB_TYPE_VARCHAR;
-    case DataType::kTimestamp: return DUCKDB_TYPE_TIMESTAMP;
+    case DataType::kBool:
+      return DUCKDB_TYPE_BOOLEAN;
+    case DataType::kInt64:
+      return DUCKDB_TYPE_BIGINT;
+    case DataType::kDouble:
+      return DUCKDB_TYPE_DOUBLE;
+    case DataType::kString:
+      return DUCKDB_TYPE_VARCHAR;
+    case DataType::kTimestamp:
+      return DUCKDB_TYPE_TIMESTAMP;
   }
   return DUCKDB_TYPE_VARCHAR;
 }
