@@ -100,6 +100,9 @@ Status RunDatasetBuild(const DatasetBuildOptions& options) {
   if (!std::filesystem::is_directory(out_dir)) {
     return NotFound("--out: folder " + out_dir.string() + " does not exist");
   }
+  if (std::filesystem::is_directory(options.out)) {
+    return InvalidArgument("--out: " + options.out + " is a folder; name a .parquet file");
+  }
   ASSIGN_OR_RETURN(std::unique_ptr<DuckDb> duckdb, DuckDb::Open());
   ASSIGN_OR_RETURN(Spine spine_source,
                    ResolveSpine(options.spine, options.repo.repo, duckdb.get()));

@@ -2,6 +2,7 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <map>
@@ -237,12 +238,60 @@ Result<std::vector<ViewChange>> Catalog::Apply(const Repository& repo) {
   RETURN_IF_ERROR(Exec(db_->handle, "BEGIN IMMEDIATE"));
   std::vector<ViewChange> changes;
   Status status = ApplyInTransaction(db_->handle, repo, &changes);
+  if (status.ok()) status = CheckServices(repo);  // sees this transaction's versions
   if (!status.ok()) {
     (void)Exec(db_->handle, "ROLLBACK");
     return status;
   }
   RETURN_IF_ERROR(Exec(db_->handle, "COMMIT"));
   return changes;
+}
+
+Status Catalog::CheckServices(const Repository& repo) {
+  for (const FeatureServiceDef& service : repo.services) {
+    std::map<std::string, const FeatureUse*> columns;  // output column -> use writing it
+    for (const FeatureUse& use : service.uses) {
+      std::string where = use.location.ToString() + ": feature service '" + service.name + "': ";
+      FeatureViewDef view;
+      if (use.version.empty()) {
+        const FeatureViewDef* current = repo.FindView(use.view);
+        if (current == nullptr) return InvalidArgument(where + "unknown view '" + use.view + "'");
+        view = *current;
+      } else {
+        Result<ViewVersionInfo> info = Resolve(use.view, use.version);
+        if (!info.ok()) return InvalidArgument(where + info.status().message());
+        view = info->definition;
+      }
+      for (const auto& [key, column] : use.key_map) {
+        bool known = std::any_of(view.entity.keys.begin(), view.entity.keys.end(),
+                                 [&](const table::Field& field) { return field.name == key; });
+        if (!known) {
+          return InvalidArgument(where + "view '" + view.name + "': entity '" + view.entity.name +
+                                 "' has no key '" + key + "'");
+        }
+      }
+      std::vector<std::string> names = view.FeatureNames();
+      for (const std::string& feature : use.features) {
+        if (std::find(names.begin(), names.end(), feature) == names.end()) {
+          std::string list;
+          for (const std::string& name : names) list += (list.empty() ? "" : ", ") + name;
+          return InvalidArgument(where + "view '" + view.name + "': no feature '" + feature +
+                                 "' (features: " + list + ")");
+        }
+      }
+      std::string prefix = use.alias.empty() ? use.view : use.alias;
+      for (const std::string& feature : use.features.empty() ? names : use.features) {
+        std::string column = prefix + "__" + feature;
+        auto [it, inserted] = columns.emplace(column, &use);
+        if (!inserted) {
+          return InvalidArgument(where + "column '" + column + "' is also written by the use at " +
+                                 it->second->location.ToString() +
+                                 " (give one of them an alias: '" + use.view + " as name')");
+        }
+      }
+    }
+  }
+  return Status::Ok();
 }
 
 Result<std::vector<ViewVersionInfo>> Catalog::ListCurrent() {

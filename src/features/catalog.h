@@ -48,6 +48,8 @@ class Catalog {
   // one transaction: a view whose canonical definition is new gets a new version
   // and becomes current; an unchanged view keeps its version; a view no longer
   // defined stops being current (its versions stay resolvable by version).
+  // Feature services are checked against the views (see CheckServices); any
+  // error leaves the catalog exactly as it was.
   Result<std::vector<ViewChange>> Apply(const Repository& repo);
 
   // Current version of every view, sorted by name.
@@ -67,6 +69,11 @@ class Catalog {
 
  private:
   explicit Catalog(std::unique_ptr<Db> db);
+  // Checks that every use of every service of `repo` can build: its version
+  // resolves (also to a version this apply creates), its key map names entity
+  // keys, its features exist, and no two uses write the same column.
+  // Errors: InvalidArgument naming the use's file:line and the service.
+  Status CheckServices(const Repository& repo);
   std::unique_ptr<Db> db_;
 };
 

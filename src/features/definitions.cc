@@ -845,6 +845,17 @@ Result<std::string> ReadSql(const SourceDef& source, const RepoConfig& config) {
 
 namespace keel::features {
 
+namespace {
+
+// "source 'flights' (features/a.yaml:7:5)"; stored definitions have no location.
+std::string SourceContext(const SourceDef& source) {
+  std::string out = "source '" + source.name + "'";
+  if (!source.location.file.empty()) out += " (" + source.location.ToString() + ")";
+  return out;
+}
+
+}  // namespace
+
 Result<std::string> RegisterSource(const SourceDef& source,
                                    const std::map<std::string, SourceDef>& inputs,
                                    const RepoConfig& config, table::DuckDb* duckdb) {
@@ -862,7 +873,7 @@ Result<std::string> RegisterSource(const SourceDef& source,
   Status status = duckdb->Execute("CREATE OR REPLACE TEMP VIEW " +
                                   table::QuoteSqlIdentifier(source.name) + " AS " + *sql);
   if (!status.ok()) {
-    return status.WithContext("source '" + source.name + "' (" + source.location.ToString() + ")");
+    return status.WithContext(SourceContext(source));
   }
   return "SELECT * FROM " + table::QuoteSqlIdentifier(source.name);
 }

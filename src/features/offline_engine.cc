@@ -183,9 +183,17 @@ Result<ResolvedUse> ResolveUse(const FeatureUse& use, FeatureViewDef view, std::
       return InvalidArgument(what + ": the spine has no column for entity key '" + key +
                              "' (map one: " + view.name + "(" + key + "=column))");
     }
-    if (!has(column)) {
+    auto field = std::find_if(spine_fields.begin(), spine_fields.end(),
+                              [&](const table::Field& f) { return f.name == column; });
+    if (field == spine_fields.end()) {
       return InvalidArgument(what + ": key '" + key + "' maps to '" + column +
                              "', which the spine does not have");
+    }
+    if (field->type != view.entity.keys[i].type) {
+      return InvalidArgument(what + ": spine column '" + column + "' is " +
+                             std::string(table::DataTypeName(field->type)) + " but entity key '" +
+                             key + "' is " +
+                             std::string(table::DataTypeName(view.entity.keys[i].type)));
     }
     resolved.spine_keys.push_back(column);
   }

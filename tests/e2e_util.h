@@ -1,0 +1,101 @@
+#pragma once
+
+// Helpers for keel's end-to-end tests: run the real `keel` binary as a
+// subprocess, give each test a fresh temporary folder, and compare feature
+// columns against an independent reference computed with DuckDB SQL.
+
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "table/column.h"
+
+namespace keel::e2e {
+
+// Paths fixed by CMake (tests/CMakeLists.txt).
+std::string KeelBinary();  // the keel executable under test
+std::string SourceDir();   // the repository root
+std::string DataDir();     // <root>/.cache/data: the real flight data
+std::string FixtureDir();  // <root>/tests/data
+
+// What one run of keel did.
+struct CommandResult {
+  int exit_code = -1;  // the process's exit status; -1 when killed by a signal
+  int signal = 0;      // the signal that ended it, or 0
+  bool timed_out = false;
+  std::string out;               // stdout
+  std::string err;               // stderr
+  std::string Describe() const;  // for assertion messages
+};
+
+// Runs `keel args...` in `cwd` (empty: the test's own working directory),
+// capturing stdout and stderr. The child gets this process's environment
+// without any KEEL_* variable, plus `env`. Killed after `timeout_seconds`.
+CommandResult RunKeel(const std::vector<std::string>& args, const std::string& cwd = "",
+                      const std::vector<std::pair<std::string, std::string>>& env = {},
+                      int timeout_seconds = 300);
+
+// A fresh folder under $TMPDIR (or /tmp), removed with everything in it when
+// the object goes away. Thread-safety: none needed (one per test).
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  // path() + "/" + relative.
+  std::string Path(std::string_view relative) const;
+
+ private:
+  std::string path_;
+};
+
+// Whole-file helpers; failures abort the test with a fatal gtest failure
+// reported at the caller (these are test preconditions, not behaviour).
+std::string ReadFile(const std::string& path);
+void WriteFile(const std::string& path, std::string_view contents);
+// Copies a folder recursively, leaving out any folder named ".keel" (a
+// catalog left behind by someone running the example by hand).
+void CopyTree(const std::string& from, const std::string& to);
+// Names of the entries of a folder, sorted.
+std::vector<std::string> ListDir(const std::string& path);
+bool Exists(const std::string& path);
+
+// `text` with the first occurrence of `from` replaced by `to`; adds a test
+// failure when `from` does not occur.
+std::string ReplaceOnce(const std::string& text, std::string_view from, std::string_view to);
+// Replaces the first occurrence of `from` in the file at `path`.
+void EditFile(const std::string& path, std::string_view from, std::string_view to);
+// 1-based line number of the first occurrence of `needle` in `text`, or 0.
+int LineOf(const std::string& text, std::string_view needle);
+
+// One feature to compare: the keel column against the reference column, both
+// in the same table. Numbers compare exactly unless `relative_tolerance` > 0,
+// strings exactly; nulls must be null on both sides.
+struct ColumnCheck {
+  std::string keel_column;
+  std::string reference_column;
+  double relative_tolerance = 0.0;
+};
+
+// The outcome of comparing a table column by column.
+struct Comparison {
+  size_t rows = 0;
+  size_t values = 0;       // rows x checks
+  size_t mismatches = 0;   // values that differ
+  size_t null_values = 0;  // values null on both sides
+  std::string examples;    // the first few mismatches, for the failure message
+};
+
+// Compares every row of `table` for every check. `label_columns` are printed
+// with each mismatch so that a failure can be reproduced.
+Comparison CompareColumns(const table::Table& table, const std::vector<ColumnCheck>& checks,
+                          const std::vector<std::string>& label_columns);
+
+// Bit-for-bit equality of one row of two columns of the same type (doubles by
+// their bytes, nulls equal to nulls).
+bool SameValueBits(const table::Column& a, size_t a_row, const table::Column& b, size_t b_row);
+
+}  // namespace keel::e2e
