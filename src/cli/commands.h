@@ -1,8 +1,15 @@
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "common/status.h"
+#include "features/definitions.h"
+
+namespace keel::table {
+class DuckDb;
+}
 
 namespace keel::cli {
 
@@ -32,9 +39,57 @@ struct DatasetBuildOptions {
   std::string out;         // Parquet file
   int threads = 0;
   bool json = false;  // print the summary as JSON
+  // Build even when a source fails an error-level check; the reason is
+  // recorded in the output's metadata and in FILE.checks.json beside it.
+  std::string allow_failed_checks;
 };
 
 // `keel dataset build`: a point-in-time correct training set as Parquet.
 Status RunDatasetBuild(const DatasetBuildOptions& options);
+
+struct ProfileCommandOptions {
+  RepoOptions repo;
+  std::string source;
+  std::string where;      // optional SQL condition selecting rows
+  std::string reference;  // profile whose bins to use
+  std::string out;
+};
+
+// `keel profile SOURCE --out FILE`: the source's profile as JSON.
+Status RunProfile(const ProfileCommandOptions& options);
+
+struct ValidateOptions {
+  RepoOptions repo;
+  std::string source;
+  std::string where;
+  std::string reference;  // profile for drift checks
+  std::string as_of;      // ISO time; default now
+  std::string report;     // JSON report path; default <repo>/.keel/reports/validate-SOURCE.json
+  bool json = false;
+};
+
+// `keel validate SOURCE`: runs the source's checks, prints a table, writes a
+// JSON report. Errors: FailedPrecondition when an error-level check fails.
+Status RunValidate(const ValidateOptions& options);
+
+struct DriftOptions {
+  std::string reference;  // profile JSON
+  std::string current;    // profile JSON made with --reference (same bins)
+  bool json = false;
+  bool fail_on_drift = false;
+};
+
+// `keel drift REFERENCE CURRENT`: every drift statistic per column of two
+// profiles, and the default verdict. Errors: FailedPrecondition on drift
+// with fail_on_drift.
+Status RunDrift(const DriftOptions& options);
+
+// Runs the checks of each of `sources` that defines any (as of now). Returns
+// a JSON summary per source. Errors: FailedPrecondition naming every failed
+// error-level check, unless `allow_reason` is set.
+Result<nlohmann::json> CheckSourcesBeforeBuild(const features::Repository& repo,
+                                               const std::vector<std::string>& sources,
+                                               const std::string& allow_reason,
+                                               table::DuckDb* duckdb);
 
 }  // namespace keel::cli

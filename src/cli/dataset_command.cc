@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -114,8 +115,15 @@ Status RunDatasetBuild(const DatasetBuildOptions& options) {
 
   std::vector<features::ResolvedUse> resolved;
   nlohmann::json lineage = nlohmann::json::array();
+  std::vector<std::string> sources;  // whose checks run first: the spine's and the views'
+  auto add_source = [&](const std::string& name) {
+    if (std::find(sources.begin(), sources.end(), name) == sources.end()) sources.push_back(name);
+  };
+  if (IsIdentifier(options.spine)) add_source(options.spine);
   for (const features::FeatureUse& use : uses) {
     ASSIGN_OR_RETURN(features::ViewVersionInfo info, catalog->Resolve(use.view, use.version));
+    for (const auto& [name, input] : info.definition.source_inputs) add_source(name);
+    add_source(info.definition.source.name);
     ASSIGN_OR_RETURN(features::ResolvedUse item,
                      features::ResolveUse(use, info.definition, info.version, spine->fields()));
     lineage.push_back({{"view", info.name},
@@ -125,6 +133,10 @@ Status RunDatasetBuild(const DatasetBuildOptions& options) {
                        {"spine_keys", item.spine_keys}});
     resolved.push_back(std::move(item));
   }
+  ASSIGN_OR_RETURN(features::Repository repo, features::LoadRepository(options.repo.repo));
+  ASSIGN_OR_RETURN(
+      nlohmann::json checks,
+      CheckSourcesBeforeBuild(repo, sources, options.allow_failed_checks, duckdb.get()));
   features::OfflineEngine engine(config, duckdb.get(), options.threads);
   features::BuildReport report;
   size_t first_feature = spine->num_columns();
@@ -132,12 +144,24 @@ Status RunDatasetBuild(const DatasetBuildOptions& options) {
                    engine.Build(std::move(spine).value(), time_column, resolved, &report));
 
   auto write_start = std::chrono::steady_clock::now();
-  nlohmann::json metadata = {{"views", lineage},
-                             {"spine", options.spine},
-                             {"time_column", time_column},
-                             {"code_version", std::string(CodeVersion())},
-                             {"rows", dataset.num_rows()}};
+  nlohmann::json metadata = {
+      {"views", lineage},           {"spine", options.spine},
+      {"time_column", time_column}, {"code_version", std::string(CodeVersion())},
+      {"rows", dataset.num_rows()}, {"checks", checks}};
+  bool overridden = false;
+  for (const nlohmann::json& item : checks) overridden |= item["failed"].get<size_t>() > 0;
+  if (overridden) metadata["allowed_failed_checks"] = options.allow_failed_checks;
   RETURN_IF_ERROR(duckdb->WriteParquet(dataset, options.out, {{"keel", metadata.dump()}}));
+  std::string sidecar = options.out + ".checks.json";
+  if (overridden) {
+    nlohmann::json record = {{"output", options.out},
+                             {"allowed_failed_checks", options.allow_failed_checks},
+                             {"code_version", std::string(CodeVersion())},
+                             {"checks", checks}};
+    RETURN_IF_ERROR(WriteFileAtomically(sidecar, record.dump(2) + "\n"));
+  } else {
+    RemoveFileQuietly(sidecar);  // a stale override record must not describe this output
+  }
   double write_seconds = Since(write_start);
   double total = Since(start);
 

@@ -78,6 +78,8 @@ int main(int argc, char** argv) {
   build->add_option("--out,-o", build_options.out, "Output Parquet file")->required();
   build->add_option("--threads", build_options.threads, "Worker threads (default: all cores)");
   build->add_flag("--json", build_options.json, "Print the summary as JSON");
+  build->add_option("--allow-failed-checks", build_options.allow_failed_checks,
+                    "Build even if a source fails its checks; the reason is recorded");
   build->callback([&] {
     build_options.repo = repo;
     if (build_options.features.empty() && build_options.service.empty()) {
@@ -86,6 +88,44 @@ int main(int argc, char** argv) {
     }
     status = keel::cli::RunDatasetBuild(build_options);
   });
+
+  keel::cli::ProfileCommandOptions profile_options;
+  CLI::App* profile = app.add_subcommand("profile", "Profile a source (statistics, sketches)");
+  add_repo(profile);
+  profile->add_option("source", profile_options.source, "Source name")->required();
+  profile->add_option("--where", profile_options.where, "SQL condition selecting rows");
+  profile->add_option("--reference", profile_options.reference, "Use this profile's bins");
+  profile->add_option("--out,-o", profile_options.out, "Profile JSON file")->required();
+  profile->callback([&] {
+    profile_options.repo = repo;
+    status = keel::cli::RunProfile(profile_options);
+  });
+
+  keel::cli::ValidateOptions validate_options;
+  CLI::App* validate = app.add_subcommand("validate", "Run a source's checks; fail loud");
+  add_repo(validate);
+  validate->add_option("source", validate_options.source, "Source name")->required();
+  validate->add_option("--where", validate_options.where, "SQL condition selecting rows");
+  validate->add_option("--reference", validate_options.reference,
+                       "Reference profile for drift checks");
+  validate->add_option("--as-of", validate_options.as_of, "Time to judge freshness at");
+  validate->add_option("--report", validate_options.report, "JSON report file");
+  validate->add_flag("--json", validate_options.json, "Print the report as JSON");
+  validate->callback([&] {
+    validate_options.repo = repo;
+    status = keel::cli::RunValidate(validate_options);
+  });
+
+  keel::cli::DriftOptions drift_options;
+  CLI::App* drift = app.add_subcommand("drift", "Compare two profiles: drift per column");
+  drift->add_option("reference", drift_options.reference, "Reference profile JSON")->required();
+  drift
+      ->add_option("current", drift_options.current,
+                   "Current profile JSON (made with --reference REFERENCE)")
+      ->required();
+  drift->add_flag("--json", drift_options.json, "Print JSON");
+  drift->add_flag("--fail-on-drift", drift_options.fail_on_drift, "Exit non-zero on drift");
+  drift->callback([&] { status = keel::cli::RunDrift(drift_options); });
 
   try {
     app.parse(argc, argv);

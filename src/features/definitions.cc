@@ -1,5 +1,5 @@
-// Parsing of feature repositories (keel.yaml + definition files). This file is
-// keel's only adapter to yaml-cpp: its exceptions end here.
+// Parsing of feature repositories (keel.yaml + definition files). With
+// check_definitions.cc, keel's only adapter to yaml-cpp: its exceptions end here.
 #include "features/definitions.h"
 
 #include <yaml-cpp/yaml.h>
@@ -13,6 +13,7 @@
 #include "common/files.h"
 #include "common/hash.h"
 #include "features/expr.h"
+#include "features/yaml_reader.h"
 
 namespace keel::features {
 namespace fs = std::filesystem;
@@ -67,81 +68,6 @@ const FeatureServiceDef* Repository::FindService(std::string_view name) const {
 
 namespace {
 
-// Reads YAML nodes with error messages that say where ("file:line:col: path: why").
-class YamlReader {
- public:
-  explicit YamlReader(std::string file) : file_(std::move(file)) {}
-
-  SourceLocation Where(const YAML::Node& node) const {
-    YAML::Mark mark = node.Mark();
-    SourceLocation location{file_, 0, 0};
-    if (mark.line >= 0) {
-      location.line = mark.line + 1;
-      location.column = mark.column + 1;
-    }
-    return location;
-  }
-
-  Status Error(const YAML::Node& node, const std::string& path, const std::string& what) const {
-    return InvalidArgument(Where(node).ToString() + ": " + path + ": " + what);
-  }
-
-  // Fails on keys not in `allowed`, which catches typos like "agregation".
-  Status CheckKeys(const YAML::Node& map, const std::string& path,
-                   const std::vector<std::string>& allowed) const {
-    if (!map.IsMap()) return Error(map, path, "expected a mapping");
-    for (const auto& item : map) {
-      std::string key = item.first.as<std::string>();
-      if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
-        std::string list;
-        for (const std::string& name : allowed) list += (list.empty() ? "" : ", ") + name;
-        return Error(item.first, path + "." + key, "unknown field (expected one of: " + list + ")");
-      }
-    }
-    return Status::Ok();
-  }
-
-  Result<std::string> String(const YAML::Node& map, const std::string& key, const std::string& path,
-                             bool required) const {
-    YAML::Node node = map[key];
-    if (!node || node.IsNull()) {
-      if (required) return Error(map, path, "missing required field '" + key + "'");
-      return std::string();
-    }
-    if (!node.IsScalar()) return Error(node, path + "." + key, "expected a string");
-    return node.as<std::string>();
-  }
-
-  Result<std::vector<std::string>> StringList(const YAML::Node& node,
-                                              const std::string& path) const {
-    std::vector<std::string> out;
-    if (node.IsScalar()) {
-      out.push_back(node.as<std::string>());
-      return out;
-    }
-    if (!node.IsSequence()) return Error(node, path, "expected a list of strings");
-    for (size_t i = 0; i < node.size(); ++i) {
-      if (!node[i].IsScalar()) {
-        return Error(node[i], path + "[" + std::to_string(i) + "]", "expected a string");
-      }
-      out.push_back(node[i].as<std::string>());
-    }
-    return out;
-  }
-
-  Result<Duration> DurationField(const YAML::Node& node, const std::string& path) const {
-    if (!node.IsScalar()) return Error(node, path, "expected a duration like 15m");
-    Result<Duration> duration = ParseDuration(node.as<std::string>());
-    if (!duration.ok()) return Error(node, path, duration.status().message());
-    return duration;
-  }
-
-  const std::string& file() const { return file_; }
-
- private:
-  std::string file_;
-};
-
 Status CheckName(const YamlReader& reader, const YAML::Node& node, const std::string& path,
                  const std::string& name) {
   bool ok = !name.empty() && (std::isalpha(static_cast<unsigned char>(name[0])) || name[0] == '_');
@@ -188,9 +114,13 @@ bool EndsWith(std::string_view text, std::string_view suffix) {
 Result<SourceDef> ParseSource(const YamlReader& reader, const YAML::Node& node,
                               const std::string& path) {
   RETURN_IF_ERROR(reader.CheckKeys(
-      node, path, {"name", "path", "query", "format", "timestamp", "created", "description"}));
+      node, path,
+      {"name", "path", "query", "format", "timestamp", "created", "description", "checks"}));
   SourceDef source;
   source.location = reader.Where(node);
+  if (node["checks"]) {
+    ASSIGN_OR_RETURN(source.checks, ParseChecks(reader, node["checks"], path + ".checks"));
+  }
   ASSIGN_OR_RETURN(source.name, reader.String(node, "name", path, true));
   RETURN_IF_ERROR(CheckName(reader, node["name"], path + ".name", source.name));
   ASSIGN_OR_RETURN(source.path, reader.String(node, "path", path, false));

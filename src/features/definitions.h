@@ -9,6 +9,7 @@
 #include "common/time.h"
 #include "features/window_kernel.h"
 #include "table/column.h"
+#include "validate/checks.h"
 
 namespace keel::table {
 class DuckDb;
@@ -44,6 +45,9 @@ struct SourceDef {
   std::string timestamp_column;     // empty: a static table, every row valid at all times
   std::string created_column;       // optional arrival order for rows with equal timestamps
   std::vector<std::string> inputs;  // sources a query reads (found by name in the SQL)
+  // Expectations on the source's rows (validate/checks.h). Not part of any
+  // view's version: checks guard data, they do not change feature values.
+  std::vector<validate::CheckDef> checks;
   SourceLocation location;
 };
 

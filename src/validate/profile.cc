@@ -1,0 +1,462 @@
+#include "validate/profile.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "validate/drift.h"
+
+namespace keel::validate {
+
+namespace {
+
+using Json = nlohmann::ordered_json;
+using table::Column;
+using table::DataType;
+
+constexpr char kBase64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+std::string Base64Encode(std::string_view bytes) {
+  std::string out;
+  out.reserve((bytes.size() + 2) / 3 * 4);
+  size_t i = 0;
+  for (; i + 2 < bytes.size(); i += 3) {
+    uint32_t n = (uint8_t(bytes[i]) << 16) | (uint8_t(bytes[i + 1]) << 8) | uint8_t(bytes[i + 2]);
+    for (int shift = 18; shift >= 0; shift -= 6) out += kBase64[(n >> shift) & 63];
+  }
+  if (i < bytes.size()) {
+    uint32_t n = uint8_t(bytes[i]) << 16;
+    if (i + 1 < bytes.size()) n |= uint8_t(bytes[i + 1]) << 8;
+    out += kBase64[(n >> 18) & 63];
+    out += kBase64[(n >> 12) & 63];
+    out += i + 1 < bytes.size() ? kBase64[(n >> 6) & 63] : '=';
+    out += '=';
+  }
+  return out;
+}
+
+Result<std::string> Base64Decode(std::string_view text) {
+  if (text.size() % 4 != 0) return InvalidArgument("base64 length is not a multiple of 4");
+  std::string out;
+  out.reserve(text.size() / 4 * 3);
+  for (size_t i = 0; i < text.size(); i += 4) {
+    uint32_t n = 0;
+    int pad = 0;
+    for (size_t j = 0; j < 4; ++j) {
+      char c = text[i + j];
+      const char* at = c == '=' ? nullptr : std::strchr(kBase64, c);
+      if (c == '=' && i + 4 == text.size() && j >= 2) {
+        ++pad;
+        n <<= 6;
+        continue;
+      }
+      if (at == nullptr || c == '\0' || pad > 0) return InvalidArgument("invalid base64");
+      n = (n << 6) | uint32_t(at - kBase64);
+    }
+    out += char((n >> 16) & 255);
+    if (pad < 2) out += char((n >> 8) & 255);
+    if (pad < 1) out += char(n & 255);
+  }
+  return out;
+}
+
+// Reads `json[key]` as T. Errors name the path.
+template <typename T>
+Result<T> Get(const Json& json, const char* key, const std::string& path) {
+  auto it = json.find(key);
+  if (it == json.end()) return InvalidArgument(path + "." + key + ": missing");
+  try {
+    return it->template get<T>();
+  } catch (const std::exception& error) {
+    return InvalidArgument(path + "." + key + ": " + error.what());
+  }
+}
+
+}  // namespace
+
+void Moments::Merge(const Moments& other) {
+  if (other.count == 0) return;
+  if (count == 0) {
+    *this = other;
+    return;
+  }
+  double n_a = double(count), n_b = double(other.count), n = n_a + n_b;
+  double delta = other.mean - mean;
+  mean += delta * (n_b / n);
+  m2 += other.m2 + delta * delta * (n_a * n_b / n);
+  count += other.count;
+}
+
+double Moments::Variance() const { return count == 0 ? std::nan("") : m2 / double(count); }
+
+double Moments::SampleVariance() const { return count < 2 ? std::nan("") : m2 / double(count - 1); }
+
+size_t Histogram::BinOf(double value) const {
+  return static_cast<size_t>(std::upper_bound(edges.begin(), edges.end(), value) - edges.begin());
+}
+
+ColumnProfile::ColumnProfile(std::string name, table::DataType type, const ProfileOptions& options)
+    : name_(std::move(name)),
+      type_(type),
+      max_categories_(options.max_categories),
+      quantiles_(options.exact_quantile_limit),
+      bins_(options.bins) {
+  if (numeric()) {
+    auto it = options.bin_edges.find(name_);
+    if (it != options.bin_edges.end()) {
+      histogram_.edges = it->second;
+      histogram_.counts.assign(histogram_.edges.size() + 1, 0);
+      fixed_bins_ = true;
+    }
+  } else {
+    categories_.emplace();
+  }
+}
+
+void ColumnProfile::AddNumeric(double value) {
+  if (std::isnan(value)) {
+    ++nans_;
+    return;
+  }
+  if (moments_.count == 0) {
+    min_ = max_ = value;
+  } else {
+    min_ = std::min(min_, value);
+    max_ = std::max(max_, value);
+  }
+  moments_.Add(value);
+  distinct_.Add(value);
+  if (fixed_bins_) ++histogram_.counts[histogram_.BinOf(value)];
+  buffer_.push_back(value);
+}
+
+void ColumnProfile::AddCategory(std::string_view value) {
+  top_.Add(value);
+  distinct_.Add(value);
+  if (categories_) {
+    auto it = categories_->find(value);
+    if (it != categories_->end()) {
+      ++it->second;
+    } else if (categories_->size() < max_categories_) {
+      categories_->emplace(std::string(value), 1);
+    } else {
+      categories_.reset();  // too many: top-k only from here on
+    }
+  }
+}
+
+void ColumnProfile::AddColumn(const table::Column& column, size_t begin, size_t end) {
+  rows_ += end - begin;
+  buffer_.clear();
+  const bool all_valid = column.validity().empty();
+  switch (type_) {
+    case DataType::kString:
+      for (size_t row = begin; row < end; ++row) {
+        if (all_valid || column.IsValid(row)) {
+          AddCategory(column.StringAt(row));
+        } else {
+          ++nulls_;
+        }
+      }
+      return;
+    case DataType::kBool:
+      for (size_t row = begin; row < end; ++row) {
+        if (all_valid || column.IsValid(row)) {
+          AddCategory(column.bools()[row] ? "true" : "false");
+        } else {
+          ++nulls_;
+        }
+      }
+      return;
+    case DataType::kDouble:
+      for (size_t row = begin; row < end; ++row) {
+        if (all_valid || column.IsValid(row)) {
+          AddNumeric(column.doubles()[row]);
+        } else {
+          ++nulls_;
+        }
+      }
+      break;
+    default:
+      for (size_t row = begin; row < end; ++row) {
+        if (all_valid || column.IsValid(row)) {
+          AddNumeric(static_cast<double>(column.ints()[row]));
+        } else {
+          ++nulls_;
+        }
+      }
+  }
+  quantiles_.AddMany(buffer_);
+}
+
+void ColumnProfile::SetBinsAndCount(std::vector<double> edges, const table::Column& column) {
+  histogram_.edges = std::move(edges);
+  histogram_.counts.assign(histogram_.edges.size() + 1, 0);
+  fixed_bins_ = true;
+  for (size_t row = 0; row < column.size(); ++row) {
+    if (!column.IsValid(row)) continue;
+    double value = column.NumericAt(row);
+    if (!std::isnan(value)) ++histogram_.counts[histogram_.BinOf(value)];
+  }
+}
+
+Status ColumnProfile::Merge(const ColumnProfile& other) {
+  if (other.name_ != name_ || other.type_ != type_) {
+    return InvalidArgument("column '" + name_ + "' (" + std::string(table::DataTypeName(type_)) +
+                           ") cannot merge with '" + other.name_ + "' (" +
+                           std::string(table::DataTypeName(other.type_)) + ")");
+  }
+  if (histogram_.edges != other.histogram_.edges) {
+    return InvalidArgument("column '" + name_ +
+                           "': histograms have different bins; profile both parts against the "
+                           "same reference (--reference)");
+  }
+  // Sketches first: they are the only parts that can refuse (different
+  // parameters), and a refused merge must leave this profile unchanged.
+  QuantileSketch quantiles = quantiles_;
+  RETURN_IF_ERROR(quantiles.Merge(other.quantiles_).WithContext("column '" + name_ + "'"));
+  TopK top = top_;
+  RETURN_IF_ERROR(top.Merge(other.top_).WithContext("column '" + name_ + "'"));
+  DistinctCounter distinct = distinct_;
+  RETURN_IF_ERROR(distinct.Merge(other.distinct_).WithContext("column '" + name_ + "'"));
+  quantiles_ = std::move(quantiles);
+  top_ = std::move(top);
+  distinct_ = std::move(distinct);
+  if (other.moments_.count > 0) {
+    if (moments_.count == 0) {
+      min_ = other.min_;
+      max_ = other.max_;
+    } else {
+      min_ = std::min(min_, other.min_);
+      max_ = std::max(max_, other.max_);
+    }
+  }
+  rows_ += other.rows_;
+  nulls_ += other.nulls_;
+  nans_ += other.nans_;
+  moments_.Merge(other.moments_);
+  for (size_t bin = 0; bin < histogram_.counts.size(); ++bin) {
+    histogram_.counts[bin] += other.histogram_.counts[bin];
+  }
+  if (categories_ && other.categories_) {
+    for (const auto& [value, count] : *other.categories_) (*categories_)[value] += count;
+    if (categories_->size() > max_categories_) categories_.reset();
+  } else {
+    categories_.reset();
+  }
+  return Status::Ok();
+}
+
+std::optional<double> ColumnProfile::min() const {
+  if (moments_.count == 0) return std::nullopt;
+  return min_;
+}
+
+std::optional<double> ColumnProfile::max() const {
+  if (moments_.count == 0) return std::nullopt;
+  return max_;
+}
+
+namespace {
+
+Json ColumnToJson(const ColumnProfile& column) {
+  Json json;
+  json["name"] = column.name();
+  json["type"] = std::string(table::DataTypeName(column.type()));
+  json["rows"] = column.rows();
+  json["nulls"] = column.nulls();
+  json["null_share"] = column.NullShare();
+  if (column.numeric()) {
+    json["nans"] = column.nans();
+    json["count"] = column.moments().count;
+    if (column.min()) {
+      json["min"] = *column.min();
+      json["max"] = *column.max();
+      json["mean"] = column.moments().mean;
+      json["m2"] = column.moments().m2;
+      json["std"] = std::sqrt(column.moments().Variance());
+      Json quantiles;
+      for (double q : {0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99}) {
+        char key[16];
+        std::snprintf(key, sizeof(key), "p%g", q * 100);
+        quantiles[key] = column.quantiles().Quantile(q);
+      }
+      json["quantiles"] = std::move(quantiles);
+    }
+    json["histogram"] = {{"edges", column.histogram().edges},
+                         {"counts", column.histogram().counts}};
+    json["quantile_sketch"] = Base64Encode(column.quantiles().Encode());
+  } else {
+    Json top = Json::array();
+    for (const auto& item : column.top().Top(10)) {
+      top.push_back({{"value", item.value}, {"count", item.count}});
+    }
+    json["top"] = std::move(top);
+    if (column.categories()) {
+      Json categories = Json::object();
+      for (const auto& [value, count] : *column.categories()) categories[value] = count;
+      json["categories"] = std::move(categories);
+    }
+    json["top_sketch"] = Base64Encode(column.top().Encode());
+  }
+  json["distinct"] = column.distinct().Estimate();
+  json["distinct_sketch"] = Base64Encode(column.distinct().Encode());
+  return json;
+}
+
+}  // namespace
+
+std::string ColumnProfile::ToJson() const { return ColumnToJson(*this).dump(2); }
+
+Result<Profile> Profile::Of(const table::Table& table, const std::string& time_column,
+                            const ProfileOptions& options) {
+  if (!time_column.empty() && table.FindColumn(time_column) < 0) {
+    return InvalidArgument("no time column '" + time_column +
+                           "' (columns: " + table.SchemaToString() + ")");
+  }
+  Profile profile;
+  profile.rows_ = table.num_rows();
+  profile.time_column_ = time_column;
+  constexpr size_t kChunk = 1 << 16;  // bounds the per-call value buffer
+  for (size_t index = 0; index < table.num_columns(); ++index) {
+    const table::Field& field = table.fields()[index];
+    const Column& column = table.column(index);
+    ColumnProfile column_profile(field.name, field.type, options);
+    for (size_t begin = 0; begin < column.size(); begin += kChunk) {
+      column_profile.AddColumn(column, begin, std::min(column.size(), begin + kChunk));
+    }
+    if (column_profile.numeric() && !column_profile.fixed_bins_) {
+      std::vector<double> values, weights;
+      column_profile.quantiles_.SortedItems(&values, &weights);
+      std::vector<double> edges;
+      if (!values.empty()) {
+        edges = QuantileBinEdges(WeightedSample{values, weights}, column_profile.bins_);
+      }
+      // JSON has no infinities; an infinite decile just merges two outer bins.
+      std::erase_if(edges, [](double edge) { return !std::isfinite(edge); });
+      column_profile.SetBinsAndCount(std::move(edges), column);
+    }
+    column_profile.buffer_ = {};
+    profile.columns_.push_back(std::move(column_profile));
+  }
+  return profile;
+}
+
+Status Profile::Merge(const Profile& other) {
+  if (other.columns_.size() != columns_.size()) {
+    return InvalidArgument("profiles have different columns (" + std::to_string(columns_.size()) +
+                           " vs " + std::to_string(other.columns_.size()) + ")");
+  }
+  for (size_t index = 0; index < columns_.size(); ++index) {
+    RETURN_IF_ERROR(columns_[index].Merge(other.columns_[index]));
+  }
+  rows_ += other.rows_;
+  return Status::Ok();
+}
+
+const ColumnProfile* Profile::Find(std::string_view name) const {
+  for (const ColumnProfile& column : columns_) {
+    if (column.name() == name) return &column;
+  }
+  return nullptr;
+}
+
+ProfileOptions Profile::ReferenceOptions() const {
+  ProfileOptions options;
+  for (const ColumnProfile& column : columns_) {
+    if (column.numeric()) options.bin_edges[column.name()] = column.histogram().edges;
+  }
+  return options;
+}
+
+std::string Profile::ToJson() const {
+  Json json;
+  json["format"] = "keel.profile.v1";
+  json["source"] = source;
+  json["created_at"] = created_at;
+  json["rows"] = rows_;
+  json["time_column"] = time_column_;
+  Json columns = Json::array();
+  for (const ColumnProfile& column : columns_) columns.push_back(ColumnToJson(column));
+  json["columns"] = std::move(columns);
+  return json.dump(2) + "\n";
+}
+
+Result<Profile> Profile::FromJson(std::string_view text) {
+  Json json = Json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (json.is_discarded() || !json.is_object()) return InvalidArgument("not a JSON object");
+  ASSIGN_OR_RETURN(std::string format, Get<std::string>(json, "format", "profile"));
+  if (format != "keel.profile.v1") {
+    return InvalidArgument("profile.format: '" + format + "' (expected keel.profile.v1)");
+  }
+  Profile profile;
+  ASSIGN_OR_RETURN(profile.source, Get<std::string>(json, "source", "profile"));
+  ASSIGN_OR_RETURN(profile.created_at, Get<std::string>(json, "created_at", "profile"));
+  ASSIGN_OR_RETURN(profile.rows_, Get<uint64_t>(json, "rows", "profile"));
+  ASSIGN_OR_RETURN(profile.time_column_, Get<std::string>(json, "time_column", "profile"));
+  ASSIGN_OR_RETURN(Json columns, Get<Json>(json, "columns", "profile"));
+  if (!columns.is_array()) return InvalidArgument("profile.columns: not an array");
+  for (size_t index = 0; index < columns.size(); ++index) {
+    const Json& item = columns[index];
+    std::string path = "profile.columns[" + std::to_string(index) + "]";
+    if (!item.is_object()) return InvalidArgument(path + ": not an object");
+    ASSIGN_OR_RETURN(std::string name, Get<std::string>(item, "name", path));
+    ASSIGN_OR_RETURN(std::string type_name, Get<std::string>(item, "type", path));
+    Result<table::DataType> type = table::ParseDataType(type_name);
+    if (!type.ok()) return type.status().WithContext(path + ".type");
+    ColumnProfile column(name, *type, ProfileOptions{});
+    ASSIGN_OR_RETURN(column.rows_, Get<uint64_t>(item, "rows", path));
+    ASSIGN_OR_RETURN(column.nulls_, Get<uint64_t>(item, "nulls", path));
+    ASSIGN_OR_RETURN(std::string distinct, Get<std::string>(item, "distinct_sketch", path));
+    Result<std::string> distinct_bytes = Base64Decode(distinct);
+    if (!distinct_bytes.ok()) return distinct_bytes.status().WithContext(path + ".distinct_sketch");
+    Result<DistinctCounter> counter = DistinctCounter::Decode(*distinct_bytes);
+    if (!counter.ok()) return counter.status().WithContext(path + ".distinct_sketch");
+    column.distinct_ = std::move(*counter);
+    if (column.numeric()) {
+      ASSIGN_OR_RETURN(column.nans_, Get<uint64_t>(item, "nans", path));
+      ASSIGN_OR_RETURN(column.moments_.count, Get<uint64_t>(item, "count", path));
+      if (column.moments_.count > 0) {
+        ASSIGN_OR_RETURN(column.min_, Get<double>(item, "min", path));
+        ASSIGN_OR_RETURN(column.max_, Get<double>(item, "max", path));
+        ASSIGN_OR_RETURN(column.moments_.mean, Get<double>(item, "mean", path));
+        ASSIGN_OR_RETURN(column.moments_.m2, Get<double>(item, "m2", path));
+      }
+      ASSIGN_OR_RETURN(Json histogram, Get<Json>(item, "histogram", path));
+      ASSIGN_OR_RETURN(column.histogram_.edges,
+                       Get<std::vector<double>>(histogram, "edges", path + ".histogram"));
+      ASSIGN_OR_RETURN(column.histogram_.counts,
+                       Get<std::vector<uint64_t>>(histogram, "counts", path + ".histogram"));
+      if (column.histogram_.counts.size() != column.histogram_.edges.size() + 1 ||
+          !std::is_sorted(column.histogram_.edges.begin(), column.histogram_.edges.end())) {
+        return InvalidArgument(path + ".histogram: counts must be one more than sorted edges");
+      }
+      column.fixed_bins_ = true;
+      ASSIGN_OR_RETURN(std::string sketch, Get<std::string>(item, "quantile_sketch", path));
+      Result<std::string> sketch_bytes = Base64Decode(sketch);
+      if (!sketch_bytes.ok()) return sketch_bytes.status().WithContext(path + ".quantile_sketch");
+      Result<QuantileSketch> quantiles = QuantileSketch::Decode(*sketch_bytes);
+      if (!quantiles.ok()) return quantiles.status().WithContext(path + ".quantile_sketch");
+      column.quantiles_ = std::move(*quantiles);
+    } else {
+      ASSIGN_OR_RETURN(std::string top, Get<std::string>(item, "top_sketch", path));
+      Result<std::string> top_bytes = Base64Decode(top);
+      if (!top_bytes.ok()) return top_bytes.status().WithContext(path + ".top_sketch");
+      Result<TopK> top_k = TopK::Decode(*top_bytes);
+      if (!top_k.ok()) return top_k.status().WithContext(path + ".top_sketch");
+      column.top_ = std::move(*top_k);
+      if (item.contains("categories")) {
+        ASSIGN_OR_RETURN(auto categories,
+                         (Get<std::map<std::string, uint64_t>>(item, "categories", path)));
+        column.categories_.emplace(categories.begin(), categories.end());
+      } else {
+        column.categories_.reset();
+      }
+    }
+    profile.columns_.push_back(std::move(column));
+  }
+  return profile;
+}
+
+}  // namespace keel::validate
