@@ -82,15 +82,22 @@ void WalkJointCdf(const WeightedSample& a, double total_a, const WeightedSample&
   }
 }
 
-// A histogram normalised to sum 1, or empty if it has a negative, NaN or
-// infinite entry or sums to 0.
-std::vector<double> NormalizedHistogram(std::span<const double> counts) {
+// The sum of a histogram, or NaN if it has a negative, NaN or infinite entry
+// or sums to 0.
+double HistogramTotal(std::span<const double> counts) {
   double total = 0.0;
   for (double count : counts) {
-    if (!(count >= 0.0) || std::isinf(count)) return {};
+    if (!(count >= 0.0) || std::isinf(count)) return kNaN;
     total += count;
   }
-  if (!(total > 0.0) || std::isinf(total)) return {};
+  if (!(total > 0.0) || std::isinf(total)) return kNaN;
+  return total;
+}
+
+// A histogram normalised to sum 1, or empty if HistogramTotal is NaN.
+std::vector<double> NormalizedHistogram(std::span<const double> counts) {
+  const double total = HistogramTotal(counts);
+  if (std::isnan(total)) return {};
   std::vector<double> shares(counts.size());
   for (size_t index = 0; index < counts.size(); ++index) shares[index] = counts[index] / total;
   return shares;
@@ -177,7 +184,7 @@ double LatticePathTailProbability(uint64_t n, uint64_t m, uint64_t h) {
 constexpr double kMinLog = -708.3964185322641;
 
 // P(D_n^+ >= x), the one-sided Smirnov survival function, for n >= 2 and
-// n x > 2 (the only region KolmogorovSmirnovSf uses), as
+// n x > 1 (the only region KolmogorovSmirnovSf uses), as
 // scipy.special.smirnov computes it:
 //  - 0 once -2 n x^2 < MINLOG; (1 - x)^n for n x >= n - 1;
 //  - for n > 1e6 SciPy's approximation exp(-(6 n x + 1)^2 / (18 n));
@@ -247,7 +254,8 @@ ScaledMatrix Multiply(const ScaledMatrix& left, const ScaledMatrix& right) {
   if (largest > 0.0 && std::isfinite(largest)) {
     int shift = 0;
     std::frexp(largest, &shift);
-    for (double& entry : product.entries) entry = std::ldexp(entry, -shift);
+    const double scale = std::ldexp(1.0, -shift);  // exact: a power of two
+    for (double& entry : product.entries) entry *= scale;
     product.exponent += shift;
   }
   return product;
@@ -454,7 +462,7 @@ double KsPValue(double statistic, uint64_t n, uint64_t m, KsMethod method) {
       exact = std::max(n, m) <= kMaxAutoExactSize;
       break;
     case KsMethod::kExact:
-      // SciPy gives up on the exact count when lcm / g reaches INT32_MAX.
+      // SciPy gives up on the exact count when (n/g)(m/g) reaches INT32_MAX.
       exact = static_cast<double>(n / g) <
               static_cast<double>(std::numeric_limits<int32_t>::max()) / static_cast<double>(m / g);
       break;
@@ -665,9 +673,8 @@ ChiSquareResult ChiSquareTest(std::span<const double> observed_counts,
     return {kNaN, kNaN};
   }
   const std::vector<double> shares = NormalizedHistogram(expected_shares);
-  if (shares.empty() || NormalizedHistogram(observed_counts).empty()) return {kNaN, kNaN};
-  double observed_total = 0.0;
-  for (double count : observed_counts) observed_total += count;
+  const double observed_total = HistogramTotal(observed_counts);
+  if (shares.empty() || std::isnan(observed_total)) return {kNaN, kNaN};
 
   double statistic = 0.0;
   int categories = 0;

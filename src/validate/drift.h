@@ -34,6 +34,7 @@ namespace keel::validate {
 //   weights: empty (every weight is 1) or one per value; finite and >= 0 with
 //            a positive total. Zero-weight items are ignored.
 // Functions given a sample that breaks these rules return NaN.
+// A non-owning view, like the result structs below a plain value type.
 struct WeightedSample {
   std::span<const double> values;
   std::span<const double> weights;
@@ -65,6 +66,7 @@ enum class KsMethod {
 // weight). Both CDFs are evaluated after all jumps at every distinct value, so
 // ties within and across samples are handled as in scipy.stats.ks_2samp. With
 // unit weights the result is bit-identical to ks_2samp(a, b).statistic.
+// Infinite values are allowed.
 // Returns a value in [0, 1]; NaN if either sample is empty or invalid.
 // O(|a| + |b|).
 double KsStatistic(WeightedSample a, WeightedSample b);

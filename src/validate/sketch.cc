@@ -65,6 +65,7 @@ class ByteReader {
   explicit ByteReader(std::string_view bytes) : bytes_(bytes) {}
 
   size_t remaining() const { return bytes_.size() - position_; }
+  std::string_view rest() const { return bytes_.substr(position_); }
   bool done() const { return position_ == bytes_.size(); }
 
   bool U8(uint8_t* value) {
@@ -598,9 +599,9 @@ void QuantileSketch::SortedItems(std::vector<double>* values, std::vector<double
   }
 }
 
-// Layout: "KQ" version k:u32 exact_limit:u64 count:u64 mode:u8, then
+// Layout: "KQ" version k:u32 exact_limit:u64 count:u64 rng:u64 mode:u8, then
 //   exact (mode 0): count values (f64, insertion order);
-//   KLL (mode 1): min max:f64 rng:u64 levels:u8 sampler_level:u8, per level
+//   KLL (mode 1): min max:f64 levels:u8 sampler_level:u8, per level
 //   from sampler_level up: size:u32 and its values; block_weight:u64 and,
 //   when it is non-zero, candidate:f64 next_replace:u64.
 std::string QuantileSketch::Encode() const {
@@ -609,6 +610,7 @@ std::string QuantileSketch::Encode() const {
   PutU32(&out, k_);
   PutU64(&out, exact_limit_);
   PutU64(&out, count_);
+  PutU64(&out, rng_state_);
   PutU8(&out, kll_ ? 1 : 0);
   if (!kll_) {
     out.reserve(out.size() + 8 * exact_.size());
@@ -617,7 +619,6 @@ std::string QuantileSketch::Encode() const {
   }
   PutF64(&out, min_);
   PutF64(&out, max_);
-  PutU64(&out, rng_state_);
   PutU8(&out, static_cast<uint8_t>(levels_.size()));
   PutU8(&out, static_cast<uint8_t>(sampler_level_));
   for (size_t level = sampler_level_; level < levels_.size(); ++level) {
@@ -637,62 +638,76 @@ Result<QuantileSketch> QuantileSketch::Decode(std::string_view bytes) {
   uint32_t k = 0;
   uint64_t exact_limit = 0;
   uint64_t count = 0;
+  uint64_t rng_state = 0;
   uint8_t mode = 0;
   if (!reader.Header(kQuantileMagic)) return QuantileError("bad header");
-  if (!reader.U32(&k) || !reader.U64(&exact_limit) || !reader.U64(&count) || !reader.U8(&mode)) {
+  if (!reader.U32(&k) || !reader.U64(&exact_limit) || !reader.U64(&count) ||
+      !reader.U64(&rng_state) || !reader.U8(&mode)) {
     return QuantileError("truncated");
   }
   if (k < kMinK || k > kMaxK) return QuantileError("k out of range");
   if (exact_limit > kMaxExactLimit) return QuantileError("exact limit out of range");
-  if (mode > 1) return QuantileError("unknown mode");
   if (count > kMaxDecodedCount) return QuantileError("implausible count");
-  QuantileSketch sketch(exact_limit, k);
+  QuantileSketch sketch(exact_limit, k, rng_state);
+  sketch.count_ = count;
   if (mode == 0) {
-    if (count > exact_limit) return QuantileError("exact sketch over its limit");
-    if (count > reader.remaining() / 8) return QuantileError("truncated values");
-    sketch.exact_.resize(static_cast<size_t>(count));
-    for (double& value : sketch.exact_) {
-      if (!reader.F64(&value) || !IsCanonicalValue(value)) return QuantileError("bad value");
-      sketch.min_ = std::min(sketch.min_, value);
-      sketch.max_ = std::max(sketch.max_, value);
-    }
-    sketch.count_ = count;
-    if (!reader.done()) return QuantileError("trailing bytes");
-    return sketch;
+    RETURN_IF_ERROR(sketch.DecodeExact(reader.rest()));
+  } else if (mode == 1) {
+    RETURN_IF_ERROR(sketch.DecodeKll(reader.rest()));
+  } else {
+    return QuantileError("unknown mode");
   }
-  if (count <= exact_limit) return QuantileError("KLL sketch under the exact limit");
+  return sketch;
+}
+
+Status QuantileSketch::DecodeExact(std::string_view bytes) {
+  ByteReader reader(bytes);
+  if (count_ > exact_limit_) return QuantileError("exact sketch over its limit");
+  if (count_ != reader.remaining() / 8 || reader.remaining() % 8 != 0) {
+    return QuantileError("value bytes do not match the count");
+  }
+  exact_.resize(static_cast<size_t>(count_));
+  for (double& value : exact_) {
+    if (!reader.F64(&value) || !IsCanonicalValue(value)) return QuantileError("bad value");
+    min_ = std::min(min_, value);
+    max_ = std::max(max_, value);
+  }
+  return Status::Ok();
+}
+
+Status QuantileSketch::DecodeKll(std::string_view bytes) {
+  ByteReader reader(bytes);
+  if (count_ <= exact_limit_) return QuantileError("KLL sketch under the exact limit");
   uint8_t level_count = 0;
   uint8_t sampler_level = 0;
-  if (!reader.F64(&sketch.min_) || !reader.F64(&sketch.max_) || !reader.U64(&sketch.rng_state_) ||
-      !reader.U8(&level_count) || !reader.U8(&sampler_level)) {
+  if (!reader.F64(&min_) || !reader.F64(&max_) || !reader.U8(&level_count) ||
+      !reader.U8(&sampler_level)) {
     return QuantileError("truncated");
   }
-  const double low = sketch.min_;
-  const double high = sketch.max_;
-  if (!IsCanonicalValue(low) || !IsCanonicalValue(high) || low > high) {
+  if (!IsCanonicalValue(min_) || !IsCanonicalValue(max_) || min_ > max_) {
     return QuantileError("bad min/max");
   }
   if (level_count == 0 || level_count > kMaxLevels || sampler_level >= level_count ||
-      level_count - sampler_level > static_cast<int>(sketch.depth_count_)) {
+      level_count - sampler_level > static_cast<int>(depth_count_)) {
     return QuantileError("bad level structure");
   }
-  sketch.kll_ = true;
-  sketch.count_ = count;
-  sketch.sampler_level_ = sampler_level;
-  sketch.levels_.reserve(kMaxLevels);
-  sketch.levels_.resize(level_count);
+  kll_ = true;
+  sampler_level_ = sampler_level;
+  levels_.reserve(kMaxLevels);
+  levels_.resize(level_count);
+  auto in_range = [this](double value) {
+    return IsCanonicalValue(value) && value >= min_ && value <= max_;
+  };
   uint64_t weight_sum = 0;
   for (size_t level = sampler_level; level < level_count; ++level) {
     uint32_t size = 0;
-    if (!reader.U32(&size) || size > reader.remaining() / 8)
+    if (!reader.U32(&size) || size > reader.remaining() / 8) {
       return QuantileError("truncated level");
-    std::vector<double>& items = sketch.levels_[level];
-    items.reserve(std::max<uint64_t>(size, sketch.total_capacity_[sketch.depth_count_]));
-    items.resize(size);
+    }
+    std::vector<double>& items = levels_[level];
+    items.resize(size);  // not more: the input bounds what Decode allocates
     for (double& value : items) {
-      if (!reader.F64(&value) || !IsCanonicalValue(value) || value < low || value > high) {
-        return QuantileError("bad value");
-      }
+      if (!reader.F64(&value) || !in_range(value)) return QuantileError("bad value");
     }
     if (level > sampler_level && !std::is_sorted(items.begin(), items.end())) {
       return QuantileError("unsorted level");
@@ -702,30 +717,26 @@ Result<QuantileSketch> QuantileSketch::Decode(std::string_view bytes) {
         __builtin_add_overflow(weight_sum, level_weight, &weight_sum)) {
       return QuantileError("weights overflow");
     }
-    sketch.retained_ += size;
+    retained_ += size;
   }
-  if (!reader.U64(&sketch.block_weight_)) return QuantileError("truncated sampler");
-  if (sketch.block_weight_ >= (uint64_t{1} << sampler_level) && sketch.block_weight_ != 0) {
-    return QuantileError("bad sampler block");
-  }
-  if (sketch.block_weight_ > 0) {
-    if (!reader.F64(&sketch.candidate_) || !reader.U64(&sketch.next_replace_)) {
+  if (!reader.U64(&block_weight_)) return QuantileError("truncated sampler");
+  if (block_weight_ != 0) {
+    if (block_weight_ >= (uint64_t{1} << sampler_level)) return QuantileError("bad sampler block");
+    if (!reader.F64(&candidate_) || !reader.U64(&next_replace_)) {
       return QuantileError("truncated sampler");
     }
-    if (!IsCanonicalValue(sketch.candidate_) || sketch.candidate_ < low ||
-        sketch.candidate_ > high || sketch.next_replace_ <= sketch.block_weight_ ||
-        sketch.next_replace_ > kMaxReplacePosition) {
+    if (!in_range(candidate_) || next_replace_ <= block_weight_ ||
+        next_replace_ > kMaxReplacePosition) {
       return QuantileError("bad sampler state");
     }
   }
-  if (__builtin_add_overflow(weight_sum, sketch.block_weight_, &weight_sum) ||
-      weight_sum != count) {
+  if (__builtin_add_overflow(weight_sum, block_weight_, &weight_sum) || weight_sum != count_) {
     return QuantileError("weights do not add up to the count");
   }
-  sketch.UpdateCapacity();
-  if (sketch.retained_ >= sketch.capacity_) return QuantileError("over capacity");
+  UpdateCapacity();
+  if (retained_ >= capacity_) return QuantileError("over capacity");
   if (!reader.done()) return QuantileError("trailing bytes");
-  return sketch;
+  return Status::Ok();
 }
 
 // ---------------------------------------------------------------------------

@@ -315,6 +315,34 @@ TEST(QuantileSketch, KllBoundHoldsForOtherSeedsAndK) {
   }
 }
 
+TEST(QuantileSketch, SamplersAreUnbiasedOnAlternatingStream) {
+  // Values alternate between two clusters, so a sampler that favours any
+  // position in its block sees only one cluster. Rank(0) must stay near 1/2
+  // both through Add and through merging one-value sketches (which offers
+  // each value to the weighted sampler).
+  constexpr size_t kCount = 200000;
+  std::mt19937_64 rng(81);
+  std::uniform_real_distribution<double> uniform(1.0, 2.0);
+  std::vector<double> values(kCount);
+  for (size_t index = 0; index < kCount; ++index) {
+    values[index] = index % 2 == 0 ? -uniform(rng) : uniform(rng);
+  }
+  QuantileSketch added;
+  added.AddMany(values);
+  QuantileSketch merged(0);
+  for (const double value : values) {
+    QuantileSketch single(0);
+    single.Add(value);
+    ASSERT_TRUE(merged.Merge(single).ok());
+  }
+  for (const QuantileSketch* sketch : {&added, &merged}) {
+    ASSERT_FALSE(sketch->is_exact());
+    EXPECT_EQ(sketch->count(), kCount);
+    EXPECT_LE(std::abs(sketch->Rank(0.0) - 0.5), sketch->RankError());
+  }
+  CheckWithinBound(merged, Sorted(values), "merged one-value sketches");
+}
+
 TEST(QuantileSketch, MergeOfTwoSketchesWithinBound) {
   const std::vector<double> first = RandomValues("lognormal", 700000, 11);
   const std::vector<double> second = RandomValues("normal", 500000, 12);
@@ -425,6 +453,16 @@ TEST(QuantileSketch, EncodeDecodeRoundTrip) {
     }
   }
   EXPECT_LT(kll.Encode().size(), 3000u);
+  // The seed travels with an exact sketch: after decoding, the conversion to
+  // KLL makes the same choices as the original would.
+  QuantileSketch seeded(1000, 200, 12345);
+  seeded.AddMany(RandomValues("normal", 500, 43));
+  Result<QuantileSketch> seeded_copy = QuantileSketch::Decode(seeded.Encode());
+  ASSERT_TRUE(seeded_copy.ok());
+  const std::vector<double> more = RandomValues("normal", 50000, 44);
+  seeded.AddMany(more);
+  seeded_copy->AddMany(more);
+  EXPECT_EQ(seeded_copy->Encode(), seeded.Encode());
 }
 
 // Every strict prefix must be rejected; random corruptions must be rejected or
