@@ -6,6 +6,8 @@
 
 #include "common/status.h"
 #include "features/definitions.h"
+#include "store/online_store.h"
+#include "table/column.h"
 
 namespace keel::table {
 class DuckDb;
@@ -43,6 +45,15 @@ struct DatasetBuildOptions {
   // recorded in the output's metadata and in FILE.checks.json beside it.
   std::string allow_failed_checks;
 };
+
+// A spine as dataset build reads it: a source name, a data file or SQL over
+// the sources, and its time column (given, the source's, or guessed).
+struct LoadedSpine {
+  table::Table table;
+  std::string time_column;
+};
+Result<LoadedSpine> LoadSpine(const std::string& spine, const std::string& spine_time,
+                              const std::string& repo_dir, table::DuckDb* duckdb);
 
 // `keel dataset build`: a point-in-time correct training set as Parquet.
 Status RunDatasetBuild(const DatasetBuildOptions& options);
@@ -91,5 +102,54 @@ Result<nlohmann::json> CheckSourcesBeforeBuild(const features::Repository& repo,
                                                const std::vector<std::string>& sources,
                                                const std::string& allow_reason,
                                                table::DuckDb* duckdb);
+
+struct MaterializeOptions {
+  RepoOptions repo;
+  std::string views;  // comma-separated view[@version]; empty: every current view
+  std::string end;    // ISO time; default now
+  bool incremental = false;
+  bool json = false;
+  std::string allow_failed_checks;
+};
+
+// `keel materialize`: loads every view's state as of --end into the online
+// store (features/online.h Materialize), after the sources' checks pass.
+Status RunMaterialize(const MaterializeOptions& options);
+
+struct FeaturesGetOptions {
+  RepoOptions repo;
+  std::string features;  // view references, as dataset build takes them
+  std::string service;
+  std::string entities;  // JSON object of key columns: {"origin": ["SFO", "LAX"]}
+  std::string at;        // ISO time the features are read at; default now
+  bool json = false;     // Feast's column-oriented response shape
+};
+
+struct ParityOptions {
+  RepoOptions repo;
+  std::string spine;
+  std::string spine_time;
+  std::string features;
+  std::string service;
+  std::string materialize_until;  // ISO time: materialize before, stream from here
+  std::string store = "memory";   // memory | repo (the keel.yaml online store)
+  bool json = false;
+};
+
+// `keel parity`: proves online/offline parity on real data (features/parity.h).
+// Errors: FailedPrecondition when any value differs.
+Status RunParity(const ParityOptions& options);
+
+// `keel features get`: reads features from the online store.
+Status RunFeaturesGet(const FeaturesGetOptions& options);
+
+// The online store keel.yaml configures. Errors: as store::OpenOnlineStore.
+Result<std::unique_ptr<store::OnlineStore>> OpenRepoOnlineStore(const features::RepoConfig& config);
+
+// Entity key columns from Feast's request shape: {"key": [v1, v2, ...], ...};
+// strings make string columns, integers int64 columns, null a null key.
+// Errors: InvalidArgument naming the field (not an object, ragged columns,
+// mixed or unsupported value types, no rows).
+Result<table::Table> EntitiesFromJson(const nlohmann::json& entities);
 
 }  // namespace keel::cli

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "cli/commands.h"
 #include "cli/text_table.h"
@@ -65,9 +66,9 @@ Result<Spine> ResolveSpine(const std::string& text, const std::string& repo_dir,
   return Spine{text, ""};
 }
 
-Result<std::string> SpineTimeColumn(const table::Table& spine, const DatasetBuildOptions& options,
+Result<std::string> SpineTimeColumn(const table::Table& spine, const std::string& spine_time,
                                     const std::string& default_time) {
-  if (!options.spine_time.empty()) return options.spine_time;
+  if (!spine_time.empty()) return spine_time;
   if (!default_time.empty()) return default_time;
   for (const char* name : {"timestamp", "event_timestamp", "ts"}) {
     if (spine.FindColumn(name) >= 0) return std::string(name);
@@ -84,6 +85,16 @@ double Since(std::chrono::steady_clock::time_point start) {
 }
 
 }  // namespace
+
+Result<LoadedSpine> LoadSpine(const std::string& spine, const std::string& spine_time,
+                              const std::string& repo_dir, table::DuckDb* duckdb) {
+  ASSIGN_OR_RETURN(Spine source, ResolveSpine(spine, repo_dir, duckdb));
+  Result<table::Table> table = duckdb->Query(source.sql);
+  if (!table.ok()) return table.status().WithContext("spine");
+  ASSIGN_OR_RETURN(std::string time_column,
+                   SpineTimeColumn(*table, spine_time, source.default_time));
+  return LoadedSpine{std::move(table).value(), std::move(time_column)};
+}
 
 Status RunDatasetBuild(const DatasetBuildOptions& options) {
   auto start = std::chrono::steady_clock::now();
@@ -105,12 +116,10 @@ Status RunDatasetBuild(const DatasetBuildOptions& options) {
     return InvalidArgument("--out: " + options.out + " is a folder; name a .parquet file");
   }
   ASSIGN_OR_RETURN(std::unique_ptr<DuckDb> duckdb, DuckDb::Open());
-  ASSIGN_OR_RETURN(Spine spine_source,
-                   ResolveSpine(options.spine, options.repo.repo, duckdb.get()));
-  Result<table::Table> spine = duckdb->Query(spine_source.sql);
-  if (!spine.ok()) return spine.status().WithContext("spine");
-  ASSIGN_OR_RETURN(std::string time_column,
-                   SpineTimeColumn(*spine, options, spine_source.default_time));
+  ASSIGN_OR_RETURN(LoadedSpine loaded,
+                   LoadSpine(options.spine, options.spine_time, options.repo.repo, duckdb.get()));
+  std::optional<table::Table> spine(std::move(loaded.table));
+  const std::string& time_column = loaded.time_column;
   double spine_seconds = Since(start);
 
   std::vector<features::ResolvedUse> resolved;
@@ -141,7 +150,7 @@ Status RunDatasetBuild(const DatasetBuildOptions& options) {
   features::BuildReport report;
   size_t first_feature = spine->num_columns();
   ASSIGN_OR_RETURN(table::Table dataset,
-                   engine.Build(std::move(spine).value(), time_column, resolved, &report));
+                   engine.Build(std::move(*spine), time_column, resolved, &report));
 
   auto write_start = std::chrono::steady_clock::now();
   nlohmann::json metadata = {

@@ -127,6 +127,74 @@ int main(int argc, char** argv) {
   drift->add_flag("--fail-on-drift", drift_options.fail_on_drift, "Exit non-zero on drift");
   drift->callback([&] { status = keel::cli::RunDrift(drift_options); });
 
+  keel::cli::FeaturesGetOptions get_options;
+  CLI::App* get = features->add_subcommand("get", "Read features from the online store");
+  add_repo(get);
+  auto* get_features =
+      get->add_option("--features", get_options.features,
+                      "Views: view[@version][(key=column,...)][:f1|f2], comma-separated");
+  auto* get_service =
+      get->add_option("--service", get_options.service, "A feature service instead");
+  get_features->excludes(get_service);
+  get->add_option("--entities", get_options.entities,
+                  R"(Entity keys as JSON columns, e.g. {"origin": ["SFO", "LAX"]})")
+      ->required();
+  get->add_option("--at", get_options.at, "Read as of this time (default: now)");
+  get->add_flag("--json", get_options.json, "Print Feast's response shape");
+  get->callback([&] {
+    get_options.repo = repo;
+    if (get_options.features.empty() && get_options.service.empty()) {
+      status = keel::InvalidArgument("features get: give --features or --service");
+      return;
+    }
+    status = keel::cli::RunFeaturesGet(get_options);
+  });
+
+  keel::cli::MaterializeOptions materialize_options;
+  CLI::App* materialize =
+      app.add_subcommand("materialize", "Load views' state as of a time into the online store");
+  add_repo(materialize);
+  materialize->add_option("--views", materialize_options.views,
+                          "view[@version],... (default: every current view)");
+  materialize->add_option("--end", materialize_options.end, "As of this time (default: now)");
+  materialize->add_flag("--incremental", materialize_options.incremental,
+                        "Continue from each view's recorded watermark");
+  materialize->add_flag("--json", materialize_options.json, "Print the summary as JSON");
+  materialize->add_option("--allow-failed-checks", materialize_options.allow_failed_checks,
+                          "Materialize even if a source fails its checks; the reason is recorded");
+  materialize->callback([&] {
+    materialize_options.repo = repo;
+    status = keel::cli::RunMaterialize(materialize_options);
+  });
+
+  keel::cli::ParityOptions parity_options;
+  CLI::App* parity = app.add_subcommand(
+      "parity", "Prove online/offline parity: materialize, stream the rest, compare every value");
+  add_repo(parity);
+  parity->add_option("--spine", parity_options.spine, "Spine: a source name, a file or SQL")
+      ->required();
+  parity->add_option("--spine-time", parity_options.spine_time, "Spine timestamp column");
+  auto* parity_features = parity->add_option("--features", parity_options.features,
+                                             "Views, as dataset build takes them");
+  auto* parity_service =
+      parity->add_option("--service", parity_options.service, "A feature service instead");
+  parity_features->excludes(parity_service);
+  parity
+      ->add_option("--materialize-until", parity_options.materialize_until,
+                   "Materialize rows before this time; stream the rest")
+      ->required();
+  parity->add_option("--store", parity_options.store,
+                     "memory (default) or repo (the keel.yaml online store)");
+  parity->add_flag("--json", parity_options.json, "Print the report as JSON");
+  parity->callback([&] {
+    parity_options.repo = repo;
+    if (parity_options.features.empty() && parity_options.service.empty()) {
+      status = keel::InvalidArgument("parity: give --features or --service");
+      return;
+    }
+    status = keel::cli::RunParity(parity_options);
+  });
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -431,7 +431,7 @@ Result<RepoConfig> LoadRepoConfig(const std::string& dir) {
   ASSIGN_OR_RETURN(std::string catalog, reader.String(node, "catalog", "keel.yaml", false));
   config.catalog_path = path_of(catalog, ".keel/catalog.db");
   auto store = [&](const char* key, std::string* type, std::string* path,
-                   const std::string& fallback) -> Status {
+                   const std::string& fallback, std::string* url = nullptr) -> Status {
     YAML::Node store_node = node[key];
     if (!store_node) {
       *path = path_of("", fallback);
@@ -443,10 +443,27 @@ Result<RepoConfig> LoadRepoConfig(const std::string& dir) {
     if (!store_type.empty() && type != nullptr) *type = store_type;
     ASSIGN_OR_RETURN(std::string store_path, reader.String(store_node, "path", where, false));
     *path = path_of(store_path, fallback);
+    ASSIGN_OR_RETURN(std::string store_url, reader.String(store_node, "url", where, false));
+    if (!store_url.empty() && url == nullptr) {
+      return InvalidArgument(where + ".url: only the online store takes a url");
+    }
+    if (url != nullptr) *url = store_url;
     return Status::Ok();
   };
   RETURN_IF_ERROR(store("offline", nullptr, &config.offline_path, ".keel/offline"));
-  RETURN_IF_ERROR(store("online", &config.online_type, &config.online_path, ".keel/online"));
+  RETURN_IF_ERROR(store("online", &config.online_type, &config.online_path, ".keel/online",
+                        &config.online_url));
+  static const char* kOnlineTypes[] = {"rocksdb", "memory", "redis", "redis-cluster"};
+  if (std::find(std::begin(kOnlineTypes), std::end(kOnlineTypes), config.online_type) ==
+      std::end(kOnlineTypes)) {
+    return InvalidArgument("keel.yaml.online.type: unknown online store '" + config.online_type +
+                           "' (known: rocksdb, memory, redis, redis-cluster)");
+  }
+  if ((config.online_type == "redis" || config.online_type == "redis-cluster") &&
+      config.online_url.empty()) {
+    return InvalidArgument("keel.yaml.online.url: a " + config.online_type +
+                           " store needs a url (redis://host:port)");
+  }
   RETURN_IF_ERROR(
       store("registry", &config.registry_type, &config.registry_path, ".keel/registry.db"));
   return config;

@@ -120,7 +120,8 @@ struct RepoConfig {
   std::string catalog_path;                      // absolute; default <root>/.keel/catalog.db
   std::string offline_path;                      // absolute; default <root>/.keel/offline
   std::string online_type = "rocksdb";
-  std::string online_path;  // absolute; default <root>/.keel/online
+  std::string online_path;  // absolute; default <root>/.keel/online (rocksdb)
+  std::string online_url;   // redis: "redis://host:port"; cluster: seed nodes, comma-separated
   std::string registry_type = "sqlite";
   std::string registry_path;  // absolute; default <root>/.keel/registry.db
 };

@@ -10,6 +10,7 @@
 #include "common/progress.h"
 #include "features/entity_index.h"
 #include "features/expr.h"
+#include "features/grouping.h"
 #include "features/window_kernel.h"
 #include "table/duckdb_bridge.h"
 
@@ -25,45 +26,6 @@ double Seconds(std::chrono::steady_clock::time_point since) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
 }
 
-// Runs fn(task, worker) for task in [0, tasks) on `threads` threads (worker in
-// [0, threads); worker 0 is the calling thread), handing out tasks in small
-// batches so that a few heavy entities do not leave a thread idle.
-template <typename Fn>
-void ParallelForWorkers(size_t tasks, int threads, Fn&& fn) {
-  std::atomic<size_t> next{0};
-  constexpr size_t kBatch = 4;
-  auto worker = [&](int worker_idx) {
-    while (true) {
-      size_t begin = next.fetch_add(kBatch);
-      if (begin >= tasks) return;
-      for (size_t task = begin; task < std::min(tasks, begin + kBatch); ++task) {
-        fn(task, worker_idx);
-      }
-    }
-  };
-  if (threads <= 1 || tasks < 2 * kBatch) {
-    worker(0);
-    return;
-  }
-  std::vector<std::thread> pool;
-  for (int i = 1; i < threads; ++i) pool.emplace_back(worker, i);
-  worker(0);
-  for (std::thread& thread : pool) thread.join();
-}
-
-template <typename Fn>
-void ParallelFor(size_t tasks, int threads, Fn&& fn) {
-  ParallelForWorkers(tasks, threads, [&](size_t task, int) { fn(task); });
-}
-
-// A source's rows grouped by entity and sorted by (timestamp, created, arrival).
-struct Grouping {
-  std::unique_ptr<EntityIndex> index;
-  std::vector<uint32_t> order;    // source row ids; null-key and null-time rows left out
-  std::vector<uint32_t> offsets;  // entity e owns order[offsets[e], offsets[e + 1])
-  std::vector<Timestamp> sorted_ts;
-};
-
 // Spine rows grouped by entity id of one Grouping, sorted by time within an entity.
 struct SpineGroups {
   std::vector<uint32_t> rows;
@@ -71,71 +33,6 @@ struct SpineGroups {
   std::vector<uint32_t> offsets;
   std::vector<uint32_t> unknown_rows;  // valid key and time, entity not in the source
 };
-
-// Stable counting sort of `ids` (< buckets, or ignored) into groups.
-void GroupRows(const std::vector<uint32_t>& ids, size_t buckets, std::vector<uint32_t>* rows,
-               std::vector<uint32_t>* offsets, const std::vector<uint8_t>* include) {
-  offsets->assign(buckets + 1, 0);
-  for (size_t row = 0; row < ids.size(); ++row) {
-    if (ids[row] < buckets && (include == nullptr || (*include)[row])) ++(*offsets)[ids[row] + 1];
-  }
-  for (size_t bucket = 0; bucket < buckets; ++bucket) (*offsets)[bucket + 1] += (*offsets)[bucket];
-  rows->assign((*offsets)[buckets], 0);
-  std::vector<uint32_t> cursor(offsets->begin(), offsets->end() - 1);
-  for (size_t row = 0; row < ids.size(); ++row) {
-    if (ids[row] < buckets && (include == nullptr || (*include)[row])) {
-      (*rows)[cursor[ids[row]]++] = static_cast<uint32_t>(row);
-    }
-  }
-}
-
-// Sorts each group's rows by key(row) (stable: equal keys keep arrival order),
-// skipping groups that are already sorted, as time-ordered sources are.
-template <typename Key>
-void SortWithinGroups(const std::vector<uint32_t>& offsets, std::vector<uint32_t>* rows,
-                      int threads, Key&& key) {
-  ParallelFor(offsets.size() - 1, threads, [&](size_t group) {
-    auto begin = rows->begin() + offsets[group];
-    auto end = rows->begin() + offsets[group + 1];
-    auto less = [&](uint32_t a, uint32_t b) { return key(a) < key(b); };
-    if (!std::is_sorted(begin, end, less)) std::stable_sort(begin, end, less);
-  });
-}
-
-Result<std::vector<const Column*>> KeyColumns(const Table& table,
-                                              const std::vector<std::string>& names,
-                                              const std::string& what) {
-  std::vector<const Column*> columns;
-  for (const std::string& name : names) {
-    Result<const Column*> column = table.GetColumn(name);
-    if (!column.ok()) return column.status().WithContext(what);
-    columns.push_back(*column);
-  }
-  return columns;
-}
-
-// Numeric values of a value stream, as the window kernels take them.
-struct Stream {
-  std::vector<double> values;  // in Grouping order
-  std::vector<uint8_t> valid;  // empty: all valid
-};
-
-// Non-finite values count as nulls. A count reads only validity, so string
-// expressions work for it too (their value slots read as 0).
-Stream MakeStream(const Column& column, const std::vector<uint32_t>& order) {
-  Stream stream;
-  stream.values.resize(order.size());
-  bool any_null = column.HasNulls() || column.type() == DataType::kDouble;
-  if (any_null) stream.valid.assign(order.size(), 1);
-  for (size_t i = 0; i < order.size(); ++i) {
-    uint32_t row = order[i];
-    double value = column.NumericAt(row);
-    bool valid = column.IsValid(row) && std::isfinite(value);
-    stream.values[i] = valid ? value : 0.0;
-    if (any_null) stream.valid[i] = valid ? 1 : 0;
-  }
-  return stream;
-}
 
 }  // namespace
 
@@ -231,45 +128,6 @@ struct UseContext {
   const std::vector<Timestamp>* spine_ts;
   int threads;
 };
-
-Result<std::shared_ptr<Grouping>> BuildGrouping(const Table& source, const FeatureViewDef& view,
-                                                int threads) {
-  auto grouping = std::make_shared<Grouping>();
-  ASSIGN_OR_RETURN(std::vector<const Column*> keys,
-                   KeyColumns(source, view.key_columns, "source '" + view.source.name + "'"));
-  std::vector<uint32_t> ids;
-  ASSIGN_OR_RETURN(EntityIndex index, EntityIndex::Build(keys, &ids));
-  grouping->index = std::make_unique<EntityIndex>(std::move(index));
-  size_t rows = source.num_rows();
-  std::vector<Timestamp> ts(rows, kMinTimestamp);
-  std::vector<uint8_t> include(rows, 1);
-  if (!view.source.timestamp_column.empty()) {
-    ASSIGN_OR_RETURN(const Column* column, source.GetColumn(view.source.timestamp_column));
-    ts = column->ints();
-    for (size_t row = 0; row < rows; ++row) include[row] = column->IsValid(row) ? 1 : 0;
-  }
-  std::vector<int64_t> created;
-  if (!view.source.created_column.empty()) {
-    ASSIGN_OR_RETURN(const Column* column, source.GetColumn(view.source.created_column));
-    created = column->ints();
-    for (size_t row = 0; row < rows; ++row) {
-      if (!column->IsValid(row)) created[row] = INT64_MIN;
-    }
-  }
-  GroupRows(ids, grouping->index->size(), &grouping->order, &grouping->offsets, &include);
-  if (created.empty()) {
-    SortWithinGroups(grouping->offsets, &grouping->order, threads,
-                     [&](uint32_t row) { return ts[row]; });
-  } else {
-    SortWithinGroups(grouping->offsets, &grouping->order, threads,
-                     [&](uint32_t row) { return std::pair(ts[row], created[row]); });
-  }
-  grouping->sorted_ts.resize(grouping->order.size());
-  for (size_t i = 0; i < grouping->order.size(); ++i) {
-    grouping->sorted_ts[i] = ts[grouping->order[i]];
-  }
-  return grouping;
-}
 
 Result<std::shared_ptr<SpineGroups>> BuildSpineGroups(const Table& spine,
                                                       const std::vector<Timestamp>& spine_ts,

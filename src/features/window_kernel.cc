@@ -6,6 +6,8 @@
 #include <cmath>
 #include <utility>
 
+#include "common/bytes.h"
+
 namespace keel::features {
 namespace {
 
@@ -142,59 +144,6 @@ void PopExpired(size_t tail, std::vector<size_t>* deque, size_t* front) {
     *front = 0;
   }
 }
-
-void PutU8(std::string* out, uint8_t value) { out->push_back(static_cast<char>(value)); }
-
-template <typename T>
-void PutLittleEndian(std::string* out, T value) {
-  for (size_t byte = 0; byte < sizeof(T); ++byte) {
-    out->push_back(static_cast<char>(value >> (8 * byte)));
-  }
-}
-void PutU16(std::string* out, uint16_t value) { PutLittleEndian(out, value); }
-void PutU32(std::string* out, uint32_t value) { PutLittleEndian(out, value); }
-void PutU64(std::string* out, uint64_t value) { PutLittleEndian(out, value); }
-
-// Reads little-endian fields; each call fails (returns false) at the end.
-class ByteReader {
- public:
-  explicit ByteReader(std::string_view bytes) : bytes_(bytes) {}
-
-  bool U8(uint8_t* value) { return Fixed(value); }
-  bool U16(uint16_t* value) { return Fixed(value); }
-  bool U32(uint32_t* value) { return Fixed(value); }
-  bool U64(uint64_t* value) { return Fixed(value); }
-  bool I64(int64_t* value) {
-    uint64_t raw = 0;
-    if (!Fixed(&raw)) return false;
-    *value = static_cast<int64_t>(raw);
-    return true;
-  }
-  bool Bytes(size_t length, std::string_view* out) {
-    if (bytes_.size() - offset_ < length) return false;
-    *out = bytes_.substr(offset_, length);
-    offset_ += length;
-    return true;
-  }
-  bool AtEnd() const { return offset_ == bytes_.size(); }
-
- private:
-  template <typename T>
-  bool Fixed(T* value) {
-    if (bytes_.size() - offset_ < sizeof(T)) return false;
-    T result = 0;
-    for (size_t byte = 0; byte < sizeof(T); ++byte) {
-      result |= static_cast<T>(static_cast<T>(static_cast<uint8_t>(bytes_[offset_ + byte]))
-                               << (8 * byte));
-    }
-    offset_ += sizeof(T);
-    *value = result;
-    return true;
-  }
-
-  std::string_view bytes_;
-  size_t offset_ = 0;
-};
 
 // Counts above this cannot come from a real stream; bounding them keeps merged
 // counts far from overflow.

@@ -100,6 +100,7 @@ class Column {
 struct Field {
   std::string name;
   DataType type;
+  bool operator==(const Field& other) const = default;
 };
 
 // An ordered set of named columns of equal length.

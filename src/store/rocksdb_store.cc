@@ -1,0 +1,158 @@
+#include <rocksdb/compaction_filter.h>
+#include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/table.h>
+#include <rocksdb/write_batch.h>
+
+#include <chrono>
+#include <cstring>
+
+#include "store/online_store.h"
+
+namespace keel::store {
+
+namespace {
+
+// Values are stored as an 8-byte little-endian wall-clock expiry (µs; 0 =
+// never) followed by the caller's bytes. Reads hide expired values; the
+// compaction filter below drops them from disk.
+constexpr size_t kHeader = 8;
+
+Timestamp WallNow() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+void PutFixed64(std::string* out, uint64_t value) {
+  for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>((value >> (8 * i)) & 0xff));
+}
+
+uint64_t GetFixed64(const char* bytes) {
+  uint64_t value = 0;
+  for (int i = 7; i >= 0; --i) value = (value << 8) | static_cast<uint8_t>(bytes[i]);
+  return value;
+}
+
+bool Expired(std::string_view stored, Timestamp now) {
+  if (stored.size() < kHeader) return true;  // not ours: treat as absent
+  Timestamp expire_at = static_cast<Timestamp>(GetFixed64(stored.data()));
+  return expire_at != 0 && expire_at <= now;
+}
+
+class ExpiryFilter final : public rocksdb::CompactionFilter {
+ public:
+  bool Filter(int, const rocksdb::Slice& key, const rocksdb::Slice& value, std::string*,
+              bool*) const override {
+    if (key.size() == 0 || key[0] != 'V') return false;  // meta records never expire
+    return Expired(std::string_view(value.data(), value.size()), WallNow());
+  }
+  const char* Name() const override { return "keel.ExpiryFilter"; }
+};
+
+Status FromRocks(const rocksdb::Status& status, std::string_view what) {
+  if (status.ok()) return Status::Ok();
+  return IoError("online store (rocksdb) " + std::string(what) + ": " + status.ToString());
+}
+
+class RocksDbStore final : public OnlineStore {
+ public:
+  RocksDbStore(std::unique_ptr<rocksdb::DB> db, std::unique_ptr<ExpiryFilter> filter,
+               std::string project)
+      : filter_(std::move(filter)), db_(std::move(db)), project_(std::move(project)) {
+    write_options_.sync = true;
+  }
+
+  std::string_view type() const override { return "rocksdb"; }
+
+  Status Write(std::span<const StoreEntry> entries, std::span<const MetaEntry> meta) override {
+    Timestamp now = WallNow();
+    rocksdb::WriteBatch batch;
+    std::string value;
+    for (const StoreEntry& entry : entries) {
+      value.clear();
+      PutFixed64(&value, entry.ttl > 0 ? static_cast<uint64_t>(now + entry.ttl) : 0);
+      value.append(entry.value);
+      batch.Put(FlatKey(project_, entry.key), value);
+    }
+    for (const MetaEntry& record : meta) batch.Put(MetaKey(record.name), record.value);
+    return FromRocks(db_->Write(write_options_, &batch), "write");
+  }
+
+  Status Read(std::span<const StoreKey> keys,
+              std::vector<std::optional<std::string>>* values) override {
+    values->assign(keys.size(), std::nullopt);
+    if (keys.empty()) return Status::Ok();
+    std::vector<std::string> flat(keys.size());
+    std::vector<rocksdb::Slice> slices(keys.size());
+    for (size_t i = 0; i < keys.size(); ++i) {
+      flat[i] = FlatKey(project_, keys[i]);
+      slices[i] = flat[i];
+    }
+    std::vector<rocksdb::PinnableSlice> found(keys.size());
+    std::vector<rocksdb::Status> statuses(keys.size());
+    db_->MultiGet(rocksdb::ReadOptions(), db_->DefaultColumnFamily(), keys.size(), slices.data(),
+                  found.data(), statuses.data());
+    Timestamp now = WallNow();
+    for (size_t i = 0; i < keys.size(); ++i) {
+      if (statuses[i].IsNotFound()) continue;
+      RETURN_IF_ERROR(FromRocks(statuses[i], "read"));
+      std::string_view stored(found[i].data(), found[i].size());
+      if (Expired(stored, now)) continue;
+      (*values)[i] = std::string(stored.substr(kHeader));
+    }
+    return Status::Ok();
+  }
+
+  Status Remove(std::span<const StoreKey> keys) override {
+    rocksdb::WriteBatch batch;
+    for (const StoreKey& key : keys) batch.Delete(FlatKey(project_, key));
+    return FromRocks(db_->Write(write_options_, &batch), "remove");
+  }
+
+  Result<std::optional<std::string>> ReadMeta(std::string_view name) override {
+    std::string value;
+    rocksdb::Status status = db_->Get(rocksdb::ReadOptions(), MetaKey(name), &value);
+    if (status.IsNotFound()) return std::optional<std::string>();
+    RETURN_IF_ERROR(FromRocks(status, "read meta"));
+    return std::optional<std::string>(std::move(value));
+  }
+
+ private:
+  std::string MetaKey(std::string_view name) const {
+    std::string key = "M";
+    key += FlatKey(project_, {"", ""}).substr(1);
+    key.append(name);
+    return key;
+  }
+
+  std::unique_ptr<ExpiryFilter> filter_;  // must outlive db_
+  std::unique_ptr<rocksdb::DB> db_;
+  std::string project_;
+  rocksdb::WriteOptions write_options_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<OnlineStore>> OpenRocksDbStore(const std::string& path,
+                                                      std::string project) {
+  auto filter = std::make_unique<ExpiryFilter>();
+  rocksdb::Options options;
+  options.create_if_missing = true;
+  options.compaction_filter = filter.get();
+  // Point lookups dominate: a bloom filter per block and a block cache.
+  rocksdb::BlockBasedTableOptions table;
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  table.whole_key_filtering = true;
+  options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  options.IncreaseParallelism(2);
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status status = rocksdb::DB::Open(options, path, &raw);
+  if (!status.ok()) {
+    return IoError("online store: cannot open rocksdb at '" + path + "': " + status.ToString());
+  }
+  return std::unique_ptr<OnlineStore>(
+      new RocksDbStore(std::unique_ptr<rocksdb::DB>(raw), std::move(filter), std::move(project)));
+}
+
+}  // namespace keel::store
