@@ -64,7 +64,8 @@ class OnlineStore {
   // some entities written and the meta records unchanged; callers make
   // re-writes idempotent (materialization rewrites whole values).
   // A later entry for the same key wins. Errors: Unavailable / IoError.
-  virtual Status Write(std::span<const StoreEntry> entries, std::span<const MetaEntry> meta = {}) = 0;
+  virtual Status Write(std::span<const StoreEntry> entries,
+                       std::span<const MetaEntry> meta = {}) = 0;
 
   // Reads `keys` in one batch (one round trip per shard for Redis);
   // (*values)[i] is keys[i]'s value, or nullopt when absent or expired.
