@@ -288,4 +288,47 @@ Result<ExactSum> ExactSum::Decode(std::string_view bytes) {
   return sum;
 }
 
+Status ExactSum::MergeEncoded(std::string_view bytes) {
+  if (bytes.size() < 2) return InvalidArgument("exact sum encoding: truncated header");
+  const int lowest = static_cast<uint8_t>(bytes[0]);
+  const int count = static_cast<uint8_t>(bytes[1]);
+  if (count == 0) {
+    if (lowest != 0 || bytes.size() != 2) {
+      return InvalidArgument("exact sum encoding: malformed zero");
+    }
+    return Status::Ok();
+  }
+  if (lowest + count > kChunks) {
+    return InvalidArgument("exact sum encoding: chunk range out of bounds");
+  }
+  const size_t expected = 2 + 4 * static_cast<size_t>(count - 1) + 8;
+  if (bytes.size() != expected) {
+    return InvalidArgument("exact sum encoding: expected " + std::to_string(expected) +
+                           " bytes, got " + std::to_string(bytes.size()));
+  }
+  const int64_t top = static_cast<int64_t>(GetLittleEndian(bytes, expected - 8, 8));
+  if (top < -kMaxCarryChunk || top > kMaxCarryChunk) {
+    return InvalidArgument("exact sum encoding: top chunk out of range");
+  }
+  constexpr int64_t kChunkLimit = int64_t{1} << 32;
+  if (top <= -kChunkLimit || top >= kChunkLimit) {
+    // A carry chunk beyond the usual bound (sums near the top of the range):
+    // take the careful path, which normalises before adding.
+    ASSIGN_OR_RETURN(ExactSum decoded, Decode(bytes));
+    Merge(decoded);
+    return Status::Ok();
+  }
+  // Every added chunk is below 2^32 in magnitude: one operation's worth.
+  if (pending_ops_ + 2 > kMaxPendingOps) Normalize();
+  const int highest = lowest + count - 1;
+  for (int i = lowest; i < highest; ++i) {
+    chunks_[i] += static_cast<int64_t>(GetLittleEndian(bytes, 2 + 4 * (i - lowest), 4));
+  }
+  chunks_[highest] += top;
+  lowest_ = std::min(lowest_, lowest);
+  highest_ = std::max(highest_, highest);
+  pending_ops_ += 1;
+  return Status::Ok();
+}
+
 }  // namespace keel::features

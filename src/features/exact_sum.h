@@ -62,6 +62,11 @@ class ExactSum {
   // on malformed or non-canonical bytes (it never crashes on any input).
   void AppendEncoded(std::string* out) const;
   static Result<ExactSum> Decode(std::string_view bytes);
+  // Merge(Decode(bytes)) without building the decoded sum (the online read
+  // path merges many encoded buckets). Accepts any well-formed encoding whose
+  // chunks are in range, canonical or not: the result is the exact sum either
+  // way. Errors: InvalidArgument as Decode (leaving this sum unchanged).
+  Status MergeEncoded(std::string_view bytes);
 
   bool operator==(const ExactSum& other) const;  // same exact value
 

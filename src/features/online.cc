@@ -387,6 +387,42 @@ Status OnlineUpdater::Apply(const Table& rows, store::OnlineStore* store, ApplyS
 
 // --- Reads -------------------------------------------------------------------
 
+namespace {
+
+// A window view's stored value, parsed only as far as the reader needs.
+struct WindowValue {
+  bool present = false;
+  Timestamp newest_ts = kMinTimestamp;
+  std::vector<std::string_view> streams;  // each a BucketedSeries encoding
+};
+
+Status ParseWindowValue(const OnlineView& view, std::string_view bytes, WindowValue* out) {
+  const auto bad = [&](const std::string& why) {
+    return InvalidArgument("online value of view " + view.store_view() + ": " + why);
+  };
+  ByteReader reader(bytes);
+  uint8_t version = 0, kind = 0;
+  uint64_t next_arrival = 0;
+  int64_t applied_through = 0;
+  uint32_t streams = 0;
+  if (!reader.U8(&version) || !reader.U8(&kind) || !reader.I64(&out->newest_ts) ||
+      !reader.U64(&next_arrival) || !reader.I64(&applied_through) || !reader.U32(&streams)) {
+    return bad("truncated header");
+  }
+  if (version != kStateVersion) return bad("unknown encoding version " + std::to_string(version));
+  if (kind != kWindowKind) return bad("a value of another view kind");
+  if (streams != view.streams().size()) return bad("stream count does not match the view");
+  out->streams.resize(streams);
+  for (std::string_view& stream : out->streams) {
+    if (!reader.LengthPrefixed(&stream)) return bad("truncated stream");
+  }
+  if (!reader.AtEnd()) return bad("trailing bytes");
+  out->present = true;
+  return Status::Ok();
+}
+
+}  // namespace
+
 Status ReadOnlineFeatures(store::OnlineStore* store, const Table& entities,
                           const std::vector<ResolvedUse>& uses,
                           const std::vector<std::shared_ptr<const OnlineView>>& views,
@@ -419,14 +455,22 @@ Status ReadOnlineFeatures(store::OnlineStore* store, const Table& entities,
   }
 
   *out = OnlineFeatures();
+  // Snapshot values are decoded whole (they are small); window values are
+  // read straight from their encoding, bucket by bucket (ReadEncoded).
   std::vector<std::optional<EntityState>> states(rows);
+  std::vector<WindowValue> windows(rows);
   for (size_t u = 0; u < uses.size(); ++u) {
     const ResolvedUse& use = uses[u];
     const OnlineView& view = *views[u];
     bool window = view.def().kind == ViewKind::kWindow;
     for (size_t row = 0; row < rows; ++row) {
       states[row].reset();
-      if (const std::string* stored = value_of[u * rows + row]; stored != nullptr) {
+      windows[row].present = false;
+      const std::string* stored = value_of[u * rows + row];
+      if (stored == nullptr) continue;
+      if (window) {
+        RETURN_IF_ERROR(ParseWindowValue(view, *stored, &windows[row]));
+      } else {
         Result<EntityState> decoded = DecodeEntityState(view, *stored);
         if (!decoded.ok()) return decoded.status();
         states[row] = std::move(decoded).value();
@@ -450,13 +494,16 @@ Status ReadOnlineFeatures(store::OnlineStore* store, const Table& entities,
           continue;
         }
         if (window) {
-          if (!state.has_value()) {  // as offline: an unknown entity counts 0
+          const WindowValue& stored = windows[row];
+          if (!stored.present) {  // as offline: an unknown entity counts 0
             output.aggregation == Aggregation::kCount ? column.AppendInt64(0) : column.AppendNull();
             continue;
           }
-          event_ts[row] = state->newest_ts;
-          FeatureValue value =
-              Finalize(output.aggregation, state->series[output.stream].Read(output.length, now));
+          event_ts[row] = stored.newest_ts;
+          Result<AggregateState> merged =
+              BucketedSeries::ReadEncoded(stored.streams[output.stream], output.length, now);
+          if (!merged.ok()) return merged.status().WithContext("view " + view.store_view());
+          FeatureValue value = Finalize(output.aggregation, *merged);
           if (!value.valid) {
             status = FeatureStatus::kNullValue;
             column.AppendNull();

@@ -539,4 +539,56 @@ Result<BucketedSeries> BucketedSeries::Decode(std::string_view bytes) {
   return series;
 }
 
+Result<AggregateState> BucketedSeries::ReadEncoded(std::string_view bytes, Duration length,
+                                                   Timestamp t) {
+  ByteReader reader(bytes);
+  const auto bad = [](std::string why) {
+    return InvalidArgument("bucketed series encoding: " + std::move(why));
+  };
+  uint8_t version = 0;
+  int64_t hop = 0, horizon = 0;
+  uint32_t num_buckets = 0;
+  if (!reader.U8(&version) || !reader.I64(&hop) || !reader.I64(&horizon) ||
+      !reader.U32(&num_buckets)) {
+    return bad("truncated header");
+  }
+  if (version != kEncodingVersion) return bad("unknown version " + std::to_string(version));
+  if (hop <= 0) return bad("hop must be positive");
+  const Timestamp from = FloorToHop(t - length, hop);
+  AggregateState result;
+  AggregateState bucket;  // its sums stay empty: they are merged from the bytes
+  for (uint32_t i = 0; i < num_buckets; ++i) {
+    int64_t start = 0;
+    uint64_t min_bits = 0, max_bits = 0, last_bits = 0;
+    if (!reader.I64(&start) || !reader.I64(&bucket.count) || !reader.U64(&min_bits) ||
+        !reader.U64(&max_bits) || !reader.U64(&last_bits) || !reader.I64(&bucket.last_ts) ||
+        !reader.U64(&bucket.last_arrival)) {
+      return bad("bucket " + std::to_string(i) + ": truncated");
+    }
+    std::string_view sums[2];
+    for (std::string_view& sum : sums) {
+      uint16_t size = 0;
+      if (!reader.U16(&size) || !reader.Bytes(size, &sum)) {
+        return bad("bucket " + std::to_string(i) + ": truncated");
+      }
+    }
+    if (start < from) continue;
+    if (bucket.count < 1 || bucket.count > kMaxEncodedCount) {
+      return bad("bucket " + std::to_string(i) + ": bad count");
+    }
+    bucket.min = std::bit_cast<double>(min_bits);
+    bucket.max = std::bit_cast<double>(max_bits);
+    bucket.last = std::bit_cast<double>(last_bits);
+    if (!std::isfinite(bucket.min) || !std::isfinite(bucket.max) || !std::isfinite(bucket.last)) {
+      return bad("bucket " + std::to_string(i) + ": non-finite min/max/last");
+    }
+    if (result.count > kMaxEncodedCount) return bad("counts too large");
+    result.Merge(bucket);
+    RETURN_IF_ERROR(result.sum.MergeEncoded(sums[0]));
+    RETURN_IF_ERROR(result.sum_squares.MergeEncoded(sums[1]));
+  }
+  if (!reader.AtEnd()) return bad("trailing bytes");
+  return result;
+}
+
 }  // namespace keel::features

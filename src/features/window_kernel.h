@@ -201,6 +201,13 @@ class BucketedSeries {
   void AppendEncoded(std::string* out) const;
   static Result<BucketedSeries> Decode(std::string_view bytes);
 
+  // Decode(bytes)->Read(length, t), straight from the encoding: skips the
+  // buckets before the window and merges the rest without building the
+  // series (the online read path). The same state, so the same Finalize
+  // results bit for bit. Errors: InvalidArgument on malformed bytes (the
+  // checks of Decode that reading needs; it never crashes on any input).
+  static Result<AggregateState> ReadEncoded(std::string_view bytes, Duration length, Timestamp t);
+
  private:
   Duration hop_;
   Timestamp horizon_ = kMinTimestamp;

@@ -591,6 +591,18 @@ void CheckParity(std::mt19937_64& rng, const ParityOptions& options, int trials)
           ASSERT_TRUE(SameFeatureValue(offline.Read(aggregation), Finalize(aggregation, state)))
               << Describe(spec, t, aggregation) << ", trial " << trial;
         }
+        if (options.round_trip_encoding) {
+          // The online read path reads straight from the encoding.
+          std::string bytes;
+          online.AppendEncoded(&bytes);
+          Result<AggregateState> direct = BucketedSeries::ReadEncoded(bytes, spec.length, t);
+          ASSERT_TRUE(direct.ok()) << direct.status().ToString();
+          for (Aggregation aggregation : kAllAggregations) {
+            ASSERT_TRUE(
+                SameFeatureValue(Finalize(aggregation, state), Finalize(aggregation, *direct)))
+                << Describe(spec, t, aggregation) << ", encoded, trial " << trial;
+          }
+        }
         if (options.evict) {
           // Later reads start at or after Start(t): older buckets are dead.
           const Timestamp horizon = spec.Start(t);
@@ -656,6 +668,10 @@ TEST(BucketedSeries, DecodeRejectsMalformedBytes) {
     Result<BucketedSeries> truncated = BucketedSeries::Decode(valid.substr(0, length));
     ASSERT_FALSE(truncated.ok()) << length;
     EXPECT_EQ(StatusCode::kInvalidArgument, truncated.status().code());
+    EXPECT_FALSE(
+        BucketedSeries::ReadEncoded(valid.substr(0, length), kMicrosPerDay, kBase + kMicrosPerDay)
+            .ok())
+        << length;
   }
   EXPECT_FALSE(BucketedSeries::Decode(valid + '\0').ok());
   int rejected = 0;
@@ -670,6 +686,12 @@ TEST(BucketedSeries, DecodeRejectsMalformedBytes) {
       for (uint64_t flips = 1 + rng() % 3; flips > 0; --flips) {
         bytes[rng() % bytes.size()] ^= static_cast<char>(1 << (rng() % 8));
       }
+    }
+    // Reading straight from corrupt bytes never crashes (ASan/UBSan run this).
+    Result<AggregateState> direct =
+        BucketedSeries::ReadEncoded(bytes, kMicrosPerDay, kBase + kMicrosPerDay);
+    if (direct.ok()) {
+      for (Aggregation aggregation : kAllAggregations) (void)Finalize(aggregation, *direct);
     }
     Result<BucketedSeries> decoded = BucketedSeries::Decode(bytes);
     if (!decoded.ok()) {
