@@ -147,9 +147,9 @@ Status RunFeaturesGet(const FeaturesGetOptions& options);
 Result<std::unique_ptr<store::OnlineStore>> OpenRepoOnlineStore(const features::RepoConfig& config);
 
 // Entity key columns from Feast's request shape: {"key": [v1, v2, ...], ...};
-// strings make string columns, integers int64 columns, null a null key.
-// Errors: InvalidArgument naming the field (not an object, ragged columns,
-// mixed or unsupported value types, no rows).
-Result<table::Table> EntitiesFromJson(const nlohmann::json& entities);
+// columns in the request's order; strings make string columns, integers int64 columns, null a null
+// key. Errors: InvalidArgument naming the field (not an object, ragged columns, mixed or
+// unsupported value types, no rows).
+Result<table::Table> EntitiesFromJson(const nlohmann::ordered_json& entities);
 
 }  // namespace keel::cli

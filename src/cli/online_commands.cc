@@ -29,7 +29,7 @@ Result<std::unique_ptr<store::OnlineStore>> OpenRepoOnlineStore(
   return store;
 }
 
-Result<table::Table> EntitiesFromJson(const nlohmann::json& entities) {
+Result<table::Table> EntitiesFromJson(const nlohmann::ordered_json& entities) {
   if (!entities.is_object() || entities.empty()) {
     return InvalidArgument(
         "entities: expected an object of key columns, e.g. {\"origin\": [\"SFO\", \"LAX\"]}");
@@ -41,16 +41,18 @@ Result<table::Table> EntitiesFromJson(const nlohmann::json& entities) {
     std::string where = "entities." + name;
     if (!values.is_array()) return InvalidArgument(where + ": expected an array of values");
     if (!first && values.size() != rows) {
-      return InvalidArgument(where + ": " + std::to_string(values.size()) + " values, but " +
-                             std::to_string(rows) + " in the other key columns");
+      return InvalidArgument(where + ": " + std::to_string(values.size()) +
+                             " values, but entities." + table.fields()[0].name + " has " +
+                             std::to_string(rows));
     }
     rows = values.size();
     first = false;
-    bool strings = std::any_of(values.begin(), values.end(),
-                               [](const nlohmann::json& value) { return value.is_string(); });
+    bool strings =
+        std::any_of(values.begin(), values.end(),
+                    [](const nlohmann::ordered_json& value) { return value.is_string(); });
     Column column(strings ? DataType::kString : DataType::kInt64, 0);
     for (size_t i = 0; i < values.size(); ++i) {
-      const nlohmann::json& value = values[i];
+      const nlohmann::ordered_json& value = values[i];
       if (value.is_null()) {
         column.AppendNull();
       } else if (strings && value.is_string()) {
@@ -225,11 +227,9 @@ Status RunParity(const ParityOptions& options) {
         static_cast<unsigned long long>(report.events_streamed), report.spine_rows);
     std::printf("values compared: %zu, mismatches: %zu\n", report.values_compared,
                 report.mismatches);
-    std::printf(
-        "time: offline %.2f s, materialize %.2f s, stream %.2f s, online reads %.2f s "
-        "\n",
-        report.offline_seconds, report.materialize_seconds, report.stream_seconds,
-        report.read_seconds);
+    std::printf("time: offline %.2f s, materialize %.2f s, stream %.2f s, online reads %.2f s\n",
+                report.offline_seconds, report.materialize_seconds, report.stream_seconds,
+                report.read_seconds);
     for (const std::string& example : report.examples) std::printf("  %s\n", example.c_str());
   }
   if (report.mismatches > 0) {
@@ -245,7 +245,8 @@ Status RunParity(const ParityOptions& options) {
 Status RunFeaturesGet(const FeaturesGetOptions& options) {
   ASSIGN_OR_RETURN(features::RepoConfig config, features::LoadRepoConfig(options.repo.repo));
   ASSIGN_OR_RETURN(std::unique_ptr<Catalog> catalog, Catalog::Open(config.catalog_path));
-  nlohmann::json entities_json = nlohmann::json::parse(options.entities, nullptr, false);
+  nlohmann::ordered_json entities_json =
+      nlohmann::ordered_json::parse(options.entities, nullptr, false);
   if (entities_json.is_discarded()) return InvalidArgument("--entities: not valid JSON");
   ASSIGN_OR_RETURN(table::Table entities, EntitiesFromJson(entities_json));
   std::vector<features::FeatureUse> uses;

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <filesystem>
 
 #include "store/online_store.h"
 
@@ -136,6 +137,11 @@ class RocksDbStore final : public OnlineStore {
 
 Result<std::unique_ptr<OnlineStore>> OpenRocksDbStore(const std::string& path,
                                                       std::string project) {
+  std::error_code error;
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path(), error);
+  if (error) {
+    return IoError("online store: cannot create the folder of '" + path + "': " + error.message());
+  }
   auto filter = std::make_unique<ExpiryFilter>();
   rocksdb::Options options;
   options.create_if_missing = true;
