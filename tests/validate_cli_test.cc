@@ -5,9 +5,11 @@
 #include <algorithm>
 #include <cstdio>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <string>
 
 #include "e2e_util.h"
+#include "table/duckdb_bridge.h"
 
 namespace keel::e2e {
 namespace {
@@ -64,6 +66,22 @@ class ValidateCli : public ::testing::Test {
     return RunKeel(args);
   }
   std::string Report() { return dir_.Path("report.json"); }
+  // Makes the source read data/events.parquet, written by DuckDB from
+  // `select`, a query over the events CSV named `events`.
+  void UseParquet(const std::string& select) {
+    Result<std::unique_ptr<table::DuckDb>> duckdb = table::DuckDb::Open(1);
+    ASSERT_TRUE(duckdb.ok()) << duckdb.status().message();
+    std::string csv = table::QuoteSqlString(dir_.Path("data/events.csv"));
+    std::string out = table::QuoteSqlString(dir_.Path("data/events.parquet"));
+    Status written =
+        (*duckdb)->Execute("COPY (WITH events AS (SELECT * FROM read_csv(" + csv +
+                           ", header = true)) " + select + ") TO " + out + " (FORMAT parquet)");
+    ASSERT_TRUE(written.ok()) << written.message();
+    std::string definitions = ReadFile(dir_.Path("features.yaml"));
+    if (definitions.find("data/events.csv") != std::string::npos) {
+      EditFile(dir_.Path("features.yaml"), "data/events.csv", "data/events.parquet");
+    }
+  }
   CommandResult Validate(std::vector<std::string> extra = {}) {
     std::vector<std::string> args = {"validate", "events", "--report", Report()};
     if (std::find(extra.begin(), extra.end(), "--as-of") == extra.end()) {
@@ -231,6 +249,220 @@ TEST_F(ValidateCli, ProfileAndDriftShowAShift) {
   result = Validate({"--reference", reference});
   EXPECT_EQ(result.exit_code, 2) << result.Describe();
   EXPECT_NE(result.err.find("ref.json"), std::string::npos) << result.Describe();
+}
+
+// The report entry of `check` on `column`, or null JSON when there is none.
+nlohmann::json FindCheck(const nlohmann::json& report, const std::string& check,
+                         const std::string& column) {
+  for (const nlohmann::json& item : report["checks"]) {
+    if (item["check"] == check && item["column"] == column) return item;
+  }
+  ADD_FAILURE() << "no " << check << " check of " << column << " in " << report.dump(2);
+  return nullptr;
+}
+
+// Every command that reads a source names the file when it is not Parquet.
+TEST_F(ValidateCli, CutOrGarbledParquetNamesTheFile) {
+  UseParquet("SELECT * FROM events");
+  ASSERT_EQ(Validate().exit_code, 0);
+  ASSERT_EQ(Keel({"apply"}).exit_code, 0);
+  std::string spine = dir_.Path("spine.csv");
+  WriteFile(spine, "ts,user_id\n2024-03-05 12:00:00,1\n");
+  std::string out = dir_.Path("train.parquet");
+  std::string parquet = ReadFile(dir_.Path("data/events.parquet"));
+  std::string garbage(parquet.size(), '\0');
+  std::mt19937 random(7);
+  for (char& byte : garbage) byte = static_cast<char>(random());
+  struct Case {
+    std::string name;
+    std::string contents;
+  };
+  for (const Case& item : std::vector<Case>{{"cut in half", parquet.substr(0, parquet.size() / 2)},
+                                            {"random bytes", garbage},
+                                            {"empty", ""}}) {
+    SCOPED_TRACE(item.name);
+    WriteFile(dir_.Path("data/events.parquet"), item.contents);
+    for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+             {"validate", "events"},
+             {"profile", "events", "--out", dir_.Path("profile.json")},
+             {"dataset", "build", "--spine", spine, "--features", "activity", "--out", out}}) {
+      SCOPED_TRACE(args[0]);
+      CommandResult result = Keel(args);
+      EXPECT_NE(result.exit_code, 0) << result.Describe();
+      EXPECT_EQ(result.signal, 0) << result.Describe();
+      EXPECT_NE(result.err.find("source 'events'"), std::string::npos) << result.Describe();
+      EXPECT_NE(result.err.find("data/events.parquet"), std::string::npos) << result.Describe();
+    }
+    EXPECT_FALSE(Exists(out));
+    EXPECT_FALSE(Exists(dir_.Path("profile.json")));
+  }
+}
+
+TEST_F(ValidateCli, HeaderOnlyCsvFailsOnZeroRows) {
+  WriteFile(dir_.Path("data/events.csv"), "ts,user_id,amount,channel\n");
+  CommandResult result = Validate();
+  EXPECT_EQ(result.exit_code, 4) << result.Describe();
+  EXPECT_NE(result.err.find("volume ts (0 rows"), std::string::npos) << result.Describe();
+  nlohmann::json report = nlohmann::json::parse(ReadFile(Report()));
+  EXPECT_EQ(report["rows"].get<int>(), 0);
+  EXPECT_EQ(FindCheck(report, "volume", "ts")["detail"], "no rows at all") << report.dump(2);
+  EXPECT_EQ(FindCheck(report, "freshness", "ts")["value"], "no rows") << report.dump(2);
+  result = Keel({"profile", "events", "--out", dir_.Path("profile.json")});
+  ASSERT_EQ(result.exit_code, 0) << result.Describe();
+  EXPECT_EQ(nlohmann::json::parse(ReadFile(dir_.Path("profile.json")))["rows"].get<int>(), 0);
+}
+
+TEST_F(ValidateCli, AllNullColumnIsNamedNeverNaN) {
+  std::string reference = dir_.Path("ref.json"), empty = dir_.Path("empty.json");
+  UseParquet("SELECT * FROM events");
+  ASSERT_EQ(Keel({"profile", "events", "--out", reference}).exit_code, 0);
+  UseParquet("SELECT ts, user_id, CAST(NULL AS DOUBLE) AS amount, channel FROM events");
+
+  CommandResult result = Validate();
+  EXPECT_EQ(result.exit_code, 4) << result.Describe();
+  EXPECT_NE(result.err.find("null_share amount (100% (480 of 480)"), std::string::npos)
+      << result.Describe();
+  EXPECT_EQ(result.out.find("nan"), std::string::npos) << result.Describe();
+  std::string report_text = ReadFile(Report());
+  EXPECT_EQ(report_text.find("nan"), std::string::npos) << report_text;
+  nlohmann::json report = nlohmann::json::parse(report_text);
+  nlohmann::json null_share = FindCheck(report, "null_share", "amount");
+  EXPECT_EQ(null_share["measured"].get<double>(), 1.0) << null_share.dump();
+  EXPECT_EQ(null_share["detail"], "every value is null") << null_share.dump();
+  nlohmann::json range = FindCheck(report, "range", "amount");
+  EXPECT_EQ(range["value"], "no values (480 null)") << range.dump();
+  EXPECT_EQ(range["outcome"], "pass") << range.dump();
+
+  result = Keel({"profile", "events", "--reference", reference, "--out", empty});
+  ASSERT_EQ(result.exit_code, 0) << result.Describe();
+  EXPECT_EQ(result.out.find("nan"), std::string::npos) << result.Describe();
+  std::string profile_text = ReadFile(empty);
+  EXPECT_EQ(profile_text.find("NaN"), std::string::npos) << profile_text;
+  nlohmann::json profile = nlohmann::json::parse(profile_text), amount;
+  for (const nlohmann::json& column : profile["columns"]) {
+    if (column["name"] == "amount") amount = column;
+  }
+  ASSERT_TRUE(amount.is_object()) << profile_text;
+  EXPECT_EQ(amount["count"].get<int>(), 0) << amount.dump();
+  EXPECT_EQ(amount["nulls"].get<int>(), 480) << amount.dump();
+  for (const char* key : {"min", "max", "mean"}) {
+    ASSERT_TRUE(amount.contains(key)) << key << " in " << amount.dump();
+    EXPECT_TRUE(amount[key].is_null()) << key << " in " << amount.dump();
+  }
+
+  // Drift either way round: amount has no values on one side, said so.
+  for (const auto& [from, to] : {std::pair{reference, empty}, std::pair{empty, reference}}) {
+    result = RunKeel({"drift", from, to});
+    ASSERT_EQ(result.exit_code, 0) << result.Describe();
+    EXPECT_EQ(result.out.find("nan"), std::string::npos) << result.Describe();
+    std::string side =
+        from == empty ? "no values in the reference profile" : "no values in the current profile";
+    EXPECT_NE(result.out.find(side), std::string::npos) << result.Describe();
+    result = RunKeel({"drift", from, to, "--json"});
+    ASSERT_EQ(result.exit_code, 0) << result.Describe();
+    for (const nlohmann::json& item : nlohmann::json::parse(result.out)) {
+      if (item["column"] != "amount") continue;
+      EXPECT_EQ(item["default"], side) << item.dump();
+      EXPECT_FALSE(item["drifted"].get<bool>()) << item.dump();
+      EXPECT_FALSE(item.contains("psi")) << item.dump();
+    }
+  }
+  // validate --reference with the all-null profile on data with values.
+  UseParquet("SELECT * FROM events");
+  result = Validate({"--reference", empty});
+  EXPECT_EQ(result.out.find("nan"), std::string::npos) << result.Describe();
+  nlohmann::json drift = FindCheck(nlohmann::json::parse(ReadFile(Report())), "drift", "amount");
+  EXPECT_EQ(drift["outcome"], "warn") << drift.dump();
+  EXPECT_EQ(drift["detail"], "the reference has no values to compare with") << drift.dump();
+}
+
+TEST_F(ValidateCli, ChangedTypesNameColumnAndBothTypes) {
+  std::string ids = EventsCsv();
+  for (size_t at = ids.find('\n'); at != std::string::npos; at = ids.find('\n', at + 1)) {
+    size_t comma = ids.find(',', at);
+    if (comma != std::string::npos) ids.insert(comma + 1, "u");
+  }
+  WriteFile(dir_.Path("data/events.csv"), ids);
+  CommandResult result = Validate();
+  EXPECT_EQ(result.exit_code, 4) << result.Describe();
+  EXPECT_NE(result.err.find("schema user_id (string, int64"), std::string::npos)
+      << result.Describe();
+  nlohmann::json schema = FindCheck(nlohmann::json::parse(ReadFile(Report())), "schema", "user_id");
+  EXPECT_EQ(schema["detail"], "column 'user_id' changed type: string, expected int64");
+
+  // One unreadable timestamp makes the whole column text: the time-based
+  // checks say so instead of reading strings as times.
+  WriteFile(dir_.Path("data/events.csv"), EventsCsv() + "not a time,1,12.5,web\n");
+  result = Validate();
+  EXPECT_EQ(result.exit_code, 4) << result.Describe();
+  EXPECT_EQ(result.signal, 0) << result.Describe();
+  EXPECT_NE(result.err.find("schema ts (string, timestamp"), std::string::npos)
+      << result.Describe();
+  nlohmann::json report = nlohmann::json::parse(ReadFile(Report()));
+  for (const char* check : {"volume", "freshness"}) {
+    nlohmann::json item = FindCheck(report, check, "ts");
+    EXPECT_EQ(item["detail"], "column 'ts' is string, not a timestamp") << item.dump();
+  }
+}
+
+TEST_F(ValidateCli, ReferenceWithOtherColumnsIsNamed) {
+  std::string reference = dir_.Path("ref.json"), current = dir_.Path("cur.json");
+  ASSERT_EQ(Keel({"profile", "events", "--out", reference}).exit_code, 0);
+  // channel dropped, amount now text.
+  UseParquet("SELECT ts, user_id, 'x' || amount AS amount FROM events");
+  EditFile(dir_.Path("features.yaml"), "      - {check: values, column: channel, in: [web, app]}\n",
+           "");
+  CommandResult result = Validate({"--reference", reference});
+  EXPECT_EQ(result.exit_code, 4) << result.Describe();
+  EXPECT_NE(result.err.find("drift channel (missing, column present"), std::string::npos)
+      << result.Describe();
+  EXPECT_NE(result.err.find("drift amount (string, double"), std::string::npos)
+      << result.Describe();
+
+  result = Keel({"profile", "events", "--reference", reference, "--out", current});
+  ASSERT_EQ(result.exit_code, 0) << result.Describe();
+  result = RunKeel({"drift", reference, current, "--fail-on-drift"});
+  EXPECT_EQ(result.exit_code, 4) << result.Describe();
+  EXPECT_NE(result.out.find("missing in the current profile"), std::string::npos)
+      << result.Describe();
+  EXPECT_NE(result.out.find("type changed from double to string"), std::string::npos)
+      << result.Describe();
+  EXPECT_NE(result.err.find("2 columns drifted"), std::string::npos) << result.Describe();
+}
+
+TEST_F(ValidateCli, MalformedProfileNamesTheFile) {
+  std::string good = dir_.Path("good.json"), bad = dir_.Path("bad.json");
+  ASSERT_EQ(Keel({"profile", "events", "--out", good}).exit_code, 0);
+  std::string profile = ReadFile(good);
+  struct Case {
+    std::string name;
+    std::string contents;
+    std::string needle;
+  };
+  for (const Case& item : std::vector<Case>{
+           {"not json", "rows,columns\n1,2\n", "not valid JSON"},
+           {"empty", "", "not valid JSON"},
+           {"truncated", profile.substr(0, profile.size() / 2), "not valid JSON"},
+           {"other version", ReplaceOnce(profile, "keel.profile.v1", "keel.profile.v9"),
+            "'keel.profile.v9' (expected keel.profile.v1)"},
+       }) {
+    SCOPED_TRACE(item.name);
+    WriteFile(bad, item.contents);
+    for (const auto& [args, role] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+             {{"validate", "events", "--repo", dir_.path(), "--reference", bad}, "reference"},
+             {{"profile", "events", "--repo", dir_.path(), "--reference", bad, "--out",
+               dir_.Path("p.json")},
+              "reference"},
+             {{"drift", bad, good}, "reference"},
+             {{"drift", good, bad}, "current"}}) {
+      SCOPED_TRACE(args[0]);
+      CommandResult result = RunKeel(args);
+      EXPECT_EQ(result.exit_code, 2) << result.Describe();
+      EXPECT_NE(result.err.find(role + " profile " + bad + ": "), std::string::npos)
+          << result.Describe();
+      EXPECT_NE(result.err.find(item.needle), std::string::npos) << result.Describe();
+    }
+  }
 }
 
 }  // namespace

@@ -63,11 +63,81 @@ Result<LoadedSource> ReadSource(const features::Repository& repo, const std::str
   return loaded;
 }
 
-Result<validate::Profile> LoadProfile(const std::string& path) {
-  ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
-  Result<validate::Profile> profile = validate::Profile::FromJson(text);
-  if (!profile.ok()) return profile.status().WithContext("reference profile " + path);
+// `role` ("reference", "current") names the file in errors.
+Result<validate::Profile> LoadProfile(const std::string& path, const std::string& role) {
+  Result<std::string> text = ReadFileToString(path);
+  if (!text.ok()) return text.status().WithContext(role + " profile");
+  Result<validate::Profile> profile = validate::Profile::FromJson(*text);
+  if (!profile.ok()) return profile.status().WithContext(role + " profile " + path);
   return profile;
+}
+
+// Values a drift statistic can use: non-null, and for numbers not NaN.
+uint64_t ValueCount(const validate::ColumnProfile& column) {
+  return column.numeric() ? column.moments().count : column.rows() - column.nulls();
+}
+
+// Why a column's two profiles cannot be compared by a statistic, or empty
+// when they can. A vanished column or a changed type is drift; a side without
+// values (all null) is not judged, as in `validate` (null_share checks that).
+std::string Incomparable(const validate::ColumnProfile& reference,
+                         const validate::ColumnProfile* current, bool* drifted) {
+  *drifted = true;
+  if (current == nullptr) return "missing in the current profile";
+  if (current->type() != reference.type()) {
+    return "type changed from " + std::string(table::DataTypeName(reference.type())) + " to " +
+           std::string(table::DataTypeName(current->type()));
+  }
+  *drifted = false;
+  bool no_reference = ValueCount(reference) == 0, no_current = ValueCount(*current) == 0;
+  if (no_reference && no_current) return "no values in either profile";
+  if (no_reference) return "no values in the reference profile";
+  if (no_current) return "no values in the current profile";
+  return "";
+}
+
+// Compares one column's profiles for `keel drift`: fills its JSON item and
+// table row, and says whether the default test finds drift. Errors: a drift
+// statistic refused the pair (InvalidArgument naming the column).
+Result<bool> CompareColumn(const validate::ColumnProfile& ref, const validate::ColumnProfile* cur,
+                           nlohmann::ordered_json* item, std::vector<std::string>* row) {
+  using validate::DriftMethod;
+  std::string rows = std::to_string(ref.rows()) + "/" + (cur ? std::to_string(cur->rows()) : "-");
+  bool incomparable_drift = false;
+  std::string incomparable = Incomparable(ref, cur, &incomparable_drift);
+  if (!incomparable.empty()) {
+    (*item)["default"] = incomparable;
+    (*item)["drifted"] = incomparable_drift;
+    *row = {ref.name(), rows};
+    row->resize(9);  // no statistics
+    row->push_back(incomparable);
+    row->push_back(incomparable_drift ? "DRIFT" : "n/a");
+    return incomparable_drift;
+  }
+  std::vector<DriftMethod> numeric = {DriftMethod::kPsi, DriftMethod::kKsStatistic,
+                                      DriftMethod::kKs, DriftMethod::kWasserstein,
+                                      DriftMethod::kJensenShannon};
+  std::vector<DriftMethod> categorical = {DriftMethod::kPsi, DriftMethod::kJensenShannon,
+                                          DriftMethod::kLInfinity, DriftMethod::kChiSquare};
+  std::map<DriftMethod, std::string> cells;
+  for (DriftMethod method : ref.numeric() ? numeric : categorical) {
+    ASSIGN_OR_RETURN(validate::DriftMeasure measure,
+                     validate::MeasureDrift(ref, *cur, method, std::nullopt));
+    char text[32];
+    std::snprintf(text, sizeof(text), "%.4g", measure.value);
+    cells[method] = text;
+    (*item)[std::string(validate::DriftMethodName(method))] = measure.value;
+  }
+  ASSIGN_OR_RETURN(validate::DriftMeasure verdict,
+                   validate::MeasureDrift(ref, *cur, DriftMethod::kAuto, std::nullopt));
+  (*item)["default"] = verdict.Describe();
+  (*item)["drifted"] = verdict.drifted;
+  row->assign({ref.name(), rows, cells[DriftMethod::kPsi], cells[DriftMethod::kKsStatistic],
+               cells[DriftMethod::kKs], cells[DriftMethod::kWasserstein],
+               cells[DriftMethod::kJensenShannon], cells[DriftMethod::kLInfinity],
+               cells[DriftMethod::kChiSquare], verdict.Describe(),
+               verdict.drifted ? "DRIFT" : "ok"});
+  return verdict.drifted;
 }
 
 void PrintReport(const validate::ValidationReport& report) {
@@ -104,7 +174,7 @@ Status RunProfile(const ProfileCommandOptions& options) {
                    ReadSource(repo, options.source, options.where, duckdb.get()));
   validate::ProfileOptions profile_options;
   if (!options.reference.empty()) {
-    ASSIGN_OR_RETURN(validate::Profile reference, LoadProfile(options.reference));
+    ASSIGN_OR_RETURN(validate::Profile reference, LoadProfile(options.reference, "reference"));
     profile_options = reference.ReferenceOptions();
   }
   auto start = std::chrono::steady_clock::now();
@@ -152,7 +222,7 @@ Status RunValidate(const ValidateOptions& options) {
   std::vector<validate::CheckDef> checks = source.definition.checks;
   std::optional<validate::Profile> reference;
   if (!options.reference.empty()) {
-    ASSIGN_OR_RETURN(reference, LoadProfile(options.reference));
+    ASSIGN_OR_RETURN(reference, LoadProfile(options.reference, "reference"));
     // --reference with no drift check in the definitions: check every column.
     bool has_drift = std::any_of(checks.begin(), checks.end(), [](const validate::CheckDef& c) {
       return c.kind == validate::CheckKind::kDrift;
@@ -210,44 +280,21 @@ Status RunValidate(const ValidateOptions& options) {
 }
 
 Status RunDrift(const DriftOptions& options) {
-  ASSIGN_OR_RETURN(validate::Profile reference, LoadProfile(options.reference));
-  ASSIGN_OR_RETURN(validate::Profile current, LoadProfile(options.current));
-  using validate::DriftMethod;
-  std::vector<DriftMethod> numeric = {DriftMethod::kPsi, DriftMethod::kKsStatistic,
-                                      DriftMethod::kKs, DriftMethod::kWasserstein,
-                                      DriftMethod::kJensenShannon};
-  std::vector<DriftMethod> categorical = {DriftMethod::kPsi, DriftMethod::kJensenShannon,
-                                          DriftMethod::kLInfinity, DriftMethod::kChiSquare};
+  ASSIGN_OR_RETURN(validate::Profile reference, LoadProfile(options.reference, "reference"));
+  ASSIGN_OR_RETURN(validate::Profile current, LoadProfile(options.current, "current"));
   nlohmann::ordered_json out = nlohmann::ordered_json::array();
   TextTable table({"column", "rows ref/cur", "psi", "ks D", "ks p", "wasserstein/std", "js",
                    "l-inf", "chi2 p", "default", "drift"});
   size_t drifted = 0;
   for (const validate::ColumnProfile& ref : reference.columns()) {
-    const validate::ColumnProfile* cur = current.Find(ref.name());
-    if (cur == nullptr || ref.name() == reference.time_column()) continue;
+    if (ref.name() == reference.time_column()) continue;
     nlohmann::ordered_json item = {{"column", ref.name()}};
-    std::map<DriftMethod, std::string> cells;
-    for (DriftMethod method : ref.numeric() ? numeric : categorical) {
-      Result<validate::DriftMeasure> measure =
-          validate::MeasureDrift(ref, *cur, method, std::nullopt);
-      if (!measure.ok()) return measure.status().WithContext(options.current);
-      char text[32];
-      std::snprintf(text, sizeof(text), "%.4g", measure->value);
-      cells[method] = text;
-      item[std::string(validate::DriftMethodName(method))] = measure->value;
-    }
-    ASSIGN_OR_RETURN(validate::DriftMeasure verdict,
-                     validate::MeasureDrift(ref, *cur, DriftMethod::kAuto, std::nullopt));
-    drifted += verdict.drifted;
-    item["default"] = verdict.Describe();
-    item["drifted"] = verdict.drifted;
-    out.push_back(item);
-    std::string rows = std::to_string(ref.rows()) + "/" + std::to_string(cur->rows());
-    table.AddRow({ref.name(), rows, cells[DriftMethod::kPsi], cells[DriftMethod::kKsStatistic],
-                  cells[DriftMethod::kKs], cells[DriftMethod::kWasserstein],
-                  cells[DriftMethod::kJensenShannon], cells[DriftMethod::kLInfinity],
-                  cells[DriftMethod::kChiSquare], verdict.Describe(),
-                  verdict.drifted ? "DRIFT" : "ok"});
+    std::vector<std::string> row;
+    Result<bool> column_drifted = CompareColumn(ref, current.Find(ref.name()), &item, &row);
+    if (!column_drifted.ok()) return column_drifted.status().WithContext(options.current);
+    drifted += *column_drifted;
+    out.push_back(std::move(item));
+    table.AddRow(std::move(row));
   }
   if (options.json) {
     std::printf("%s\n", out.dump(2).c_str());

@@ -121,16 +121,22 @@ void CheckRange(const CheckDef& check, const Table& data, std::vector<CheckResul
       result.value = "string column";
       result.outcome = FailOutcome(check);
       result.detail = "range needs a numeric column; '" + name + "' is string";
+      // A CSV column with no values at all is read as text.
+      if (column->size() > 0 && column->NullCount() == column->size()) {
+        result.detail += " (every value is null, so its type could not be inferred)";
+      }
       results->push_back(std::move(result));
       continue;
     }
-    uint64_t outside = 0;
+    uint64_t outside = 0, missing = 0;
     double lowest = INFINITY, highest = -INFINITY;
     std::string example;
     for (size_t row = 0; row < column->size(); ++row) {
-      if (!column->IsValid(row)) continue;
-      double value = column->NumericAt(row);
-      if (std::isnan(value)) continue;
+      double value = column->IsValid(row) ? column->NumericAt(row) : std::nan("");
+      if (std::isnan(value)) {
+        ++missing;
+        continue;
+      }
       lowest = std::min(lowest, value);
       highest = std::max(highest, value);
       if ((check.min && value < *check.min) || (check.max && value > *check.max)) {
@@ -138,7 +144,7 @@ void CheckRange(const CheckDef& check, const Table& data, std::vector<CheckResul
       }
     }
     result.numeric_value = static_cast<double>(outside);
-    result.value = std::isinf(lowest) ? "no values"
+    result.value = std::isinf(lowest) ? "no values (" + std::to_string(missing) + " null)"
                                       : "[" + Format(lowest) + ", " + Format(highest) + "], " +
                                             std::to_string(outside) + " outside";
     result.outcome = outside == 0 ? Outcome::kPass : FailOutcome(check);
@@ -332,7 +338,18 @@ const Column* TimeColumn(const CheckDef& check, const Table& data, const CheckCo
     results->push_back(std::move(result));
     return nullptr;
   }
-  return FindOrReport(check, data, context.time_column, results);
+  const Column* time = FindOrReport(check, data, context.time_column, results);
+  // Without rows there is nothing to misread, and "0 rows" is the finding
+  // (a CSV with only a header has text columns).
+  if (time == nullptr || time->type() == DataType::kTimestamp || time->size() == 0) return time;
+  CheckResult result = Result0(check, context.time_column);
+  result.value = std::string(table::DataTypeName(time->type())) + " column";
+  result.threshold = "timestamp column";
+  result.outcome = FailOutcome(check);
+  result.detail = "column '" + context.time_column + "' is " +
+                  std::string(table::DataTypeName(time->type())) + ", not a timestamp";
+  results->push_back(std::move(result));
+  return nullptr;
 }
 
 void CheckVolume(const CheckDef& check, const Table& data, const CheckContext& context,

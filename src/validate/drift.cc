@@ -534,8 +534,9 @@ std::vector<double> QuantileBinEdges(WeightedSample reference, int bins) {
   RankCursor upper(reference);
   for (int k = 1; k < bins; ++k) {
     const double q = static_cast<double>(k) / bins;
-    // NumPy's evaluation of (W - 1) q for method 'linear' (alpha = beta = 1).
-    const double rank = total * q + (1.0 - q) - 1.0;
+    // NumPy's virtual index for method 'linear': (n - 1) * q, evaluated as
+    // NumPy does (its 'linear' method bypasses the alpha/beta formula).
+    const double rank = (total - 1.0) * q;
     if (rank >= total - 1.0) {
       edges.push_back(largest);
     } else if (rank < 0.0) {

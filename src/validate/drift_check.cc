@@ -19,6 +19,11 @@ bool IsPValue(DriftMethod method) {
   return method == DriftMethod::kKs || method == DriftMethod::kChiSquare;
 }
 
+// Values a statistic can use: non-null, and for numbers not NaN.
+uint64_t ValueCount(const ColumnProfile& column) {
+  return column.numeric() ? column.moments().count : column.rows() - column.nulls();
+}
+
 std::vector<double> Shares(const std::vector<uint64_t>& counts) {
   double total = 0;
   for (uint64_t count : counts) total += double(count);
@@ -86,9 +91,14 @@ std::string DriftMeasure::Describe() const {
 
 Result<DriftMeasure> MeasureDrift(const ColumnProfile& reference, const ColumnProfile& current,
                                   DriftMethod method, std::optional<double> threshold) {
+  if (reference.type() != current.type()) {
+    return InvalidArgument("column '" + reference.name() + "': type changed from " +
+                           std::string(table::DataTypeName(reference.type())) + " to " +
+                           std::string(table::DataTypeName(current.type())));
+  }
   bool numeric = reference.numeric();
-  uint64_t n_cur = numeric ? current.moments().count : current.rows() - current.nulls();
-  uint64_t n_ref = numeric ? reference.moments().count : reference.rows() - reference.nulls();
+  uint64_t n_cur = ValueCount(current);
+  uint64_t n_ref = ValueCount(reference);
   if (method == DriftMethod::kAuto) {
     if (numeric) {
       method = n_cur < kSmallSample ? DriftMethod::kKs : DriftMethod::kWasserstein;
@@ -211,6 +221,7 @@ Status DriftChecker::Run(const CheckDef& check, const table::Table& data,
     int index = data.FindColumn(name);
     if (ref == nullptr || index < 0) {
       result.value = "missing";
+      result.threshold = "column present";
       result.outcome = fail;
       result.detail = ref == nullptr ? "the reference profile has no column '" + name + "'"
                                      : "the data has no column '" + name + "'";
@@ -220,6 +231,7 @@ Status DriftChecker::Run(const CheckDef& check, const table::Table& data,
     const table::Column& column = data.column(size_t(index));
     if (column.type() != ref->type()) {
       result.value = std::string(table::DataTypeName(column.type()));
+      result.threshold = std::string(table::DataTypeName(ref->type()));
       result.outcome = fail;
       result.detail = "type changed from " + std::string(table::DataTypeName(ref->type())) +
                       " to " + result.value;
@@ -228,12 +240,20 @@ Status DriftChecker::Run(const CheckDef& check, const table::Table& data,
     }
     ColumnProfile current(name, column.type(), options);
     current.AddColumn(column, 0, column.size());
-    uint64_t n = current.rows() - current.nulls();
+    uint64_t n = ValueCount(current);
     if (n < check.min_rows_for_drift) {
       result.value = std::to_string(n) + " values";
       result.threshold = ">= " + std::to_string(check.min_rows_for_drift) + " values to judge";
       result.outcome = Outcome::kWarn;
       result.detail = "too few values to judge drift";
+      results->push_back(std::move(result));
+      continue;
+    }
+    if (ValueCount(*ref) == 0) {  // every statistic would be NaN
+      result.value = std::to_string(n) + " values";
+      result.threshold = "reference values";
+      result.outcome = Outcome::kWarn;
+      result.detail = "the reference has no values to compare with";
       results->push_back(std::move(result));
       continue;
     }

@@ -1,9 +1,14 @@
 #include "validate/profile.h"
 
 #include <algorithm>
+#include <array>
+#include <bit>
 #include <cmath>
 #include <cstring>
+#include <functional>
+#include <limits>
 #include <nlohmann/json.hpp>
+#include <span>
 
 #include "validate/drift.h"
 
@@ -73,6 +78,81 @@ Result<T> Get(const Json& json, const char* key, const std::string& path) {
   }
 }
 
+// Histogram::BinOf, inlined into the counting loops. Profiles have about ten
+// edges: counting the edges <= value, without branches, beats a binary search
+// whose comparisons cannot be predicted; both give the upper bound's index in
+// increasing edges.
+inline size_t BinIndex(const std::vector<double>& edges, double value) {
+  if (edges.size() <= 16) {
+    size_t bin = 0;
+    for (const double edge : edges) bin += edge <= value ? 1 : 0;
+    return bin;
+  }
+  return static_cast<size_t>(std::upper_bound(edges.begin(), edges.end(), value) - edges.begin());
+}
+
+// Adds `values` to `distinct`, skipping values that a small direct-mapped
+// cache shows were just added. DistinctCounter::Add is idempotent, so the
+// counter ends in the same state; low-cardinality columns (codes, hours,
+// integers with ties) skip most of the hashing.
+void AddDistinct(std::span<const double> values, DistinctCounter* distinct) {
+  constexpr int kCacheBits = 8;
+  std::array<uint64_t, size_t{1} << kCacheBits> seen;
+  seen.fill(std::bit_cast<uint64_t>(std::numeric_limits<double>::quiet_NaN()));  // never added
+  for (double value : values) {
+    const uint64_t bits = std::bit_cast<uint64_t>(value);
+    uint64_t& slot = seen[(bits * 0x9e3779b97f4a7c15ULL) >> (64 - kCacheBits)];
+    if (slot == bits) continue;
+    slot = bits;
+    distinct->Add(value);
+  }
+}
+
+// Counts of distinct strings in one batch of rows, in first-seen order: an
+// open-addressing table over views into the column (valid for the batch).
+class BatchCounts {
+ public:
+  void Add(std::string_view value) {
+    if (2 * (entries_.size() + 1) > slots_.size()) Grow();
+    const size_t mask = slots_.size() - 1;
+    const uint64_t hash = std::hash<std::string_view>()(value);
+    for (size_t slot = hash & mask;; slot = (slot + 1) & mask) {
+      uint32_t& index = slots_[slot];
+      if (index == 0) {
+        entries_.push_back({value, hash, 1});
+        index = static_cast<uint32_t>(entries_.size());
+        return;
+      }
+      Entry& entry = entries_[index - 1];
+      if (entry.hash == hash && entry.value == value) {
+        ++entry.count;
+        return;
+      }
+    }
+  }
+
+  struct Entry {
+    std::string_view value;
+    uint64_t hash;
+    uint64_t count;
+  };
+  const std::vector<Entry>& entries() const { return entries_; }
+
+ private:
+  void Grow() {
+    slots_.assign(std::max<size_t>(64, 2 * slots_.size()), 0);
+    const size_t mask = slots_.size() - 1;
+    for (size_t index = 0; index < entries_.size(); ++index) {
+      size_t slot = entries_[index].hash & mask;
+      while (slots_[slot] != 0) slot = (slot + 1) & mask;
+      slots_[slot] = static_cast<uint32_t>(index + 1);
+    }
+  }
+
+  std::vector<Entry> entries_;
+  std::vector<uint32_t> slots_;  // entry index + 1; 0 = empty
+};
+
 }  // namespace
 
 void Moments::Merge(const Moments& other) {
@@ -92,9 +172,7 @@ double Moments::Variance() const { return count == 0 ? std::nan("") : m2 / doubl
 
 double Moments::SampleVariance() const { return count < 2 ? std::nan("") : m2 / double(count - 1); }
 
-size_t Histogram::BinOf(double value) const {
-  return static_cast<size_t>(std::upper_bound(edges.begin(), edges.end(), value) - edges.begin());
-}
+size_t Histogram::BinOf(double value) const { return BinIndex(edges, value); }
 
 ColumnProfile::ColumnProfile(std::string name, table::DataType type, const ProfileOptions& options)
     : name_(std::move(name)),
@@ -127,7 +205,7 @@ void ColumnProfile::AddNumeric(double value) {
   }
   moments_.Add(value);
   distinct_.Add(value);
-  if (fixed_bins_) ++histogram_.counts[histogram_.BinOf(value)];
+  if (fixed_bins_) ++histogram_.counts[BinIndex(histogram_.edges, value)];
   buffer_.push_back(value);
 }
 
@@ -151,15 +229,34 @@ void ColumnProfile::AddColumn(const table::Column& column, size_t begin, size_t 
   buffer_.clear();
   const bool all_valid = column.validity().empty();
   switch (type_) {
-    case DataType::kString:
+    case DataType::kString: {
+      // Top-k sees every value in order; the distinct counter (idempotent)
+      // and the category counts (sums) take each value of the batch once,
+      // which ends in the same state as AddCategory per row.
+      BatchCounts batch;
       for (size_t row = begin; row < end; ++row) {
         if (all_valid || column.IsValid(row)) {
-          AddCategory(column.StringAt(row));
+          const std::string_view value = column.StringAt(row);
+          top_.Add(value);
+          batch.Add(value);
         } else {
           ++nulls_;
         }
       }
+      for (const BatchCounts::Entry& entry : batch.entries()) {
+        distinct_.Add(entry.value);
+        if (!categories_) continue;
+        auto it = categories_->find(entry.value);
+        if (it != categories_->end()) {
+          it->second += entry.count;
+        } else if (categories_->size() < max_categories_) {
+          categories_->emplace(std::string(entry.value), entry.count);
+        } else {
+          categories_.reset();  // too many: top-k only from here on
+        }
+      }
       return;
+    }
     case DataType::kBool:
       for (size_t row = begin; row < end; ++row) {
         if (all_valid || column.IsValid(row)) {
@@ -170,22 +267,42 @@ void ColumnProfile::AddColumn(const table::Column& column, size_t begin, size_t 
       }
       return;
     case DataType::kDouble:
-      for (size_t row = begin; row < end; ++row) {
-        if (all_valid || column.IsValid(row)) {
-          AddNumeric(column.doubles()[row]);
-        } else {
-          ++nulls_;
+      if (all_valid) {
+        buffer_.assign(column.doubles().begin() + begin, column.doubles().begin() + end);
+      } else {
+        for (size_t row = begin; row < end; ++row) {
+          if (column.IsValid(row)) buffer_.push_back(column.doubles()[row]);
         }
       }
       break;
     default:
       for (size_t row = begin; row < end; ++row) {
         if (all_valid || column.IsValid(row)) {
-          AddNumeric(static_cast<double>(column.ints()[row]));
-        } else {
-          ++nulls_;
+          buffer_.push_back(static_cast<double>(column.ints()[row]));
         }
       }
+  }
+  nulls_ += (end - begin) - buffer_.size();
+  if (std::any_of(buffer_.begin(), buffer_.end(), [](double value) { return std::isnan(value); })) {
+    // Rare: AddNumeric per value counts the NaNs and refills buffer_.
+    std::vector<double> values;
+    values.swap(buffer_);
+    for (const double value : values) AddNumeric(value);
+    quantiles_.AddMany(buffer_);
+    return;
+  }
+  // The same updates as AddNumeric, one statistic at a time: tight loops
+  // instead of one call per value. Moments keep Welford's order (same bits).
+  if (buffer_.empty()) return;
+  if (moments_.count == 0) min_ = max_ = buffer_[0];
+  for (const double value : buffer_) {
+    min_ = std::min(min_, value);
+    max_ = std::max(max_, value);
+    moments_.Add(value);
+  }
+  AddDistinct(buffer_, &distinct_);
+  if (fixed_bins_) {
+    for (const double value : buffer_) ++histogram_.counts[BinIndex(histogram_.edges, value)];
   }
   quantiles_.AddMany(buffer_);
 }
@@ -194,10 +311,22 @@ void ColumnProfile::SetBinsAndCount(std::vector<double> edges, const table::Colu
   histogram_.edges = std::move(edges);
   histogram_.counts.assign(histogram_.edges.size() + 1, 0);
   fixed_bins_ = true;
+  const bool all_valid = column.validity().empty();
+  if (column.type() == DataType::kDouble) {
+    for (size_t row = 0; row < column.size(); ++row) {
+      const double value = column.doubles()[row];
+      if ((all_valid || column.IsValid(row)) && !std::isnan(value)) {
+        ++histogram_.counts[BinIndex(histogram_.edges, value)];
+      }
+    }
+    return;
+  }
+  const bool ints = column.type() == DataType::kInt64 || column.type() == DataType::kTimestamp;
   for (size_t row = 0; row < column.size(); ++row) {
-    if (!column.IsValid(row)) continue;
-    double value = column.NumericAt(row);
-    if (!std::isnan(value)) ++histogram_.counts[histogram_.BinOf(value)];
+    if (all_valid || column.IsValid(row)) {
+      const double value = ints ? static_cast<double>(column.ints()[row]) : column.NumericAt(row);
+      ++histogram_.counts[BinIndex(histogram_.edges, value)];
+    }
   }
 }
 
@@ -283,6 +412,8 @@ Json ColumnToJson(const ColumnProfile& column) {
         quantiles[key] = column.quantiles().Quantile(q);
       }
       json["quantiles"] = std::move(quantiles);
+    } else {  // no values (all null): null, never NaN, which JSON cannot carry
+      for (const char* key : {"min", "max", "mean", "std"}) json[key] = nullptr;
     }
     json["histogram"] = {{"edges", column.histogram().edges},
                          {"counts", column.histogram().counts}};
@@ -384,8 +515,18 @@ std::string Profile::ToJson() const {
 }
 
 Result<Profile> Profile::FromJson(std::string_view text) {
-  Json json = Json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (json.is_discarded() || !json.is_object()) return InvalidArgument("not a JSON object");
+  Json json;
+  try {
+    json = Json::parse(text);
+  } catch (const Json::parse_error& error) {
+    // "parse error at line 40, column 1: ... unexpected end of input" for a
+    // truncated file.
+    std::string what = error.what();
+    size_t at = what.find("parse error");
+    return InvalidArgument("not valid JSON (" + what.substr(at == std::string::npos ? 0 : at) +
+                           ")");
+  }
+  if (!json.is_object()) return InvalidArgument("not a JSON object");
   ASSIGN_OR_RETURN(std::string format, Get<std::string>(json, "format", "profile"));
   if (format != "keel.profile.v1") {
     return InvalidArgument("profile.format: '" + format + "' (expected keel.profile.v1)");
