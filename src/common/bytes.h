@@ -2,6 +2,7 @@
 
 #include <bit>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -68,6 +69,11 @@ class ByteReader {
   template <typename T>
   bool Fixed(T* value) {
     if (remaining() < sizeof(T)) return false;
+    if constexpr (std::endian::native == std::endian::little) {
+      std::memcpy(value, bytes_.data() + offset_, sizeof(T));
+      offset_ += sizeof(T);
+      return true;
+    }
     T result = 0;
     for (size_t byte = 0; byte < sizeof(T); ++byte) {
       result |= static_cast<T>(static_cast<T>(static_cast<uint8_t>(bytes_[offset_ + byte]))

@@ -300,6 +300,38 @@ TEST(ExactSum, ValueDoubleDoubleIsCanonical) {
   }
 }
 
+TEST(ExactSum, MergeEncodedEqualsMergeOfTheDecodedSum) {
+  std::mt19937_64 rng(17);
+  for (int trial = 0; trial < 1000; ++trial) {
+    std::vector<ExactSum> parts(1 + rng() % 8);
+    std::vector<double> all;
+    for (ExactSum& part : parts) {
+      const std::vector<double> values =
+          RandomValues(rng, rng() % 60, kSpreads[(trial + all.size()) % std::size(kSpreads)]);
+      for (double x : values) part.Add(x);
+      all.insert(all.end(), values.begin(), values.end());
+    }
+    ExactSum merged;
+    for (const ExactSum& part : parts) ASSERT_TRUE(merged.MergeEncoded(Encoded(part)).ok());
+    const ExactSum whole = SumOf(all);
+    EXPECT_SAME_DOUBLE(whole.Value(), merged.Value());
+    EXPECT_TRUE(whole == merged);
+    EXPECT_EQ(Encoded(whole), Encoded(merged));
+  }
+  // Sums at the top of the range take the careful path and stay exact.
+  ExactSum huge;
+  for (int i = 0; i < 1000; ++i) ASSERT_TRUE(huge.MergeEncoded(Encoded(SumOf({DBL_MAX}))).ok());
+  ASSERT_TRUE(huge.MergeEncoded(Encoded(SumOf({-DBL_MAX, 1.0}))).ok());
+  ExactSum expected;
+  for (int i = 0; i < 999; ++i) expected.Add(DBL_MAX);
+  expected.Add(1.0);
+  EXPECT_TRUE(huge == expected);
+  ExactSum untouched = SumOf({2.5});
+  EXPECT_FALSE(untouched.MergeEncoded("\x01").ok());
+  EXPECT_FALSE(untouched.MergeEncoded(Encoded(SumOf({1.5})) + "x").ok());
+  EXPECT_SAME_DOUBLE(2.5, untouched.Value());
+}
+
 TEST(ExactSum, ManyMergesNormaliseWithoutOverflow) {
   std::mt19937_64 rng(15);
   for (int trial = 0; trial < 50; ++trial) {

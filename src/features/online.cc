@@ -459,6 +459,7 @@ Status ReadOnlineFeatures(store::OnlineStore* store, const Table& entities,
   // read straight from their encoding, bucket by bucket (ReadEncoded).
   std::vector<std::optional<EntityState>> states(rows);
   std::vector<WindowValue> windows(rows);
+  AggregateState merged;  // reused: ReadEncoded overwrites it
   for (size_t u = 0; u < uses.size(); ++u) {
     const ResolvedUse& use = uses[u];
     const OnlineView& view = *views[u];
@@ -500,10 +501,10 @@ Status ReadOnlineFeatures(store::OnlineStore* store, const Table& entities,
             continue;
           }
           event_ts[row] = stored.newest_ts;
-          Result<AggregateState> merged =
-              BucketedSeries::ReadEncoded(stored.streams[output.stream], output.length, now);
-          if (!merged.ok()) return merged.status().WithContext("view " + view.store_view());
-          FeatureValue value = Finalize(output.aggregation, *merged);
+          Status read = BucketedSeries::ReadEncoded(stored.streams[output.stream], output.length,
+                                                    now, &merged);
+          if (!read.ok()) return read.WithContext("view " + view.store_view());
+          FeatureValue value = Finalize(output.aggregation, merged);
           if (!value.valid) {
             status = FeatureStatus::kNullValue;
             column.AppendNull();

@@ -539,8 +539,8 @@ Result<BucketedSeries> BucketedSeries::Decode(std::string_view bytes) {
   return series;
 }
 
-Result<AggregateState> BucketedSeries::ReadEncoded(std::string_view bytes, Duration length,
-                                                   Timestamp t) {
+Status BucketedSeries::ReadEncoded(std::string_view bytes, Duration length, Timestamp t,
+                                   AggregateState* out) {
   ByteReader reader(bytes);
   const auto bad = [](std::string why) {
     return InvalidArgument("bucketed series encoding: " + std::move(why));
@@ -555,14 +555,16 @@ Result<AggregateState> BucketedSeries::ReadEncoded(std::string_view bytes, Durat
   if (version != kEncodingVersion) return bad("unknown version " + std::to_string(version));
   if (hop <= 0) return bad("hop must be positive");
   const Timestamp from = FloorToHop(t - length, hop);
-  AggregateState result;
-  AggregateState bucket;  // its sums stay empty: they are merged from the bytes
+  AggregateState& result = *out;
+  result.count = 0;
+  result.sum.Clear();
+  result.sum_squares.Clear();
+  // Fixed part of a bucket after its start: count, min, max, last, last_ts, last_arrival.
+  constexpr size_t kFixed = 6 * 8;
   for (uint32_t i = 0; i < num_buckets; ++i) {
     int64_t start = 0;
-    uint64_t min_bits = 0, max_bits = 0, last_bits = 0;
-    if (!reader.I64(&start) || !reader.I64(&bucket.count) || !reader.U64(&min_bits) ||
-        !reader.U64(&max_bits) || !reader.U64(&last_bits) || !reader.I64(&bucket.last_ts) ||
-        !reader.U64(&bucket.last_arrival)) {
+    std::string_view fixed;
+    if (!reader.I64(&start) || !reader.Bytes(kFixed, &fixed)) {
       return bad("bucket " + std::to_string(i) + ": truncated");
     }
     std::string_view sums[2];
@@ -573,22 +575,44 @@ Result<AggregateState> BucketedSeries::ReadEncoded(std::string_view bytes, Durat
       }
     }
     if (start < from) continue;
-    if (bucket.count < 1 || bucket.count > kMaxEncodedCount) {
+    ByteReader fields(fixed);
+    int64_t count = 0, last_ts = 0;
+    double min = 0, max = 0, last = 0;
+    uint64_t last_arrival = 0;
+    fields.I64(&count);
+    fields.F64(&min);
+    fields.F64(&max);
+    fields.F64(&last);
+    fields.I64(&last_ts);
+    fields.U64(&last_arrival);
+    if (count < 1 || count > kMaxEncodedCount || result.count > kMaxEncodedCount) {
       return bad("bucket " + std::to_string(i) + ": bad count");
     }
-    bucket.min = std::bit_cast<double>(min_bits);
-    bucket.max = std::bit_cast<double>(max_bits);
-    bucket.last = std::bit_cast<double>(last_bits);
-    if (!std::isfinite(bucket.min) || !std::isfinite(bucket.max) || !std::isfinite(bucket.last)) {
+    if (!std::isfinite(min) || !std::isfinite(max) || !std::isfinite(last)) {
       return bad("bucket " + std::to_string(i) + ": non-finite min/max/last");
     }
-    if (result.count > kMaxEncodedCount) return bad("counts too large");
-    result.Merge(bucket);
+    // AggregateState::Merge, field by field (the sums come from the bytes).
+    if (result.count == 0) {
+      result.min = min;
+      result.max = max;
+      result.last = last;
+      result.last_ts = last_ts;
+      result.last_arrival = last_arrival;
+    } else {
+      if (OrderKey(min) < OrderKey(result.min)) result.min = min;
+      if (OrderKey(max) > OrderKey(result.max)) result.max = max;
+      if (IsLater(last_ts, last_arrival, last, result)) {
+        result.last = last;
+        result.last_ts = last_ts;
+        result.last_arrival = last_arrival;
+      }
+    }
+    result.count += count;
     RETURN_IF_ERROR(result.sum.MergeEncoded(sums[0]));
     RETURN_IF_ERROR(result.sum_squares.MergeEncoded(sums[1]));
   }
   if (!reader.AtEnd()) return bad("trailing bytes");
-  return result;
+  return Status::Ok();
 }
 
 }  // namespace keel::features

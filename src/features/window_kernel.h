@@ -206,7 +206,9 @@ class BucketedSeries {
   // series (the online read path). The same state, so the same Finalize
   // results bit for bit. Errors: InvalidArgument on malformed bytes (the
   // checks of Decode that reading needs; it never crashes on any input).
-  static Result<AggregateState> ReadEncoded(std::string_view bytes, Duration length, Timestamp t);
+  // `out` is overwritten (reusing it across calls avoids copying its sums).
+  static Status ReadEncoded(std::string_view bytes, Duration length, Timestamp t,
+                            AggregateState* out);
 
  private:
   Duration hop_;
