@@ -2,6 +2,7 @@
 
 #include <bit>
 #include <cmath>
+#include <cstring>
 
 namespace keel::features {
 namespace {
@@ -128,6 +129,18 @@ void PutU64(std::string* out, uint64_t value) {
 }
 
 uint64_t GetLittleEndian(std::string_view bytes, size_t offset, int width) {
+  if constexpr (std::endian::native == std::endian::little) {
+    if (width == 4) {
+      uint32_t value;
+      std::memcpy(&value, bytes.data() + offset, 4);
+      return value;
+    }
+    if (width == 8) {
+      uint64_t value;
+      std::memcpy(&value, bytes.data() + offset, 8);
+      return value;
+    }
+  }
   uint64_t value = 0;
   for (int byte = 0; byte < width; ++byte) {
     value |= static_cast<uint64_t>(static_cast<uint8_t>(bytes[offset + byte])) << (8 * byte);

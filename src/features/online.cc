@@ -459,7 +459,9 @@ Status ReadOnlineFeatures(store::OnlineStore* store, const Table& entities,
   // read straight from their encoding, bucket by bucket (ReadEncoded).
   std::vector<std::optional<EntityState>> states(rows);
   std::vector<WindowValue> windows(rows);
-  AggregateState merged;  // reused: ReadEncoded overwrites it
+  std::vector<FeatureValue> window_values;                 // [row * outputs + output]
+  std::vector<std::vector<Duration>> stream_lengths;       // per stream, decreasing
+  std::vector<std::vector<AggregateState>> stream_states;  // reused across rows
   for (size_t u = 0; u < uses.size(); ++u) {
     const ResolvedUse& use = uses[u];
     const OnlineView& view = *views[u];
@@ -477,7 +479,44 @@ Status ReadOnlineFeatures(store::OnlineStore* store, const Table& entities,
         states[row] = std::move(decoded).value();
       }
     }
-    for (const OnlineOutput& output : view.outputs()) {
+    if (window) {
+      // Every window of a stream in one pass over its buckets (ReadEncodedWindows).
+      const std::vector<OnlineOutput>& outputs = view.outputs();
+      stream_lengths.assign(view.streams().size(), {});
+      std::vector<uint8_t> selected(outputs.size(), 0);
+      for (size_t o = 0; o < outputs.size(); ++o) {
+        selected[o] = use.features.empty() || std::find(use.features.begin(), use.features.end(),
+                                                        outputs[o].name) != use.features.end();
+        if (selected[o]) stream_lengths[outputs[o].stream].push_back(outputs[o].length);
+      }
+      stream_states.resize(stream_lengths.size());
+      for (size_t s = 0; s < stream_lengths.size(); ++s) {
+        std::vector<Duration>& lengths = stream_lengths[s];
+        std::sort(lengths.begin(), lengths.end(), std::greater<>());
+        lengths.erase(std::unique(lengths.begin(), lengths.end()), lengths.end());
+        stream_states[s].resize(lengths.size());
+      }
+      window_values.assign(rows * outputs.size(), FeatureValue());
+      for (size_t row = 0; row < rows; ++row) {
+        if (!windows[row].present) continue;
+        for (size_t s = 0; s < stream_lengths.size(); ++s) {
+          if (stream_lengths[s].empty()) continue;
+          Status read = BucketedSeries::ReadEncodedWindows(
+              windows[row].streams[s], stream_lengths[s], now, stream_states[s]);
+          if (!read.ok()) return read.WithContext("view " + view.store_view());
+        }
+        for (size_t o = 0; o < outputs.size(); ++o) {
+          if (!selected[o]) continue;
+          const std::vector<Duration>& lengths = stream_lengths[outputs[o].stream];
+          size_t k = static_cast<size_t>(
+              std::find(lengths.begin(), lengths.end(), outputs[o].length) - lengths.begin());
+          window_values[row * outputs.size() + o] =
+              Finalize(outputs[o].aggregation, stream_states[outputs[o].stream][k]);
+        }
+      }
+    }
+    for (size_t output_index = 0; output_index < view.outputs().size(); ++output_index) {
+      const OnlineOutput& output = view.outputs()[output_index];
       if (!use.features.empty() &&
           std::find(use.features.begin(), use.features.end(), output.name) == use.features.end()) {
         continue;
@@ -501,10 +540,7 @@ Status ReadOnlineFeatures(store::OnlineStore* store, const Table& entities,
             continue;
           }
           event_ts[row] = stored.newest_ts;
-          Status read = BucketedSeries::ReadEncoded(stored.streams[output.stream], output.length,
-                                                    now, &merged);
-          if (!read.ok()) return read.WithContext("view " + view.store_view());
-          FeatureValue value = Finalize(output.aggregation, merged);
+          const FeatureValue& value = window_values[row * view.outputs().size() + output_index];
           if (!value.valid) {
             status = FeatureStatus::kNullValue;
             column.AppendNull();

@@ -541,6 +541,11 @@ Result<BucketedSeries> BucketedSeries::Decode(std::string_view bytes) {
 
 Status BucketedSeries::ReadEncoded(std::string_view bytes, Duration length, Timestamp t,
                                    AggregateState* out) {
+  return ReadEncodedWindows(bytes, std::span(&length, 1), t, std::span(out, 1));
+}
+
+Status BucketedSeries::ReadEncodedWindows(std::string_view bytes, std::span<const Duration> lengths,
+                                          Timestamp t, std::span<AggregateState> out) {
   ByteReader reader(bytes);
   const auto bad = [](std::string why) {
     return InvalidArgument("bucketed series encoding: " + std::move(why));
@@ -554,11 +559,20 @@ Status BucketedSeries::ReadEncoded(std::string_view bytes, Duration length, Time
   }
   if (version != kEncodingVersion) return bad("unknown version " + std::to_string(version));
   if (hop <= 0) return bad("hop must be positive");
-  const Timestamp from = FloorToHop(t - length, hop);
-  AggregateState& result = *out;
-  result.count = 0;
-  result.sum.Clear();
-  result.sum_squares.Clear();
+  // Window k covers buckets starting at or after from[k]; from[] ascends.
+  constexpr size_t kMaxWindows = 16;
+  Timestamp from[kMaxWindows];
+  const size_t windows = lengths.size();
+  if (windows == 0 || windows > kMaxWindows || out.size() != windows) {
+    return InvalidArgument("ReadEncodedWindows: 1 to 16 windows, one state each");
+  }
+  for (size_t k = 0; k < windows; ++k) {
+    from[k] = FloorToHop(t - lengths[k], hop);
+    out[k].count = 0;
+    out[k].sum.Clear();
+    out[k].sum_squares.Clear();
+  }
+  size_t segment = 0;
   // Fixed part of a bucket after its start: count, min, max, last, last_ts, last_arrival.
   constexpr size_t kFixed = 6 * 8;
   for (uint32_t i = 0; i < num_buckets; ++i) {
@@ -574,7 +588,9 @@ Status BucketedSeries::ReadEncoded(std::string_view bytes, Duration length, Time
         return bad("bucket " + std::to_string(i) + ": truncated");
       }
     }
-    if (start < from) continue;
+    if (start < from[0]) continue;
+    while (segment + 1 < windows && from[segment + 1] <= start) ++segment;
+    AggregateState& result = out[segment];
     ByteReader fields(fixed);
     int64_t count = 0, last_ts = 0;
     double min = 0, max = 0, last = 0;
@@ -612,6 +628,7 @@ Status BucketedSeries::ReadEncoded(std::string_view bytes, Duration length, Time
     RETURN_IF_ERROR(result.sum_squares.MergeEncoded(sums[1]));
   }
   if (!reader.AtEnd()) return bad("trailing bytes");
+  for (size_t k = windows; k-- > 1;) out[k - 1].Merge(out[k]);
   return Status::Ok();
 }
 

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <map>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -209,6 +210,15 @@ class BucketedSeries {
   // `out` is overwritten (reusing it across calls avoids copying its sums).
   static Status ReadEncoded(std::string_view bytes, Duration length, Timestamp t,
                             AggregateState* out);
+  // ReadEncoded for several windows of one series in one pass: `lengths`
+  // strictly decreasing, out[k] the state of the window of lengths[k]. Each
+  // bucket is merged once, into the segment between two window starts; the
+  // segments are then folded from the shortest window outwards. Merging is
+  // exact, so out[k] reads exactly as ReadEncoded(bytes, lengths[k], t).
+  // Errors: InvalidArgument unless 1 <= lengths.size() <= 16 == out.size(),
+  // and as ReadEncoded.
+  static Status ReadEncodedWindows(std::string_view bytes, std::span<const Duration> lengths,
+                                   Timestamp t, std::span<AggregateState> out);
 
  private:
   Duration hop_;

@@ -655,6 +655,39 @@ TEST(BucketedSeries, NullRowsAddNoBucket) {
   EXPECT_EQ(2, state.count);
 }
 
+TEST(BucketedSeries, ReadEncodedWindowsEqualsOneReadPerWindow) {
+  std::mt19937_64 rng(36);
+  const Duration hop = 5 * kMicrosPerMinute;
+  const std::vector<Duration> lengths = {6 * kMicrosPerHour, 2 * kMicrosPerHour,
+                                         kMicrosPerHour + 7 * kMicrosPerMinute, hop};
+  for (int trial = 0; trial < 40; ++trial) {
+    const Series rows = RandomSeries(rng, kBase);
+    BucketedSeries series(hop);
+    for (size_t row = 0; row < rows.size(); ++row) {
+      series.Add(rows.ts[row], row, rows.values[row], rows.valid[row]);
+    }
+    std::string bytes;
+    series.AppendEncoded(&bytes);
+    const Timestamp last = rows.size() == 0 ? kBase : rows.ts[rows.size() - 1];
+    for (int query = 0; query < 20; ++query) {
+      const Timestamp t = last + 1 + static_cast<Timestamp>(rng() % (8 * kMicrosPerHour));
+      std::vector<AggregateState> states(lengths.size());
+      states[2].sum.Add(1.0);  // stale contents are overwritten
+      ASSERT_TRUE(BucketedSeries::ReadEncodedWindows(bytes, lengths, t, states).ok());
+      for (size_t k = 0; k < lengths.size(); ++k) {
+        const AggregateState expected = series.Read(lengths[k], t);
+        for (Aggregation aggregation : kAllAggregations) {
+          ASSERT_TRUE(
+              SameFeatureValue(Finalize(aggregation, expected), Finalize(aggregation, states[k])))
+              << "window " << k << ", trial " << trial;
+        }
+      }
+    }
+  }
+  std::vector<AggregateState> none;
+  EXPECT_FALSE(BucketedSeries::ReadEncodedWindows("", {}, kBase, none).ok());
+}
+
 TEST(BucketedSeries, DecodeRejectsMalformedBytes) {
   std::mt19937_64 rng(35);
   BucketedSeries series(5 * kMicrosPerMinute);

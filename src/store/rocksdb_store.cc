@@ -14,10 +14,11 @@ namespace keel::store {
 
 namespace {
 
-// Values are stored as an 8-byte little-endian wall-clock expiry (µs; 0 =
-// never) followed by the caller's bytes. Reads hide expired values; the
-// compaction filter below drops them from disk.
-constexpr size_t kHeader = 8;
+// Values are stored as the caller's bytes followed by an 8-byte little-endian
+// wall-clock expiry (µs; 0 = never): a suffix, so a read strips it by
+// shrinking the string rather than moving the value. Reads hide expired
+// values; the compaction filter below drops them from disk.
+constexpr size_t kSuffix = 8;
 
 Timestamp WallNow() {
   return std::chrono::duration_cast<std::chrono::microseconds>(
@@ -36,8 +37,8 @@ uint64_t GetFixed64(const char* bytes) {
 }
 
 bool Expired(std::string_view stored, Timestamp now) {
-  if (stored.size() < kHeader) return true;  // not ours: treat as absent
-  Timestamp expire_at = static_cast<Timestamp>(GetFixed64(stored.data()));
+  if (stored.size() < kSuffix) return true;  // not ours: treat as absent
+  Timestamp expire_at = static_cast<Timestamp>(GetFixed64(stored.data() + stored.size() - kSuffix));
   return expire_at != 0 && expire_at <= now;
 }
 
@@ -71,9 +72,8 @@ class RocksDbStore final : public OnlineStore {
     rocksdb::WriteBatch batch;
     std::string value;
     for (const StoreEntry& entry : entries) {
-      value.clear();
+      value.assign(entry.value);
       PutFixed64(&value, entry.ttl > 0 ? static_cast<uint64_t>(now + entry.ttl) : 0);
-      value.append(entry.value);
       batch.Put(FlatKey(project_, entry.key), value);
     }
     for (const MetaEntry& record : meta) batch.Put(MetaKey(record.name), record.value);
@@ -90,17 +90,15 @@ class RocksDbStore final : public OnlineStore {
       flat[i] = FlatKey(project_, keys[i]);
       slices[i] = flat[i];
     }
-    std::vector<rocksdb::PinnableSlice> found(keys.size());
-    std::vector<rocksdb::Status> statuses(keys.size());
-    db_->MultiGet(rocksdb::ReadOptions(), db_->DefaultColumnFamily(), keys.size(), slices.data(),
-                  found.data(), statuses.data());
+    std::vector<std::string> found(keys.size());
+    std::vector<rocksdb::Status> statuses = db_->MultiGet(rocksdb::ReadOptions(), slices, &found);
     Timestamp now = WallNow();
     for (size_t i = 0; i < keys.size(); ++i) {
       if (statuses[i].IsNotFound()) continue;
       RETURN_IF_ERROR(FromRocks(statuses[i], "read"));
-      std::string_view stored(found[i].data(), found[i].size());
-      if (Expired(stored, now)) continue;
-      (*values)[i] = std::string(stored.substr(kHeader));
+      if (Expired(found[i], now)) continue;
+      found[i].resize(found[i].size() - kSuffix);
+      (*values)[i] = std::move(found[i]);
     }
     return Status::Ok();
   }
