@@ -134,6 +134,25 @@ Result<Percentiles> MeasureBareGet(const std::string& url, size_t value_size, in
   return Summarise(micros);
 }
 
+// Applies `events` in batches of `batch` rows through every updater.
+Status Ingest(const Table& events, size_t batch,
+              std::vector<std::unique_ptr<features::OnlineUpdater>>& updaters,
+              store::OnlineStore* store) {
+  features::ApplyStats stats;
+  for (size_t begin = 0; begin < events.num_rows(); begin += batch) {
+    std::vector<uint32_t> rows;
+    for (size_t row = begin; row < std::min(events.num_rows(), begin + batch); ++row) {
+      rows.push_back(static_cast<uint32_t>(row));
+    }
+    Table slice;
+    for (size_t c = 0; c < events.num_columns(); ++c) {
+      RETURN_IF_ERROR(slice.AddColumn(events.fields()[c].name, events.column(c).Gather(rows)));
+    }
+    for (auto& updater : updaters) RETURN_IF_ERROR(updater->Apply(slice, store, &stats));
+  }
+  return Status::Ok();
+}
+
 Status Run(const Flags& flags) {
   ASSIGN_OR_RETURN(std::string repo_dir, flags.Require("repo"));
   int lookups = std::stoi(flags.Get("lookups", "20000"));
@@ -191,18 +210,7 @@ Status Run(const Flags& flags) {
       updaters.push_back(std::move(updater));
     }
     Stopwatch watch;
-    features::ApplyStats stats;
-    for (size_t begin = 0; begin < events.num_rows(); begin += batch) {
-      std::vector<uint32_t> rows;
-      for (size_t row = begin; row < std::min(events.num_rows(), begin + batch); ++row) {
-        rows.push_back(static_cast<uint32_t>(row));
-      }
-      Table slice;
-      for (size_t c = 0; c < events.num_columns(); ++c) {
-        RETURN_IF_ERROR(slice.AddColumn(events.fields()[c].name, events.column(c).Gather(rows)));
-      }
-      for (auto& updater : updaters) RETURN_IF_ERROR(updater->Apply(slice, store.get(), &stats));
-    }
+    RETURN_IF_ERROR(Ingest(events, batch, updaters, store.get()));
     double seconds = watch.Seconds();
     double rate = static_cast<double>(events.num_rows()) / seconds;
     std::printf(

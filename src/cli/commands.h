@@ -146,10 +146,21 @@ Status RunFeaturesGet(const FeaturesGetOptions& options);
 // The online store keel.yaml configures. Errors: as store::OpenOnlineStore.
 Result<std::unique_ptr<store::OnlineStore>> OpenRepoOnlineStore(const features::RepoConfig& config);
 
-// Entity key columns from Feast's request shape: {"key": [v1, v2, ...], ...};
-// columns in the request's order; strings make string columns, integers int64 columns, null a null
-// key. Errors: InvalidArgument naming the field (not an object, ragged columns, mixed or
-// unsupported value types, no rows).
-Result<table::Table> EntitiesFromJson(const nlohmann::ordered_json& entities);
+struct ServeOptions {
+  RepoOptions repo;
+  std::string host = "127.0.0.1";
+  int port = 6566;  // 0: any free port
+  int threads = 16;
+  size_t max_body_bytes = 1024 * 1024;
+  size_t max_entities = 1000;
+};
+
+// `keel serve`: the HTTP feature server (serve/feature_server.h) over the
+// repository's catalog and online store. Prints "keel serve: listening on
+// HOST:PORT" to stderr once it accepts connections; on SIGTERM or SIGINT it
+// stops accepting, answers the requests in flight, closes the store and
+// returns OK. Errors: as LoadRepoConfig, Catalog::Open and OpenOnlineStore;
+// Unavailable when it cannot listen.
+Status RunServe(const ServeOptions& options);
 
 }  // namespace keel::cli

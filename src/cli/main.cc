@@ -195,6 +195,33 @@ int main(int argc, char** argv) {
     status = keel::cli::RunParity(parity_options);
   });
 
+  keel::cli::ServeOptions serve_options;
+  CLI::App* serve = app.add_subcommand("serve", "HTTP feature server (online lookups)");
+  add_repo(serve);
+  serve->add_option("--host", serve_options.host, "Address to listen on")->capture_default_str();
+  serve->add_option("--port", serve_options.port, "Port to listen on (0: any free port)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 65535));
+  serve
+      ->add_option("--threads", serve_options.threads,
+                   "Worker threads (connections served at once)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 4096));
+  serve
+      ->add_option("--max-body-bytes", serve_options.max_body_bytes,
+                   "Largest request body; larger ones get 413")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  serve
+      ->add_option("--max-entities", serve_options.max_entities,
+                   "Most entity rows per request; more get 413")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  serve->callback([&] {
+    serve_options.repo = repo;
+    status = keel::cli::RunServe(serve_options);
+  });
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -7,6 +7,7 @@
 #include "features/catalog.h"
 #include "features/online.h"
 #include "features/parity.h"
+#include "serve/features_json.h"
 #include "store/online_store.h"
 #include "table/duckdb_bridge.h"
 
@@ -27,47 +28,6 @@ Result<std::unique_ptr<store::OnlineStore>> OpenRepoOnlineStore(
   Result<std::unique_ptr<store::OnlineStore>> store = store::OpenOnlineStore(options);
   if (!store.ok()) return store.status().WithContext("keel.yaml online store");
   return store;
-}
-
-Result<table::Table> EntitiesFromJson(const nlohmann::ordered_json& entities) {
-  if (!entities.is_object() || entities.empty()) {
-    return InvalidArgument(
-        "entities: expected an object of key columns, e.g. {\"origin\": [\"SFO\", \"LAX\"]}");
-  }
-  table::Table table;
-  size_t rows = 0;
-  bool first = true;
-  for (const auto& [name, values] : entities.items()) {
-    std::string where = "entities." + name;
-    if (!values.is_array()) return InvalidArgument(where + ": expected an array of values");
-    if (!first && values.size() != rows) {
-      return InvalidArgument(where + ": " + std::to_string(values.size()) +
-                             " values, but entities." + table.fields()[0].name + " has " +
-                             std::to_string(rows));
-    }
-    rows = values.size();
-    first = false;
-    bool strings =
-        std::any_of(values.begin(), values.end(),
-                    [](const nlohmann::ordered_json& value) { return value.is_string(); });
-    Column column(strings ? DataType::kString : DataType::kInt64, 0);
-    for (size_t i = 0; i < values.size(); ++i) {
-      const nlohmann::ordered_json& value = values[i];
-      if (value.is_null()) {
-        column.AppendNull();
-      } else if (strings && value.is_string()) {
-        column.AppendString(value.get<std::string>());
-      } else if (!strings && value.is_number_integer()) {
-        column.AppendInt64(value.get<int64_t>());
-      } else {
-        return InvalidArgument(where + "[" + std::to_string(i) + "]: expected " +
-                               (strings ? "a string" : "an integer") + ", got " + value.dump());
-      }
-    }
-    RETURN_IF_ERROR(table.AddColumn(name, std::move(column)));
-  }
-  if (rows == 0) return InvalidArgument("entities: no entity rows");
-  return table;
 }
 
 namespace {
@@ -248,7 +208,7 @@ Status RunFeaturesGet(const FeaturesGetOptions& options) {
   nlohmann::ordered_json entities_json =
       nlohmann::ordered_json::parse(options.entities, nullptr, false);
   if (entities_json.is_discarded()) return InvalidArgument("--entities: not valid JSON");
-  ASSIGN_OR_RETURN(table::Table entities, EntitiesFromJson(entities_json));
+  ASSIGN_OR_RETURN(table::Table entities, serve::EntitiesFromJson(entities_json));
   std::vector<features::FeatureUse> uses;
   if (!options.service.empty()) {
     ASSIGN_OR_RETURN(features::FeatureServiceDef service, catalog->Service(options.service));
@@ -275,34 +235,8 @@ Status RunFeaturesGet(const FeaturesGetOptions& options) {
   double micros =
       std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - started).count();
   if (options.json) {
-    nlohmann::json results = nlohmann::json::array();
-    for (size_t f = 0; f < out.names.size(); ++f) {
-      nlohmann::json values = nlohmann::json::array(), statuses = nlohmann::json::array(),
-                     times = nlohmann::json::array();
-      for (size_t row = 0; row < entities.num_rows(); ++row) {
-        const Column& column = out.values[f];
-        if (!column.IsValid(row)) {
-          values.push_back(nullptr);
-        } else if (column.type() == DataType::kString) {
-          values.push_back(std::string(column.StringAt(row)));
-        } else if (column.type() == DataType::kDouble) {
-          values.push_back(column.doubles()[row]);
-        } else if (column.type() == DataType::kBool) {
-          values.push_back(column.bools()[row] != 0);
-        } else {
-          values.push_back(column.ints()[row]);
-        }
-        statuses.push_back(std::string(features::FeatureStatusName(out.statuses[f][row])));
-        Timestamp ts = out.event_timestamps[f][row];
-        times.push_back(ts == kMinTimestamp ? nlohmann::json()
-                                            : nlohmann::json(FormatTimestamp(ts)));
-      }
-      results.push_back({{"values", values}, {"statuses", statuses}, {"event_timestamps", times}});
-    }
-    std::printf("%s\n",
-                nlohmann::json({{"metadata", {{"feature_names", out.names}}}, {"results", results}})
-                    .dump(2)
-                    .c_str());
+    // The very JSON `keel serve` answers POST /v1/features with.
+    std::printf("%s\n", serve::FeaturesJson(out, entities.num_rows()).c_str());
     return Status::Ok();
   }
   std::vector<std::string> header = {"feature"};

@@ -1,0 +1,96 @@
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstddef>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "common/status.h"
+#include "features/catalog.h"
+#include "serve/feature_resolver.h"
+#include "serve/lookup.h"
+#include "store/online_store.h"
+
+namespace keel::serve {
+
+// How `keel serve` listens and what it accepts.
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  int port = 6566;                      // 0: any free port (see FeatureServer::port)
+  int threads = 16;                     // worker threads: connections served at once
+  size_t max_body_bytes = 1024 * 1024;  // larger request bodies get 413
+  LookupLimits limits;                  // max entity rows per request (413 beyond)
+  int keep_alive_seconds = 5;           // an idle connection is closed after this
+};
+
+// keel's HTTP feature server:
+//   GET  /health               200 {"status":"ok"} while the process runs (liveness)
+//   GET  /ready                200 when the catalog holds views and the store
+//                              answers; 503 {"error": reason} otherwise and
+//                              while shutting down
+//   POST /v1/features          keel's lookup (lookup.h, LookupShape::kKeel)
+//   POST /get-online-features  Feast's lookup (LookupShape::kFeast)
+// Every error is JSON {"error": "..."}: 404 for an unknown path, 405 (with
+// Allow) for a known path and the wrong method, 413 for a body over
+// max_body_bytes, and the lookup's own 4xx/5xx. The catalog is re-read every
+// second in the background (FeatureResolver::Refresh), never on a request
+// whose features are cached.
+//
+// Each connection is served by one worker thread (cpp-httplib's model), so
+// `threads` bounds the connections served at once; more wait in a queue.
+//
+// Thread-safety: Shutdown may be called from any thread at any time (a signal
+// watcher); the other methods from one thread, in the order Make, Bind, Run.
+class FeatureServer {
+ public:
+  // Takes the catalog and the store; the store is closed when the server is
+  // destroyed. Reads the catalog once (its errors are reported by /ready).
+  static Result<std::unique_ptr<FeatureServer>> Make(ServerOptions options,
+                                                     std::unique_ptr<features::Catalog> catalog,
+                                                     std::unique_ptr<store::OnlineStore> store);
+  ~FeatureServer();
+  FeatureServer(const FeatureServer&) = delete;
+  FeatureServer& operator=(const FeatureServer&) = delete;
+
+  // Binds options.host:options.port and listens.
+  // Errors: Unavailable "cannot listen on HOST:PORT: reason".
+  Status Bind();
+  // The port bound (the chosen one when options.port is 0). Precondition: Bind succeeded.
+  int port() const { return port_; }
+
+  // Serves until Shutdown, then returns once every connection already
+  // accepted has been answered (in-flight and queued requests complete;
+  // an idle keep-alive connection is closed after keep_alive_seconds).
+  // Errors: Unavailable when accepting connections fails for another reason.
+  // Precondition: Bind succeeded.
+  Status Run();
+
+  // Stops accepting connections (new ones are refused) and makes Run return
+  // once the accepted ones are answered. Idempotent.
+  void Shutdown();
+
+ private:
+  class HttpServer;  // the cpp-httplib adapter
+  FeatureServer() = default;
+  void RefreshLoop();
+
+  ServerOptions options_;
+  std::unique_ptr<store::OnlineStore> store_;
+  std::unique_ptr<FeatureResolver> resolver_;
+  std::unique_ptr<FeatureLookup> lookup_;
+  std::unique_ptr<HttpServer> http_;
+  int port_ = -1;
+  // A second descriptor of the listening socket, ours to shut down (see Shutdown).
+  std::atomic<int> listen_socket_{-1};
+  std::atomic<bool> draining_{false};
+
+  std::mutex refresh_mutex_;
+  std::condition_variable refresh_wake_;
+  bool stop_refresh_ = false;  // GUARDED_BY(refresh_mutex_)
+  std::thread refresher_;
+};
+
+}  // namespace keel::serve
