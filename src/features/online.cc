@@ -232,6 +232,119 @@ Result<EntityState> DecodeEntityState(const OnlineView& view, std::string_view b
   return state;
 }
 
+// --- The window writer and reader --------------------------------------------
+
+namespace {
+
+// A window view's stored value, parsed only as far as the reader needs.
+struct WindowValue {
+  bool present = false;
+  Timestamp newest_ts = kMinTimestamp;
+  uint64_t next_arrival = 0;
+  Timestamp applied_through = kMinTimestamp;
+  std::vector<std::string_view> streams;  // each a BucketedSeries encoding
+};
+
+Status ParseWindowValue(const OnlineView& view, std::string_view bytes, WindowValue* out) {
+  const auto bad = [&](const std::string& why) {
+    return InvalidArgument("online value of view " + view.store_view() + ": " + why);
+  };
+  ByteReader reader(bytes);
+  uint8_t version = 0, kind = 0;
+  uint32_t streams = 0;
+  if (!reader.U8(&version) || !reader.U8(&kind) || !reader.I64(&out->newest_ts) ||
+      !reader.U64(&out->next_arrival) || !reader.I64(&out->applied_through) ||
+      !reader.U32(&streams)) {
+    return bad("truncated header");
+  }
+  if (version != kStateVersion) return bad("unknown encoding version " + std::to_string(version));
+  if (kind != kWindowKind) return bad("a value of another view kind");
+  if (streams != view.streams().size()) return bad("stream count does not match the view");
+  out->streams.resize(streams);
+  for (std::string_view& stream : out->streams) {
+    if (!reader.LengthPrefixed(&stream)) return bad("truncated stream");
+  }
+  if (!reader.AtEnd()) return bad("trailing bytes");
+  out->present = true;
+  return Status::Ok();
+}
+
+// The window writer's path: applies one entity's rows (in arrival order) to
+// its stored value - or to an empty one when `stored` is null - stream by
+// stream with BucketedSeries::ApplyEncoded, so only the touched buckets are
+// decoded. The result is byte for byte EncodeEntityState of the state
+// DecodeEntityState, Add and EvictBefore would give (the same rules: a row
+// counts as late when any stream rejects it as older than its horizon; the
+// newest accepted row moves the horizons). Sets *skipped (and writes nothing)
+// when the stored value already includes `applied_through`.
+Status ApplyWindowRows(const OnlineView& view, const std::string* stored,
+                       std::span<const uint32_t> rows, std::span<const Timestamp> times,
+                       const std::vector<table::Column>& streams, Timestamp applied_through,
+                       ApplyStats* stats, std::string* out, bool* skipped) {
+  WindowValue value;
+  std::vector<std::string> empty;  // fresh encodings for a new entity
+  if (stored != nullptr) {
+    RETURN_IF_ERROR(ParseWindowValue(view, *stored, &value));
+  } else {
+    for (const OnlineView::StreamDef& stream : view.streams()) {
+      empty.emplace_back();
+      BucketedSeries(stream.hop).AppendEncoded(&empty.back());
+    }
+    value.streams.assign(empty.begin(), empty.end());
+  }
+  *skipped = applied_through != kMinTimestamp && value.applied_through >= applied_through;
+  if (*skipped) return Status::Ok();
+  const size_t num_streams = view.streams().size();
+  std::vector<Timestamp> horizons(num_streams);
+  for (size_t s = 0; s < num_streams; ++s) {
+    ASSIGN_OR_RETURN(horizons[s], BucketedSeries::EncodedHorizon(value.streams[s]));
+  }
+  std::vector<std::vector<BucketedSeries::Row>> stream_rows(num_streams);
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const uint32_t row = rows[i];
+    const Timestamp ts = times[i];
+    const uint64_t arrival = value.next_arrival++;
+    bool accepted = true;
+    for (size_t s = 0; s < num_streams; ++s) {
+      const table::Column& column = streams[s];
+      // A count reads only validity (string expressions count too).
+      double number = column.type() == DataType::kString ? 0.0 : column.NumericAt(row);
+      stream_rows[s].push_back({ts, arrival, number, column.IsValid(row)});
+      accepted = accepted && ts >= horizons[s] && ts >= kMinTimestamp + view.streams()[s].hop;
+    }
+    if (!accepted) {
+      ++stats->late;
+      continue;
+    }
+    value.newest_ts = std::max(value.newest_ts, ts);
+    ++stats->rows;
+  }
+  if (applied_through != kMinTimestamp) {
+    value.applied_through = std::max(value.applied_through, applied_through);
+  }
+  out->clear();
+  PutU8(out, kStateVersion);
+  PutU8(out, kWindowKind);
+  PutI64(out, value.newest_ts);
+  PutU64(out, value.next_arrival);
+  PutI64(out, value.applied_through);
+  PutU32(out, static_cast<uint32_t>(num_streams));
+  std::string series;
+  for (size_t s = 0; s < num_streams; ++s) {
+    const OnlineView::StreamDef& stream = view.streams()[s];
+    Timestamp evict = kMinTimestamp;
+    if (value.newest_ts != kMinTimestamp &&
+        value.newest_ts - stream.retention > kMinTimestamp + stream.hop) {
+      evict = FloorToHop(value.newest_ts - stream.retention, stream.hop);
+    }
+    RETURN_IF_ERROR(BucketedSeries::ApplyEncoded(value.streams[s], stream_rows[s], evict, &series));
+    PutBytes(out, series);
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
 // --- OnlineUpdater -----------------------------------------------------------
 
 Result<std::unique_ptr<OnlineUpdater>> OnlineUpdater::Make(
@@ -323,6 +436,21 @@ Status OnlineUpdater::Apply(const Table& rows, store::OnlineStore* store, ApplyS
   std::vector<size_t> written;
   encoded.reserve(entities);
   for (size_t entity = 0; entity < entities; ++entity) {
+    if (def.kind == ViewKind::kWindow) {
+      const std::string* previous =
+          !fresh && stored[entity].has_value() ? &*stored[entity] : nullptr;
+      size_t begin = grouping->offsets[entity], end = grouping->offsets[entity + 1];
+      std::string value;
+      bool skipped = false;
+      RETURN_IF_ERROR(ApplyWindowRows(view, previous,
+                                      std::span(grouping->order).subspan(begin, end - begin),
+                                      std::span(grouping->sorted_ts).subspan(begin, end - begin),
+                                      streams, applied_through, stats, &value, &skipped));
+      if (skipped) continue;
+      encoded.push_back(std::move(value));
+      written.push_back(entity);
+      continue;
+    }
     EntityState state;
     if (!fresh && stored[entity].has_value()) {
       Result<EntityState> decoded = DecodeEntityState(view, *stored[entity]);
@@ -336,38 +464,17 @@ Status OnlineUpdater::Apply(const Table& rows, store::OnlineStore* store, ApplyS
       uint32_t row = grouping->order[i];
       Timestamp ts = grouping->sorted_ts[i];
       uint64_t arrival = state.next_arrival++;
-      if (def.kind == ViewKind::kWindow) {
-        bool accepted = true;
-        for (size_t s = 0; s < streams.size(); ++s) {
-          const Column& column = streams[s];
-          // A count reads only validity (string expressions count too).
-          double value = column.type() == DataType::kString ? 0.0 : column.NumericAt(row);
-          accepted = state.series[s].Add(ts, arrival, value, column.IsValid(row)) && accepted;
-        }
-        if (!accepted) {
-          ++stats->late;
-          continue;
-        }
-      } else {
-        if (state.has_row && ts < state.row_ts) {
-          ++stats->rows;  // applied, but not the latest: changes nothing
-          continue;
-        }
-        state.has_row = true;
-        state.row_ts = ts;
-        state.row_arrival = arrival;
-        for (size_t f = 0; f < snapshot.size(); ++f) SetScalar(snapshot[f], row, &state.row[f]);
+      // A snapshot view (window views took ApplyWindowRows above).
+      if (state.has_row && ts < state.row_ts) {
+        ++stats->rows;  // applied, but not the latest: changes nothing
+        continue;
       }
+      state.has_row = true;
+      state.row_ts = ts;
+      state.row_arrival = arrival;
+      for (size_t f = 0; f < snapshot.size(); ++f) SetScalar(snapshot[f], row, &state.row[f]);
       state.newest_ts = std::max(state.newest_ts, ts);
       ++stats->rows;
-    }
-    if (def.kind == ViewKind::kWindow && state.newest_ts != kMinTimestamp) {
-      for (size_t s = 0; s < state.series.size(); ++s) {
-        const OnlineView::StreamDef& stream = view.streams()[s];
-        if (state.newest_ts - stream.retention > kMinTimestamp + stream.hop) {
-          state.series[s].EvictBefore(FloorToHop(state.newest_ts - stream.retention, stream.hop));
-        }
-      }
     }
     if (applied_through != kMinTimestamp) {
       state.applied_through = std::max(state.applied_through, applied_through);
@@ -386,42 +493,6 @@ Status OnlineUpdater::Apply(const Table& rows, store::OnlineStore* store, ApplyS
 }
 
 // --- Reads -------------------------------------------------------------------
-
-namespace {
-
-// A window view's stored value, parsed only as far as the reader needs.
-struct WindowValue {
-  bool present = false;
-  Timestamp newest_ts = kMinTimestamp;
-  std::vector<std::string_view> streams;  // each a BucketedSeries encoding
-};
-
-Status ParseWindowValue(const OnlineView& view, std::string_view bytes, WindowValue* out) {
-  const auto bad = [&](const std::string& why) {
-    return InvalidArgument("online value of view " + view.store_view() + ": " + why);
-  };
-  ByteReader reader(bytes);
-  uint8_t version = 0, kind = 0;
-  uint64_t next_arrival = 0;
-  int64_t applied_through = 0;
-  uint32_t streams = 0;
-  if (!reader.U8(&version) || !reader.U8(&kind) || !reader.I64(&out->newest_ts) ||
-      !reader.U64(&next_arrival) || !reader.I64(&applied_through) || !reader.U32(&streams)) {
-    return bad("truncated header");
-  }
-  if (version != kStateVersion) return bad("unknown encoding version " + std::to_string(version));
-  if (kind != kWindowKind) return bad("a value of another view kind");
-  if (streams != view.streams().size()) return bad("stream count does not match the view");
-  out->streams.resize(streams);
-  for (std::string_view& stream : out->streams) {
-    if (!reader.LengthPrefixed(&stream)) return bad("truncated stream");
-  }
-  if (!reader.AtEnd()) return bad("trailing bytes");
-  out->present = true;
-  return Status::Ok();
-}
-
-}  // namespace
 
 Status ReadOnlineFeatures(store::OnlineStore* store, const Table& entities,
                           const std::vector<ResolvedUse>& uses,

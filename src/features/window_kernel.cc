@@ -539,6 +539,119 @@ Result<BucketedSeries> BucketedSeries::Decode(std::string_view bytes) {
   return series;
 }
 
+Result<Timestamp> BucketedSeries::EncodedHorizon(std::string_view bytes) {
+  ByteReader reader(bytes);
+  uint8_t version = 0;
+  int64_t hop = 0, horizon = 0;
+  if (!reader.U8(&version) || !reader.I64(&hop) || !reader.I64(&horizon) ||
+      version != kEncodingVersion || hop <= 0) {
+    return InvalidArgument("bucketed series encoding: bad header");
+  }
+  return horizon;
+}
+
+Status BucketedSeries::ApplyEncoded(std::string_view bytes, std::span<const Row> rows,
+                                    Timestamp evict_before, std::string* out) {
+  ByteReader reader(bytes);
+  const auto bad = [](std::string why) {
+    return InvalidArgument("bucketed series encoding: " + std::move(why));
+  };
+  uint8_t version = 0;
+  int64_t hop = 0, horizon = 0;
+  uint32_t num_buckets = 0;
+  if (!reader.U8(&version) || !reader.I64(&hop) || !reader.I64(&horizon) ||
+      !reader.U32(&num_buckets)) {
+    return bad("truncated header");
+  }
+  if (version != kEncodingVersion) return bad("unknown version " + std::to_string(version));
+  if (hop <= 0) return bad("hop must be positive");
+  constexpr size_t kHeader = 1 + 8 + 8 + 4;
+  // Every stored bucket as (start, its bytes), without decoding.
+  std::vector<std::pair<Timestamp, std::string_view>> spans;
+  spans.reserve(num_buckets);
+  for (uint32_t i = 0; i < num_buckets; ++i) {
+    const size_t begin = bytes.size() - reader.remaining();
+    int64_t start = 0;
+    std::string_view skipped;
+    if (!reader.I64(&start) || !reader.Bytes(6 * 8, &skipped)) return bad("truncated bucket");
+    for (int sum = 0; sum < 2; ++sum) {
+      uint16_t size = 0;
+      if (!reader.U16(&size) || !reader.Bytes(size, &skipped)) return bad("truncated bucket");
+    }
+    if (!spans.empty() && start <= spans.back().first) return bad("starts out of order");
+    spans.emplace_back(start, bytes.substr(begin, bytes.size() - reader.remaining() - begin));
+  }
+  if (!reader.AtEnd()) return bad("trailing bytes");
+  // The touched buckets, decoded (through Decode, so they are validated) or new.
+  BucketedSeries touched(hop);
+  touched.horizon_ = horizon;
+  std::string one;
+  for (const Row& row : rows) {
+    if (row.ts < horizon || row.ts < kMinTimestamp + hop) continue;  // as Add: too old
+    if (!row.valid || !std::isfinite(row.value)) continue;           // as Add: null
+    const Timestamp start = FloorToHop(row.ts, hop);
+    auto it = touched.buckets_.find(start);
+    if (it == touched.buckets_.end()) {
+      auto stored = std::lower_bound(spans.begin(), spans.end(), start,
+                                     [](const std::pair<Timestamp, std::string_view>& span,
+                                        Timestamp key) { return span.first < key; });
+      AggregateState state;
+      if (stored != spans.end() && stored->first == start) {
+        one.assign(bytes.substr(0, 1 + 8 + 8));
+        PutU32(&one, 1);
+        one.append(stored->second);
+        ASSIGN_OR_RETURN(BucketedSeries decoded, Decode(one));
+        state = std::move(decoded.buckets_.begin()->second);
+      }
+      it = touched.buckets_.emplace(start, std::move(state)).first;
+    }
+    it->second.Add(row.ts, row.arrival, row.value);
+  }
+  // EvictBefore's rule: the horizon only moves forward; a bucket goes when it
+  // ends at or before it.
+  Timestamp new_horizon = std::max(horizon, evict_before);
+  Timestamp first_kept = kMinTimestamp;  // keep buckets with start >= first_kept
+  if (new_horizon > horizon && new_horizon >= kMinTimestamp + hop)
+    first_kept = new_horizon - hop + 1;
+  out->clear();
+  PutU8(out, kEncodingVersion);
+  PutU64(out, static_cast<uint64_t>(hop));
+  PutU64(out, static_cast<uint64_t>(new_horizon));
+  const size_t count_at = out->size();
+  PutU32(out, 0);
+  uint32_t written = 0;
+  auto stored = spans.begin();
+  auto fresh = touched.buckets_.begin();
+  BucketedSeries single(hop);
+  while (stored != spans.end() || fresh != touched.buckets_.end()) {
+    bool take_fresh =
+        stored == spans.end() || (fresh != touched.buckets_.end() && fresh->first <= stored->first);
+    Timestamp start = take_fresh ? fresh->first : stored->first;
+    if (take_fresh && stored != spans.end() && stored->first == start) ++stored;  // replaced
+    if (start >= first_kept) {
+      if (take_fresh) {
+        single.buckets_.clear();
+        single.buckets_.emplace(start, fresh->second);
+        one.clear();
+        single.AppendEncoded(&one);
+        out->append(one, kHeader, std::string::npos);
+      } else {
+        out->append(stored->second);
+      }
+      ++written;
+    }
+    if (take_fresh) {
+      ++fresh;
+    } else {
+      ++stored;
+    }
+  }
+  for (size_t byte = 0; byte < 4; ++byte) {
+    (*out)[count_at + byte] = static_cast<char>(written >> (8 * byte));
+  }
+  return Status::Ok();
+}
+
 Status BucketedSeries::ReadEncoded(std::string_view bytes, Duration length, Timestamp t,
                                    AggregateState* out) {
   return ReadEncodedWindows(bytes, std::span(&length, 1), t, std::span(out, 1));

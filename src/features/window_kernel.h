@@ -193,6 +193,8 @@ class BucketedSeries {
   void EvictBefore(Timestamp horizon);
 
   Duration hop() const { return hop_; }
+  // Adds of rows older than this fail (EvictBefore moves it forward).
+  Timestamp horizon() const { return horizon_; }
   size_t num_buckets() const { return buckets_.size(); }
 
   // Deterministic binary encoding for the online store (little-endian fixed
@@ -210,6 +212,24 @@ class BucketedSeries {
   // `out` is overwritten (reusing it across calls avoids copying its sums).
   static Status ReadEncoded(std::string_view bytes, Duration length, Timestamp t,
                             AggregateState* out);
+  // One row for ApplyEncoded, as Add takes it.
+  struct Row {
+    Timestamp ts = 0;
+    uint64_t arrival = 0;
+    double value = 0;
+    bool valid = false;
+  };
+  // The eviction horizon an encoding records (Add rejects rows older than it).
+  // Errors: InvalidArgument on a malformed header.
+  static Result<Timestamp> EncodedHorizon(std::string_view bytes);
+  // Decode(bytes), Add(row) for every row, EvictBefore(evict_before), then
+  // AppendEncoded - byte for byte the same result - while decoding and
+  // re-encoding only the buckets the rows touch: the online writer's path,
+  // where a batch usually touches one or two of an entity's hundreds of
+  // buckets. `out` is overwritten. Errors: InvalidArgument on malformed bytes.
+  static Status ApplyEncoded(std::string_view bytes, std::span<const Row> rows,
+                             Timestamp evict_before, std::string* out);
+
   // ReadEncoded for several windows of one series in one pass: `lengths`
   // strictly decreasing, out[k] the state of the window of lengths[k]. Each
   // bucket is merged once, into the segment between two window starts; the

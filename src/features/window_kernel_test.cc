@@ -655,6 +655,50 @@ TEST(BucketedSeries, NullRowsAddNoBucket) {
   EXPECT_EQ(2, state.count);
 }
 
+TEST(BucketedSeries, ApplyEncodedEqualsDecodeAddEvictEncode) {
+  std::mt19937_64 rng(37);
+  for (int trial = 0; trial < 300; ++trial) {
+    const Duration hop = (trial % 3 == 0 ? 1 : 5) * kMicrosPerMinute;
+    const Series rows = RandomSeries(rng, kBase);
+    BucketedSeries series(hop);
+    size_t split = rows.size() == 0 ? 0 : rng() % (rows.size() + 1);
+    for (size_t row = 0; row < split; ++row) {
+      series.Add(rows.ts[row], row, rows.values[row], rows.valid[row]);
+    }
+    if (rng() % 2 == 0 && split > 0) series.EvictBefore(rows.ts[split / 2]);
+    std::string bytes;
+    series.AppendEncoded(&bytes);
+    // A batch: the remaining rows, plus some old ones (late), in random order.
+    std::vector<BucketedSeries::Row> batch;
+    for (size_t row = split; row < rows.size(); ++row) {
+      batch.push_back({rows.ts[row], row, rows.values[row], rows.valid[row] != 0});
+    }
+    for (size_t row = 0; row < split && row < 5; ++row) {
+      batch.push_back({rows.ts[row], 1000 + row, rows.values[row], true});
+    }
+    std::shuffle(batch.begin(), batch.end(), rng);
+    Timestamp evict = kMinTimestamp;
+    if (rows.size() > 0 && rng() % 3 != 0) {
+      evict = rows.ts[rng() % rows.size()] + static_cast<Timestamp>(rng() % hop);
+    }
+    BucketedSeries expected = BucketedSeries::Decode(bytes).value();
+    for (const BucketedSeries::Row& row : batch) {
+      expected.Add(row.ts, row.arrival, row.value, row.valid);
+    }
+    if (evict != kMinTimestamp) expected.EvictBefore(evict);
+    std::string expected_bytes;
+    expected.AppendEncoded(&expected_bytes);
+    std::string actual;
+    Status applied = BucketedSeries::ApplyEncoded(bytes, batch, evict, &actual);
+    ASSERT_TRUE(applied.ok()) << applied.ToString();
+    ASSERT_EQ(actual, expected_bytes) << "trial " << trial;
+    EXPECT_EQ(BucketedSeries::EncodedHorizon(bytes).value(),
+              BucketedSeries::Decode(bytes).value().horizon());
+  }
+  std::string out;
+  EXPECT_FALSE(BucketedSeries::ApplyEncoded("garbage", {}, kMinTimestamp, &out).ok());
+}
+
 TEST(BucketedSeries, ReadEncodedWindowsEqualsOneReadPerWindow) {
   std::mt19937_64 rng(36);
   const Duration hop = 5 * kMicrosPerMinute;
