@@ -303,6 +303,10 @@ Status ApplyWindowRows(const OnlineView& view, const std::string* stored,
   for (size_t i = 0; i < rows.size(); ++i) {
     const uint32_t row = rows[i];
     const Timestamp ts = times[i];
+    // Materialization: rows before the value's own watermark are in it already
+    // (a resumed run after a crash between entity writes and the view's
+    // watermark, possibly to another --end).
+    if (applied_through != kMinTimestamp && ts < value.applied_through) continue;
     const uint64_t arrival = value.next_arrival++;
     bool accepted = true;
     for (size_t s = 0; s < num_streams; ++s) {
@@ -463,6 +467,7 @@ Status OnlineUpdater::Apply(const Table& rows, store::OnlineStore* store, ApplyS
     for (size_t i = grouping->offsets[entity]; i < grouping->offsets[entity + 1]; ++i) {
       uint32_t row = grouping->order[i];
       Timestamp ts = grouping->sorted_ts[i];
+      if (applied_through != kMinTimestamp && ts < state.applied_through) continue;  // as above
       uint64_t arrival = state.next_arrival++;
       // A snapshot view (window views took ApplyWindowRows above).
       if (state.has_row && ts < state.row_ts) {

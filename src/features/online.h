@@ -152,9 +152,11 @@ class OnlineUpdater {
   // the stored states: one batched store read, the kernels, one batched write.
   // With `fresh`, stored states are ignored (replaced), as full
   // materialization does; `applied_through` (if not kMinTimestamp) is recorded
-  // in every state written, and entities whose stored applied_through is
-  // already >= it are skipped (so a resumed incremental materialization never
-  // applies a row twice). `meta` is written with the last store write.
+  // in every state written, entities whose stored applied_through is already
+  // >= it are skipped, and rows older than an entity's stored applied_through
+  // are skipped for it (so a resumed incremental materialization never
+  // applies a row twice, whatever --end it resumes with). `meta` is written
+  // with the last store write.
   Status Apply(const table::Table& rows, store::OnlineStore* store, ApplyStats* stats,
                bool fresh = false, Timestamp applied_through = kMinTimestamp,
                std::span<const store::MetaEntry> meta = {});

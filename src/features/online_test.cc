@@ -575,6 +575,34 @@ TEST_F(OnlineTest, MaterializeIsIdempotentAndIncrementalContinuesFromTheWatermar
       EXPECT_EQ(std::bit_cast<uint64_t>(x.value), std::bit_cast<uint64_t>(y.value)) << output.name;
     }
   }
+  // A crash after the entity values were written but before the watermark
+  // was: the rerun, even to a later end, applies no row twice.
+  std::unique_ptr<store::OnlineStore> crashed = store::NewMemoryStore("test");
+  Timestamp later = kStart + 45 * kGrid;
+  ASSERT_TRUE(Materialize(config_, duckdb_.get(), view, middle, true, crashed.get()).ok());
+  ASSERT_TRUE(Materialize(config_, duckdb_.get(), view, later, true, crashed.get()).ok());
+  std::string middle_text = std::to_string(middle);
+  std::vector<store::MetaEntry> rewind = {{"watermark/" + view->store_view(), middle_text}};
+  std::string rewind_name = "watermark/" + view->store_view();
+  rewind[0].name = rewind_name;
+  ASSERT_TRUE(crashed->Write({}, rewind).ok());
+  ASSERT_TRUE(Materialize(config_, duckdb_.get(), view, end, true, crashed.get()).ok());
+  auto resumed = snapshot_of(crashed.get());
+  for (size_t i = 0; i < once.size(); ++i) {
+    ASSERT_EQ(once[i].has_value(), resumed[i].has_value());
+    if (!once[i]) continue;
+    EntityState a = DecodeEntityState(*view, *once[i]).value();
+    EntityState b = DecodeEntityState(*view, *resumed[i]).value();
+    for (const OnlineOutput& output : view->outputs()) {
+      FeatureValue x =
+          Finalize(output.aggregation, a.series[output.stream].Read(output.length, end));
+      FeatureValue y =
+          Finalize(output.aggregation, b.series[output.stream].Read(output.length, end));
+      EXPECT_EQ(x.valid, y.valid);
+      EXPECT_EQ(std::bit_cast<uint64_t>(x.value), std::bit_cast<uint64_t>(y.value))
+          << output.name << " after a resumed crash";
+    }
+  }
   // Going backwards is refused.
   Result<MaterializeResult> back =
       Materialize(config_, duckdb_.get(), view, middle, true, steps.get());
