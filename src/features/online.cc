@@ -439,7 +439,10 @@ Status OnlineUpdater::Apply(const Table& rows, store::OnlineStore* store, ApplyS
   std::vector<std::string> encoded;
   std::vector<size_t> written;
   encoded.reserve(entities);
+  std::unique_ptr<ProgressBar> progress;
+  if (!progress_label_.empty()) progress = std::make_unique<ProgressBar>(progress_label_, entities);
   for (size_t entity = 0; entity < entities; ++entity) {
+    if (progress != nullptr && entity % 64 == 0) progress->Update(entity);
     if (def.kind == ViewKind::kWindow) {
       const std::string* previous =
           !fresh && stored[entity].has_value() ? &*stored[entity] : nullptr;
@@ -493,6 +496,7 @@ Status OnlineUpdater::Apply(const Table& rows, store::OnlineStore* store, ApplyS
     entries.push_back({{entity_keys[written[i]], view.store_view()}, encoded[i], view.store_ttl()});
   }
   RETURN_IF_ERROR(store->Write(entries, meta));
+  if (progress != nullptr) progress->Finish();
   stats->entities += written.size();
   return Status::Ok();
 }
@@ -733,11 +737,9 @@ Result<MaterializeResult> Materialize(const RepoConfig& config, table::DuckDb* d
   // Large sources go in slices of whole entities would need a second grouping;
   // instead the whole table is applied at once (states are small), and the
   // watermark is written with the last store write.
-  ProgressBar progress("  " + view->store_view(), 1);
+  updater->set_progress_label("  " + view->store_view());
   Status status = updater->Apply(*rows, store, &result.stats, fresh, end, meta);
   if (!status.ok()) return status.WithContext("view '" + def.name + "'");
-  progress.Update(1);
-  progress.Finish();
   result.seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   return result;

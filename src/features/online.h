@@ -162,6 +162,9 @@ class OnlineUpdater {
                std::span<const store::MetaEntry> meta = {});
 
   const OnlineView& view() const { return *view_; }
+  // When set, Apply draws a progress bar over the entities of each call on
+  // stderr (materialization sets it; streaming does not).
+  void set_progress_label(std::string label) { progress_label_ = std::move(label); }
 
  private:
   OnlineUpdater() = default;
@@ -169,6 +172,7 @@ class OnlineUpdater {
   std::vector<table::Field> fields_;
   std::vector<Expression> stream_expressions_;    // one per stream
   std::vector<Expression> snapshot_expressions_;  // one per snapshot feature
+  std::string progress_label_;
 };
 
 // The result of an online lookup, column-oriented like Feast's response:
