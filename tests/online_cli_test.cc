@@ -182,8 +182,8 @@ TEST_F(OnlineRepo, TwoVersionsOfAViewAreServedSideBySide) {
   ASSERT_EQ(Keel({"apply"}).exit_code, 0);
   ASSERT_EQ(Keel({"materialize", "--views", "activity", "--end", kAt}).exit_code, 0);
   CommandResult both = Keel({"features", "get", "--features",
-                             "activity@1 as v1:events_24h, activity@2 as v2:events_24h", "--entities",
-                             R"({"user_id": [3]})", "--at", kAt, "--json"});
+                             "activity@1 as v1:events_24h, activity@2 as v2:events_24h",
+                             "--entities", R"({"user_id": [3]})", "--at", kAt, "--json"});
   ASSERT_EQ(both.exit_code, 0) << both.Describe();
   Json out = Json::parse(both.out);
   EXPECT_EQ(out["metadata"]["feature_names"], Json({"v1__events_24h", "v2__events_24h"}));
