@@ -60,6 +60,28 @@ std::vector<std::string> SplitComma(const std::string& text) {
   return items;
 }
 
+// The uses a command names (a feature service or a list of references),
+// resolved against the catalog and the caller's key columns.
+Result<std::vector<features::ResolvedUse>> ResolveCommandUses(
+    Catalog* catalog, const std::string& service, const std::string& references,
+    const std::vector<table::Field>& fields) {
+  std::vector<features::FeatureUse> uses;
+  if (!service.empty()) {
+    ASSIGN_OR_RETURN(features::FeatureServiceDef definition, catalog->Service(service));
+    uses = definition.uses;
+  } else {
+    ASSIGN_OR_RETURN(uses, features::ParseFeatureUses(references));
+  }
+  std::vector<features::ResolvedUse> resolved;
+  for (const features::FeatureUse& use : uses) {
+    ASSIGN_OR_RETURN(features::ViewVersionInfo info, catalog->Resolve(use.view, use.version));
+    ASSIGN_OR_RETURN(features::ResolvedUse item,
+                     features::ResolveUse(use, info.definition, info.version, fields));
+    resolved.push_back(std::move(item));
+  }
+  return resolved;
+}
+
 }  // namespace
 
 Status RunMaterialize(const MaterializeOptions& options) {
@@ -138,21 +160,9 @@ Status RunParity(const ParityOptions& options) {
   ASSIGN_OR_RETURN(std::unique_ptr<table::DuckDb> duckdb, table::DuckDb::Open());
   ASSIGN_OR_RETURN(LoadedSpine spine,
                    LoadSpine(options.spine, options.spine_time, options.repo.repo, duckdb.get()));
-  std::vector<features::FeatureUse> uses;
-  if (!options.service.empty()) {
-    ASSIGN_OR_RETURN(features::FeatureServiceDef service, catalog->Service(options.service));
-    uses = service.uses;
-  } else {
-    ASSIGN_OR_RETURN(uses, features::ParseFeatureUses(options.features));
-  }
-  std::vector<features::ResolvedUse> resolved;
-  for (const features::FeatureUse& use : uses) {
-    ASSIGN_OR_RETURN(features::ViewVersionInfo info, catalog->Resolve(use.view, use.version));
-    ASSIGN_OR_RETURN(
-        features::ResolvedUse item,
-        features::ResolveUse(use, info.definition, info.version, spine.table.fields()));
-    resolved.push_back(std::move(item));
-  }
+  ASSIGN_OR_RETURN(
+      std::vector<features::ResolvedUse> resolved,
+      ResolveCommandUses(catalog.get(), options.service, options.features, spine.table.fields()));
   std::unique_ptr<store::OnlineStore> store;
   if (options.store == "memory") {
     store = store::NewMemoryStore(config.project);
@@ -209,22 +219,13 @@ Status RunFeaturesGet(const FeaturesGetOptions& options) {
       nlohmann::ordered_json::parse(options.entities, nullptr, false);
   if (entities_json.is_discarded()) return InvalidArgument("--entities: not valid JSON");
   ASSIGN_OR_RETURN(table::Table entities, serve::EntitiesFromJson(entities_json));
-  std::vector<features::FeatureUse> uses;
-  if (!options.service.empty()) {
-    ASSIGN_OR_RETURN(features::FeatureServiceDef service, catalog->Service(options.service));
-    uses = service.uses;
-  } else {
-    ASSIGN_OR_RETURN(uses, features::ParseFeatureUses(options.features));
-  }
-  std::vector<features::ResolvedUse> resolved;
+  ASSIGN_OR_RETURN(
+      std::vector<features::ResolvedUse> resolved,
+      ResolveCommandUses(catalog.get(), options.service, options.features, entities.fields()));
   std::vector<std::shared_ptr<const OnlineView>> views;
-  for (const features::FeatureUse& use : uses) {
-    ASSIGN_OR_RETURN(features::ViewVersionInfo info, catalog->Resolve(use.view, use.version));
-    ASSIGN_OR_RETURN(features::ResolvedUse item,
-                     features::ResolveUse(use, info.definition, info.version, entities.fields()));
+  for (const features::ResolvedUse& use : resolved) {
     ASSIGN_OR_RETURN(std::shared_ptr<const OnlineView> view,
-                     OnlineView::Make(info.definition, info.version));
-    resolved.push_back(std::move(item));
+                     OnlineView::Make(use.view, use.version));
     views.push_back(std::move(view));
   }
   ASSIGN_OR_RETURN(Timestamp at, TimeOption(options.at, "--at"));

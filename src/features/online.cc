@@ -675,15 +675,6 @@ namespace {
 
 std::string WatermarkName(const OnlineView& view) { return "watermark/" + view.store_view(); }
 
-std::string QuoteIdentifier(const std::string& name) {
-  std::string quoted = "\"";
-  for (char c : name) {
-    if (c == '"') quoted += '"';
-    quoted += c;
-  }
-  return quoted + "\"";
-}
-
 }  // namespace
 
 Result<std::optional<Timestamp>> MaterializedWatermark(store::OnlineStore* store,
@@ -719,9 +710,10 @@ Result<MaterializeResult> Materialize(const RepoConfig& config, table::DuckDb* d
   std::string query = "SELECT * FROM (" + sql + ") AS keel_source";
   const std::string& ts_column = def.source.timestamp_column;
   if (!ts_column.empty()) {
-    query += " WHERE " + QuoteIdentifier(ts_column) + " < TIMESTAMP '" + FormatTimestamp(end) + "'";
+    query += " WHERE " + table::QuoteSqlIdentifier(ts_column) + " < TIMESTAMP '" +
+             FormatTimestamp(end) + "'";
     if (watermark.has_value()) {
-      query += " AND " + QuoteIdentifier(ts_column) + " >= TIMESTAMP '" +
+      query += " AND " + table::QuoteSqlIdentifier(ts_column) + " >= TIMESTAMP '" +
                FormatTimestamp(*watermark) + "'";
     }
   }

@@ -57,15 +57,6 @@ struct Feed {
   std::vector<std::unique_ptr<OnlineUpdater>> updaters;
 };
 
-std::string QuoteIdentifier(const std::string& name) {
-  std::string quoted = "\"";
-  for (char c : name) {
-    if (c == '"') quoted += '"';
-    quoted += c;
-  }
-  return quoted + "\"";
-}
-
 }  // namespace
 
 Result<ParityReport> CheckOnlineParity(const RepoConfig& config, table::DuckDb* duckdb,
@@ -107,7 +98,7 @@ Result<ParityReport> CheckOnlineParity(const RepoConfig& config, table::DuckDb* 
     if (feed.order.empty() && feed.rows.num_columns() == 0) {
       ASSIGN_OR_RETURN(std::string sql,
                        RegisterSource(def.source, def.source_inputs, config, duckdb));
-      const std::string ts = QuoteIdentifier(def.source.timestamp_column);
+      const std::string ts = table::QuoteSqlIdentifier(def.source.timestamp_column);
       Result<Table> rows =
           duckdb->Query("SELECT * FROM (" + sql + ") AS keel_source WHERE " + ts +
                         " >= TIMESTAMP '" + FormatTimestamp(materialize_end) + "'");
