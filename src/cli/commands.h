@@ -144,7 +144,8 @@ Status RunParity(const ParityOptions& options);
 Status RunFeaturesGet(const FeaturesGetOptions& options);
 
 // The online store keel.yaml configures. Errors: as store::OpenOnlineStore.
-Result<std::unique_ptr<store::OnlineStore>> OpenRepoOnlineStore(const features::RepoConfig& config);
+Result<std::unique_ptr<store::OnlineStore>> OpenRepoOnlineStore(const features::RepoConfig& config,
+                                                                bool read_only = false);
 
 struct ServeOptions {
   RepoOptions repo;

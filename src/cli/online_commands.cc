@@ -18,9 +18,10 @@ using features::OnlineView;
 using table::Column;
 using table::DataType;
 
-Result<std::unique_ptr<store::OnlineStore>> OpenRepoOnlineStore(
-    const features::RepoConfig& config) {
+Result<std::unique_ptr<store::OnlineStore>> OpenRepoOnlineStore(const features::RepoConfig& config,
+                                                                bool read_only) {
   store::StoreOptions options;
+  options.read_only = read_only;
   options.type = config.online_type;
   options.path = config.online_path;
   options.url = config.online_url;
@@ -229,7 +230,8 @@ Status RunFeaturesGet(const FeaturesGetOptions& options) {
     views.push_back(std::move(view));
   }
   ASSIGN_OR_RETURN(Timestamp at, TimeOption(options.at, "--at"));
-  ASSIGN_OR_RETURN(std::unique_ptr<store::OnlineStore> store, OpenRepoOnlineStore(config));
+  ASSIGN_OR_RETURN(std::unique_ptr<store::OnlineStore> store,
+                   OpenRepoOnlineStore(config, /*read_only=*/true));
   features::OnlineFeatures out;
   auto started = std::chrono::steady_clock::now();
   RETURN_IF_ERROR(features::ReadOnlineFeatures(store.get(), entities, resolved, views, at, &out));

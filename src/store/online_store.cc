@@ -101,7 +101,7 @@ Result<std::unique_ptr<OnlineStore>> OpenOnlineStore(const StoreOptions& options
   if (options.type == "memory") return NewMemoryStore(options.project);
   if (options.type == "rocksdb") {
     if (options.path.empty()) return InvalidArgument("online store: rocksdb needs a path");
-    return OpenRocksDbStore(options.path, options.project);
+    return OpenRocksDbStore(options.path, options.project, options.read_only);
   }
   if (options.type == "redis" || options.type == "redis-cluster") {
     if (options.url.empty()) {

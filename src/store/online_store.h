@@ -88,6 +88,11 @@ struct StoreOptions {
   // (any reachable nodes; the slot map is discovered and followed).
   std::string url;
   std::string project;  // every key is scoped by it
+  // Open for reading only. RocksDB then opens a snapshot of the directory
+  // without taking its lock, so a reader (keel features get) can run beside
+  // the one process that writes (keel serve, keel materialize); it sees the
+  // values as of its open. Writes fail with FailedPrecondition. Redis ignores it.
+  bool read_only = false;
 };
 
 // Opens (creating when needed) the store `options` describe.
@@ -98,7 +103,8 @@ Result<std::unique_ptr<OnlineStore>> OpenOnlineStore(const StoreOptions& options
 
 // The implementations, for tests and for OpenOnlineStore.
 std::unique_ptr<OnlineStore> NewMemoryStore(std::string project);
-Result<std::unique_ptr<OnlineStore>> OpenRocksDbStore(const std::string& path, std::string project);
+Result<std::unique_ptr<OnlineStore>> OpenRocksDbStore(const std::string& path, std::string project,
+                                                      bool read_only = false);
 Result<std::unique_ptr<OnlineStore>> OpenRedisStore(const std::string& url, std::string project,
                                                     bool cluster);
 

@@ -230,6 +230,23 @@ TEST(RocksDbStore, ValuesSurviveReopen) {
   EXPECT_EQ(*(*reopened)->ReadMeta("m"), "1");
 }
 
+TEST(RocksDbStore, ReadOnlyOpensBesideTheWriterAndRefusesWrites) {
+  std::string dir = TempDir() + "/db";
+  EXPECT_EQ(OpenRocksDbStore(dir, "p", true).status().code(), StatusCode::kNotFound);
+  Result<std::unique_ptr<OnlineStore>> writer = OpenRocksDbStore(dir, "p");
+  ASSERT_TRUE(writer.ok());
+  ASSERT_TRUE((*writer)->Write(std::vector<StoreEntry>{{{"e", "v@1"}, "seen"}}).ok());
+  Result<std::unique_ptr<OnlineStore>> reader = OpenRocksDbStore(dir, "p", true);
+  ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+  std::vector<std::optional<std::string>> values;
+  StoreKey key{"e", "v@1"};
+  ASSERT_TRUE((*reader)->Read(std::span(&key, 1), &values).ok());
+  EXPECT_EQ(values[0], "seen");
+  Status refused = (*reader)->Write(std::vector<StoreEntry>{{{"e", "v@1"}, "no"}});
+  EXPECT_EQ(refused.code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ((*reader)->Remove(std::vector<StoreKey>{key}).code(), StatusCode::kFailedPrecondition);
+}
+
 TEST(RocksDbStore, LockedDirectoryIsAClearError) {
   std::string dir = TempDir() + "/db";
   Result<std::unique_ptr<OnlineStore>> first = OpenRocksDbStore(dir, "p");

@@ -60,14 +60,18 @@ Status FromRocks(const rocksdb::Status& status, std::string_view what) {
 class RocksDbStore final : public OnlineStore {
  public:
   RocksDbStore(std::unique_ptr<rocksdb::DB> db, std::unique_ptr<ExpiryFilter> filter,
-               std::string project)
-      : filter_(std::move(filter)), db_(std::move(db)), project_(std::move(project)) {
+               std::string project, bool read_only)
+      : filter_(std::move(filter)),
+        db_(std::move(db)),
+        project_(std::move(project)),
+        read_only_(read_only) {
     write_options_.sync = true;
   }
 
   std::string_view type() const override { return "rocksdb"; }
 
   Status Write(std::span<const StoreEntry> entries, std::span<const MetaEntry> meta) override {
+    if (read_only_) return FailedPrecondition("online store (rocksdb) was opened read-only");
     Timestamp now = WallNow();
     rocksdb::WriteBatch batch;
     std::string value;
@@ -104,6 +108,7 @@ class RocksDbStore final : public OnlineStore {
   }
 
   Status Remove(std::span<const StoreKey> keys) override {
+    if (read_only_) return FailedPrecondition("online store (rocksdb) was opened read-only");
     rocksdb::WriteBatch batch;
     for (const StoreKey& key : keys) batch.Delete(FlatKey(project_, key));
     return FromRocks(db_->Write(write_options_, &batch), "remove");
@@ -128,13 +133,14 @@ class RocksDbStore final : public OnlineStore {
   std::unique_ptr<ExpiryFilter> filter_;  // must outlive db_
   std::unique_ptr<rocksdb::DB> db_;
   std::string project_;
+  bool read_only_;
   rocksdb::WriteOptions write_options_;
 };
 
 }  // namespace
 
-Result<std::unique_ptr<OnlineStore>> OpenRocksDbStore(const std::string& path,
-                                                      std::string project) {
+Result<std::unique_ptr<OnlineStore>> OpenRocksDbStore(const std::string& path, std::string project,
+                                                      bool read_only) {
   std::error_code error;
   std::filesystem::create_directories(std::filesystem::path(path).parent_path(), error);
   if (error) {
@@ -151,12 +157,20 @@ Result<std::unique_ptr<OnlineStore>> OpenRocksDbStore(const std::string& path,
   options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   options.IncreaseParallelism(2);
   rocksdb::DB* raw = nullptr;
-  rocksdb::Status status = rocksdb::DB::Open(options, path, &raw);
+  if (read_only) {
+    std::error_code missing;
+    if (!std::filesystem::exists(path + "/CURRENT", missing)) {
+      return NotFound("online store: nothing at '" + path + "' yet (run keel materialize)");
+    }
+    options.create_if_missing = false;
+  }
+  rocksdb::Status status = read_only ? rocksdb::DB::OpenForReadOnly(options, path, &raw)
+                                     : rocksdb::DB::Open(options, path, &raw);
   if (!status.ok()) {
     return IoError("online store: cannot open rocksdb at '" + path + "': " + status.ToString());
   }
-  return std::unique_ptr<OnlineStore>(
-      new RocksDbStore(std::unique_ptr<rocksdb::DB>(raw), std::move(filter), std::move(project)));
+  return std::unique_ptr<OnlineStore>(new RocksDbStore(
+      std::unique_ptr<rocksdb::DB>(raw), std::move(filter), std::move(project), read_only));
 }
 
 }  // namespace keel::store
