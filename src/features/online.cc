@@ -1,13 +1,11 @@
 #include "features/online.h"
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 
 #include "common/bytes.h"
 #include "common/progress.h"
 #include "features/grouping.h"
-#include "table/duckdb_bridge.h"
 
 namespace keel::features {
 
@@ -667,74 +665,6 @@ Status ReadOnlineFeatures(store::OnlineStore* store, const Table& entities,
     }
   }
   return Status::Ok();
-}
-
-// --- Materialization ---------------------------------------------------------
-
-namespace {
-
-std::string WatermarkName(const OnlineView& view) { return "watermark/" + view.store_view(); }
-
-}  // namespace
-
-Result<std::optional<Timestamp>> MaterializedWatermark(store::OnlineStore* store,
-                                                       const OnlineView& view) {
-  ASSIGN_OR_RETURN(std::optional<std::string> value, store->ReadMeta(WatermarkName(view)));
-  if (!value.has_value()) return std::optional<Timestamp>();
-  try {
-    size_t used = 0;
-    long long parsed = std::stoll(*value, &used);
-    if (used != value->size()) throw std::invalid_argument("trailing");
-    return std::optional<Timestamp>(parsed);
-  } catch (const std::exception&) {
-    return InvalidArgument("online store: corrupt watermark for " + view.store_view() + ": '" +
-                           *value + "'");
-  }
-}
-
-Result<MaterializeResult> Materialize(const RepoConfig& config, table::DuckDb* duckdb,
-                                      std::shared_ptr<const OnlineView> view, Timestamp end,
-                                      bool incremental, store::OnlineStore* store) {
-  auto started = std::chrono::steady_clock::now();
-  const FeatureViewDef& def = view->def();
-  MaterializeResult result;
-  std::optional<Timestamp> watermark;
-  if (incremental) {
-    ASSIGN_OR_RETURN(watermark, MaterializedWatermark(store, *view));
-    if (watermark.has_value() && end < *watermark) {
-      return InvalidArgument("view " + view->store_view() + ": --end " + FormatTimestamp(end) +
-                             " is before its watermark " + FormatTimestamp(*watermark));
-    }
-  }
-  ASSIGN_OR_RETURN(std::string sql, RegisterSource(def.source, def.source_inputs, config, duckdb));
-  std::string query = "SELECT * FROM (" + sql + ") AS keel_source";
-  const std::string& ts_column = def.source.timestamp_column;
-  if (!ts_column.empty()) {
-    query += " WHERE " + table::QuoteSqlIdentifier(ts_column) + " < TIMESTAMP '" +
-             FormatTimestamp(end) + "'";
-    if (watermark.has_value()) {
-      query += " AND " + table::QuoteSqlIdentifier(ts_column) + " >= TIMESTAMP '" +
-               FormatTimestamp(*watermark) + "'";
-    }
-  }
-  Result<Table> rows = duckdb->Query(query);
-  if (!rows.ok()) return rows.status().WithContext("reading source '" + def.source.name + "'");
-  ASSIGN_OR_RETURN(std::unique_ptr<OnlineUpdater> updater,
-                   OnlineUpdater::Make(view, rows->fields()));
-  std::string watermark_name = WatermarkName(*view);
-  std::string watermark_value = std::to_string(end);
-  std::vector<store::MetaEntry> meta = {{watermark_name, watermark_value}};
-  bool fresh = !watermark.has_value();
-  result.from = watermark.value_or(kMinTimestamp);
-  // Large sources go in slices of whole entities would need a second grouping;
-  // instead the whole table is applied at once (states are small), and the
-  // watermark is written with the last store write.
-  updater->set_progress_label("  " + view->store_view());
-  Status status = updater->Apply(*rows, store, &result.stats, fresh, end, meta);
-  if (!status.ok()) return status.WithContext("view '" + def.name + "'");
-  result.seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  return result;
 }
 
 }  // namespace keel::features
