@@ -379,6 +379,7 @@ duckdb_type DuckTypeOf(DataType type) {
 
 // Copies rows [begin, begin + rows) of `column` into a DuckDB vector.
 void FillVector(const Column& column, size_t begin, size_t rows, duckdb_vector vector) {
+  if (rows == 0) return;  // an empty column's storage may be null: nothing to copy
   void* data = duckdb_vector_get_data(vector);
   switch (column.type()) {
     case DataType::kBool: {
