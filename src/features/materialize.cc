@@ -38,14 +38,17 @@ Result<MaterializeResult> Materialize(const RepoConfig& config, table::DuckDb* d
   auto started = std::chrono::steady_clock::now();
   const FeatureViewDef& def = view->def();
   MaterializeResult result;
-  std::optional<Timestamp> watermark;
-  if (incremental) {
-    ASSIGN_OR_RETURN(watermark, MaterializedWatermark(store, *view));
-    if (watermark.has_value() && end < *watermark) {
-      return InvalidArgument("view " + view->store_view() + ": --end " + FormatTimestamp(end) +
-                             " is before its watermark " + FormatTimestamp(*watermark));
-    }
+  ASSIGN_OR_RETURN(std::optional<Timestamp> recorded, MaterializedWatermark(store, *view));
+  if (recorded.has_value() && end < *recorded) {
+    // A full run rewrites the entities with rows before `end`; entities whose
+    // rows all come later would keep their newer values. Refuse rather than
+    // leave a store that is as of no single time.
+    return FailedPrecondition("view " + view->store_view() + ": --end " + FormatTimestamp(end) +
+                              " is before its watermark " + FormatTimestamp(*recorded) +
+                              " (materialize into an empty store to go back in time)");
   }
+  std::optional<Timestamp> watermark;
+  if (incremental) watermark = recorded;
   ASSIGN_OR_RETURN(std::string sql, RegisterSource(def.source, def.source_inputs, config, duckdb));
   std::string query = "SELECT * FROM (" + sql + ") AS keel_source";
   const std::string& ts_column = def.source.timestamp_column;

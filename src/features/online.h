@@ -204,7 +204,9 @@ Status ReadOnlineFeatures(store::OnlineStore* store, const table::Table& entitie
 // the source and overwritten (idempotent). Incremental: continues from the
 // recorded watermark (rows with watermark <= ts < end applied to the stored
 // states); without a watermark it is a full run. Progress on stderr.
-// Errors: InvalidArgument when end is before the watermark; source and store errors.
+// Errors: FailedPrecondition when end is before the recorded watermark (a
+// full run could not remove newer values of entities without earlier rows);
+// source and store errors.
 struct MaterializeResult {
   Timestamp from = kMinTimestamp;  // the watermark it continued from (incremental)
   ApplyStats stats;

@@ -603,7 +603,10 @@ TEST_F(OnlineTest, MaterializeIsIdempotentAndIncrementalContinuesFromTheWatermar
           << output.name << " after a resumed crash";
     }
   }
-  // Going backwards is refused.
+  // Going backwards is refused, full or incremental.
+  Result<MaterializeResult> full_back =
+      Materialize(config_, duckdb_.get(), view, middle, false, steps.get());
+  EXPECT_EQ(full_back.status().code(), StatusCode::kFailedPrecondition);
   Result<MaterializeResult> back =
       Materialize(config_, duckdb_.get(), view, middle, true, steps.get());
   EXPECT_FALSE(back.ok());
