@@ -539,14 +539,43 @@ Result<BucketedSeries> BucketedSeries::Decode(std::string_view bytes) {
   return series;
 }
 
+namespace {
+
+// The encoding's header: u8 version, i64 hop, i64 horizon, u32 bucket count.
+Status ReadSeriesHeader(ByteReader* reader, int64_t* hop, int64_t* horizon, uint32_t* num_buckets) {
+  const auto bad = [](std::string why) {
+    return InvalidArgument("bucketed series encoding: " + std::move(why));
+  };
+  uint8_t version = 0;
+  if (!reader->U8(&version) || !reader->I64(hop) || !reader->I64(horizon) ||
+      !reader->U32(num_buckets)) {
+    return bad("truncated header");
+  }
+  if (version != kEncodingVersion) return bad("unknown version " + std::to_string(version));
+  if (*hop <= 0) return bad("hop must be positive");
+  return Status::Ok();
+}
+
+// One bucket, undecoded: its start, its fixed fields (count, min, max, last,
+// last_ts, last_arrival: 6 x 8 bytes) and its two exact-sum encodings.
+// Returns false when the bytes end too early.
+bool NextBucket(ByteReader* reader, int64_t* start, std::string_view* fixed,
+                std::string_view sums[2]) {
+  if (!reader->I64(start) || !reader->Bytes(6 * 8, fixed)) return false;
+  for (int sum = 0; sum < 2; ++sum) {
+    uint16_t size = 0;
+    if (!reader->U16(&size) || !reader->Bytes(size, &sums[sum])) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 Result<Timestamp> BucketedSeries::EncodedHorizon(std::string_view bytes) {
   ByteReader reader(bytes);
-  uint8_t version = 0;
   int64_t hop = 0, horizon = 0;
-  if (!reader.U8(&version) || !reader.I64(&hop) || !reader.I64(&horizon) ||
-      version != kEncodingVersion || hop <= 0) {
-    return InvalidArgument("bucketed series encoding: bad header");
-  }
+  uint32_t num_buckets = 0;
+  RETURN_IF_ERROR(ReadSeriesHeader(&reader, &hop, &horizon, &num_buckets));
   return horizon;
 }
 
@@ -556,15 +585,9 @@ Status BucketedSeries::ApplyEncoded(std::string_view bytes, std::span<const Row>
   const auto bad = [](std::string why) {
     return InvalidArgument("bucketed series encoding: " + std::move(why));
   };
-  uint8_t version = 0;
   int64_t hop = 0, horizon = 0;
   uint32_t num_buckets = 0;
-  if (!reader.U8(&version) || !reader.I64(&hop) || !reader.I64(&horizon) ||
-      !reader.U32(&num_buckets)) {
-    return bad("truncated header");
-  }
-  if (version != kEncodingVersion) return bad("unknown version " + std::to_string(version));
-  if (hop <= 0) return bad("hop must be positive");
+  RETURN_IF_ERROR(ReadSeriesHeader(&reader, &hop, &horizon, &num_buckets));
   constexpr size_t kHeader = 1 + 8 + 8 + 4;
   // Every stored bucket as (start, its bytes), without decoding.
   std::vector<std::pair<Timestamp, std::string_view>> spans;
@@ -572,12 +595,8 @@ Status BucketedSeries::ApplyEncoded(std::string_view bytes, std::span<const Row>
   for (uint32_t i = 0; i < num_buckets; ++i) {
     const size_t begin = bytes.size() - reader.remaining();
     int64_t start = 0;
-    std::string_view skipped;
-    if (!reader.I64(&start) || !reader.Bytes(6 * 8, &skipped)) return bad("truncated bucket");
-    for (int sum = 0; sum < 2; ++sum) {
-      uint16_t size = 0;
-      if (!reader.U16(&size) || !reader.Bytes(size, &skipped)) return bad("truncated bucket");
-    }
+    std::string_view fixed, sums[2];
+    if (!NextBucket(&reader, &start, &fixed, sums)) return bad("truncated bucket");
     if (!spans.empty() && start <= spans.back().first) return bad("starts out of order");
     spans.emplace_back(start, bytes.substr(begin, bytes.size() - reader.remaining() - begin));
   }
@@ -663,15 +682,9 @@ Status BucketedSeries::ReadEncodedWindows(std::string_view bytes, std::span<cons
   const auto bad = [](std::string why) {
     return InvalidArgument("bucketed series encoding: " + std::move(why));
   };
-  uint8_t version = 0;
   int64_t hop = 0, horizon = 0;
   uint32_t num_buckets = 0;
-  if (!reader.U8(&version) || !reader.I64(&hop) || !reader.I64(&horizon) ||
-      !reader.U32(&num_buckets)) {
-    return bad("truncated header");
-  }
-  if (version != kEncodingVersion) return bad("unknown version " + std::to_string(version));
-  if (hop <= 0) return bad("hop must be positive");
+  RETURN_IF_ERROR(ReadSeriesHeader(&reader, &hop, &horizon, &num_buckets));
   // Window k covers buckets starting at or after from[k]; from[] ascends.
   constexpr size_t kMaxWindows = 16;
   Timestamp from[kMaxWindows];
@@ -686,20 +699,11 @@ Status BucketedSeries::ReadEncodedWindows(std::string_view bytes, std::span<cons
     out[k].sum_squares.Clear();
   }
   size_t segment = 0;
-  // Fixed part of a bucket after its start: count, min, max, last, last_ts, last_arrival.
-  constexpr size_t kFixed = 6 * 8;
   for (uint32_t i = 0; i < num_buckets; ++i) {
     int64_t start = 0;
-    std::string_view fixed;
-    if (!reader.I64(&start) || !reader.Bytes(kFixed, &fixed)) {
+    std::string_view fixed, sums[2];
+    if (!NextBucket(&reader, &start, &fixed, sums)) {
       return bad("bucket " + std::to_string(i) + ": truncated");
-    }
-    std::string_view sums[2];
-    for (std::string_view& sum : sums) {
-      uint16_t size = 0;
-      if (!reader.U16(&size) || !reader.Bytes(size, &sum)) {
-        return bad("bucket " + std::to_string(i) + ": truncated");
-      }
     }
     if (start < from[0]) continue;
     while (segment + 1 < windows && from[segment + 1] <= start) ++segment;
