@@ -3,6 +3,7 @@
 
 #include "common/progress.h"
 #include "features/online.h"
+#include "features/online_events.h"
 #include "table/duckdb_bridge.h"
 
 namespace keel::features {
@@ -19,17 +20,7 @@ std::string WatermarkName(const OnlineView& view) { return "watermark/" + view.s
 
 Result<std::optional<Timestamp>> MaterializedWatermark(store::OnlineStore* store,
                                                        const OnlineView& view) {
-  ASSIGN_OR_RETURN(std::optional<std::string> value, store->ReadMeta(WatermarkName(view)));
-  if (!value.has_value()) return std::optional<Timestamp>();
-  try {
-    size_t used = 0;
-    long long parsed = std::stoll(*value, &used);
-    if (used != value->size()) throw std::invalid_argument("trailing");
-    return std::optional<Timestamp>(parsed);
-  } catch (const std::exception&) {
-    return InvalidArgument("online store: corrupt watermark for " + view.store_view() + ": '" +
-                           *value + "'");
-  }
+  return ReadTimestampMeta(store, WatermarkName(view));
 }
 
 Result<MaterializeResult> Materialize(const RepoConfig& config, table::DuckDb* duckdb,
@@ -73,7 +64,9 @@ Result<MaterializeResult> Materialize(const RepoConfig& config, table::DuckDb* d
   // instead the whole table is applied at once (states are small), and the
   // watermark is written with the last store write.
   updater->set_progress_label("  " + view->store_view());
-  Status status = updater->Apply(*rows, store, &result.stats, fresh, end, meta);
+  Status status =
+      updater->Apply(*rows, store, &result.stats,
+                     {.fresh = fresh, .applied_through = end, .meta = meta, .record_newest = true});
   if (!status.ok()) return status.WithContext("view '" + def.name + "'");
   result.seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();

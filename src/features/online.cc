@@ -6,6 +6,7 @@
 #include "common/bytes.h"
 #include "common/progress.h"
 #include "features/grouping.h"
+#include "features/online_events.h"
 
 namespace keel::features {
 
@@ -319,6 +320,7 @@ Status ApplyWindowRows(const OnlineView& view, const std::string* stored,
       continue;
     }
     value.newest_ts = std::max(value.newest_ts, ts);
+    stats->newest = std::max(stats->newest, ts);
     ++stats->rows;
   }
   if (applied_through != kMinTimestamp) {
@@ -394,8 +396,9 @@ void SetScalar(const Column& column, size_t row, ScalarValue* value) {
 }  // namespace
 
 Status OnlineUpdater::Apply(const Table& rows, store::OnlineStore* store, ApplyStats* stats,
-                            bool fresh, Timestamp applied_through,
-                            std::span<const store::MetaEntry> meta) {
+                            const ApplyOptions& options) {
+  const bool fresh = options.fresh;
+  const Timestamp applied_through = options.applied_through;
   const FeatureViewDef& def = view_->def();
   const OnlineView& view = *view_;
   if (rows.fields() != fields_) {
@@ -403,8 +406,12 @@ Status OnlineUpdater::Apply(const Table& rows, store::OnlineStore* store, ApplyS
                            rows.SchemaToString() + ")");
   }
   if (rows.num_rows() == 0) {
-    if (!meta.empty()) return store->Write({}, meta);
+    if (!options.meta.empty()) return store->Write({}, options.meta);
     return Status::Ok();
+  }
+  if (options.event_ids != nullptr && options.event_ids->size() != rows.num_rows()) {
+    return InvalidArgument("view '" + def.name + "': " + std::to_string(rows.num_rows()) +
+                           " rows but " + std::to_string(options.event_ids->size()) + " event ids");
   }
   // The same grouping and order as the offline engine: (ts, created, row order).
   ASSIGN_OR_RETURN(std::shared_ptr<Grouping> grouping, BuildGrouping(rows, def, 1));
@@ -427,6 +434,11 @@ Status OnlineUpdater::Apply(const Table& rows, store::OnlineStore* store, ApplyS
     EncodeEntityKey(def.entity.name, keys, grouping->order[grouping->offsets[entity]],
                     &entity_keys[entity]);
   }
+  std::vector<EventMarker> markers;
+  if (options.event_ids != nullptr && !fresh) {
+    RETURN_IF_ERROR(DropSeenEvents(view, *options.event_ids, entity_keys, store, grouping.get(),
+                                   &markers, &stats->duplicates));
+  }
   std::vector<std::optional<std::string>> stored;
   if (!fresh) {
     std::vector<store::StoreKey> store_keys;
@@ -441,6 +453,8 @@ Status OnlineUpdater::Apply(const Table& rows, store::OnlineStore* store, ApplyS
   if (!progress_label_.empty()) progress = std::make_unique<ProgressBar>(progress_label_, entities);
   for (size_t entity = 0; entity < entities; ++entity) {
     if (progress != nullptr && entity % 64 == 0) progress->Update(entity);
+    // Every row of the entity was a duplicate: nothing to write.
+    if (grouping->offsets[entity] == grouping->offsets[entity + 1]) continue;
     if (def.kind == ViewKind::kWindow) {
       const std::string* previous =
           !fresh && stored[entity].has_value() ? &*stored[entity] : nullptr;
@@ -473,6 +487,7 @@ Status OnlineUpdater::Apply(const Table& rows, store::OnlineStore* store, ApplyS
       // A snapshot view (window views took ApplyWindowRows above).
       if (state.has_row && ts < state.row_ts) {
         ++stats->rows;  // applied, but not the latest: changes nothing
+        stats->newest = std::max(stats->newest, ts);
         continue;
       }
       state.has_row = true;
@@ -480,6 +495,7 @@ Status OnlineUpdater::Apply(const Table& rows, store::OnlineStore* store, ApplyS
       state.row_arrival = arrival;
       for (size_t f = 0; f < snapshot.size(); ++f) SetScalar(snapshot[f], row, &state.row[f]);
       state.newest_ts = std::max(state.newest_ts, ts);
+      stats->newest = std::max(stats->newest, ts);
       ++stats->rows;
     }
     if (applied_through != kMinTimestamp) {
@@ -489,9 +505,25 @@ Status OnlineUpdater::Apply(const Table& rows, store::OnlineStore* store, ApplyS
     written.push_back(entity);
   }
   std::vector<store::StoreEntry> entries;
-  entries.reserve(written.size());
+  entries.reserve(written.size() + markers.size());
   for (size_t i = 0; i < written.size(); ++i) {
     entries.push_back({{entity_keys[written[i]], view.store_view()}, encoded[i], view.store_ttl()});
+  }
+  // Markers go with the states (an entity's entries are written atomically);
+  // an entity skipped above keeps none, as it applied nothing.
+  std::vector<uint8_t> was_written(entities, 0);
+  for (size_t entity : written) was_written[entity] = 1;
+  for (const EventMarker& marker : markers) {
+    if (!was_written[marker.entity]) continue;
+    entries.push_back({{entity_keys[marker.entity], marker.view}, "1", options.dedup_ttl});
+  }
+  std::vector<store::MetaEntry> meta(options.meta.begin(), options.meta.end());
+  std::string newest_name, newest_value;
+  if (options.record_newest && stats->newest != kMinTimestamp) {
+    ASSIGN_OR_RETURN(std::optional<Timestamp> recorded, NewestEventApplied(store, view));
+    newest_name = NewestEventMetaName(view);
+    newest_value = std::to_string(std::max(stats->newest, recorded.value_or(kMinTimestamp)));
+    meta.push_back({newest_name, newest_value});
   }
   RETURN_IF_ERROR(store->Write(entries, meta));
   if (progress != nullptr) progress->Finish();

@@ -22,6 +22,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -131,10 +132,34 @@ Result<EntityState> DecodeEntityState(const OnlineView& view, std::string_view b
 
 // Counts of one apply or materialize call.
 struct ApplyStats {
-  uint64_t rows = 0;      // rows applied
-  uint64_t late = 0;      // dropped: older than the entity's retention horizon
-  uint64_t no_key = 0;    // dropped: a null key or a null timestamp
-  uint64_t entities = 0;  // entity values written
+  uint64_t rows = 0;        // rows applied
+  uint64_t late = 0;        // dropped: older than the entity's retention horizon
+  uint64_t no_key = 0;      // dropped: a null key or a null timestamp
+  uint64_t entities = 0;    // entity values written
+  uint64_t duplicates = 0;  // skipped per entity: event id already applied (online_events.h)
+  Timestamp newest = kMinTimestamp;  // the newest event time applied
+};
+
+// How OnlineUpdater::Apply treats stored states.
+struct ApplyOptions {
+  // Stored states are ignored (replaced), as full materialization does.
+  bool fresh = false;
+  // Materialization's watermark (kMinTimestamp: none): recorded in every state
+  // written; entities whose stored applied_through is already >= it are
+  // skipped, and rows older than an entity's stored applied_through are
+  // skipped for it (so a resumed incremental materialization never applies a
+  // row twice, whatever --end it resumes with).
+  Timestamp applied_through = kMinTimestamp;
+  // Written with the last store write.
+  std::span<const store::MetaEntry> meta = {};
+  // Streaming: the rows' event ids (a string or int64 column parallel to the
+  // rows; a null id is not de-duplicated). Each is applied at most once per
+  // entity state (online_events.h); markers live for `dedup_ttl`.
+  const table::Column* event_ids = nullptr;
+  Duration dedup_ttl = 7 * kMicrosPerDay;
+  // Record the newest event time applied to the view (NewestEventApplied) in
+  // the same write as the states.
+  bool record_newest = false;
 };
 
 // Applies source rows to entity states, and reads features from them.
@@ -149,17 +174,12 @@ class OnlineUpdater {
       std::shared_ptr<const OnlineView> view, const std::vector<table::Field>& source_fields);
 
   // Applies `rows` (ordered among equal timestamps as they should arrive) to
-  // the stored states: one batched store read, the kernels, one batched write.
-  // With `fresh`, stored states are ignored (replaced), as full
-  // materialization does; `applied_through` (if not kMinTimestamp) is recorded
-  // in every state written, entities whose stored applied_through is already
-  // >= it are skipped, and rows older than an entity's stored applied_through
-  // are skipped for it (so a resumed incremental materialization never
-  // applies a row twice, whatever --end it resumes with). `meta` is written
-  // with the last store write.
+  // the stored states as `options` say: one batched store read (two with
+  // event ids), the kernels, one batched write of states, event markers and
+  // meta records. Errors: the store's; InvalidArgument for rows of another
+  // schema or a corrupt stored state.
   Status Apply(const table::Table& rows, store::OnlineStore* store, ApplyStats* stats,
-               bool fresh = false, Timestamp applied_through = kMinTimestamp,
-               std::span<const store::MetaEntry> meta = {});
+               const ApplyOptions& options = {});
 
   const OnlineView& view() const { return *view_; }
   // When set, Apply draws a progress bar over the entities of each call on
