@@ -14,7 +14,9 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <regex>
 #include <sstream>
+#include <thread>
 
 extern char** environ;
 
@@ -278,6 +280,105 @@ bool SameValueBits(const table::Column& a, size_t a_row, const table::Column& b,
       return a.ints()[a_row] == b.ints()[b_row];
   }
   return false;
+}
+
+KeelProcess::KeelProcess(const std::string& repo, const std::vector<std::string>& args) {
+  log_path_ = logs_.Path("keel.err");
+  std::vector<std::string> argv_storage = {KeelBinary()};
+  argv_storage.insert(argv_storage.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (std::string& arg : argv_storage) argv.push_back(arg.data());
+  argv.push_back(nullptr);
+  std::vector<std::string> env_storage;
+  for (char** item = environ; *item != nullptr; ++item) {
+    if (std::strncmp(*item, "KEEL_", 5) != 0) env_storage.emplace_back(*item);
+  }
+  std::vector<char*> envp;
+  for (std::string& item : env_storage) envp.push_back(item.data());
+  envp.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, logs_.Path("keel.out").c_str(),
+                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, log_path_.c_str(),
+                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addchdir_np(&actions, repo.c_str());
+  int spawned = posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  if (spawned != 0) {
+    ADD_FAILURE() << "cannot start keel " << (args.empty() ? "" : args[0]) << ": "
+                  << std::strerror(spawned);
+    pid_ = -1;
+  }
+}
+
+KeelProcess::~KeelProcess() {
+  if (pid_ > 0 && !exited_) {
+    ::kill(pid_, SIGKILL);
+    Exited(30);
+  }
+}
+
+std::string KeelProcess::Log() const {
+  return Exists(log_path_) ? ReadFile(log_path_) : std::string();
+}
+
+int KeelProcess::Stop(int signal, int timeout_seconds) {
+  if (pid_ <= 0) return -1;
+  if (!exited_) ::kill(pid_, signal);
+  return Wait(timeout_seconds);
+}
+
+int KeelProcess::Wait(int timeout_seconds) {
+  if (pid_ <= 0) return -1;
+  if (!Exited(timeout_seconds)) {
+    ::kill(pid_, SIGKILL);
+    Exited(30);
+    return -1;
+  }
+  return exit_code_;
+}
+
+bool KeelProcess::Exited(int timeout_seconds) {
+  if (pid_ <= 0 || exited_) return true;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_seconds);
+  while (true) {
+    int status = 0;
+    pid_t done = ::waitpid(pid_, &status, WNOHANG);
+    if (done == pid_) {
+      exited_ = true;
+      exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+      return true;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+ServeProcess::ServeProcess(const std::string& repo, const std::vector<std::string>& args)
+    : KeelProcess(repo, [&] {
+        std::vector<std::string> all = {"serve", "--port", "0"};
+        all.insert(all.end(), args.begin(), args.end());
+        return all;
+      }()) {
+  if (pid() <= 0) return;
+  std::regex listening(R"(listening on 127\.0\.0\.1:(\d+))");
+  for (auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+       std::chrono::steady_clock::now() < deadline;) {
+    std::smatch match;
+    std::string log = Log();
+    if (std::regex_search(log, match, listening)) {
+      port_ = std::stoi(match[1]);
+      return;
+    }
+    if (Exited(0)) {
+      ADD_FAILURE() << "keel serve exited early (" << exit_code() << "):\n" << log;
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ADD_FAILURE() << "keel serve did not report a port:\n" << Log();
 }
 
 }  // namespace keel::e2e

@@ -4,6 +4,9 @@
 // subprocess, give each test a fresh temporary folder, and compare feature
 // columns against an independent reference computed with DuckDB SQL.
 
+#include <signal.h>
+#include <sys/types.h>
+
 #include <string>
 #include <string_view>
 #include <utility>
@@ -97,5 +100,48 @@ Comparison CompareColumns(const table::Table& table, const std::vector<ColumnChe
 // Bit-for-bit equality of one row of two columns of the same type (doubles by
 // their bytes, nulls equal to nulls).
 bool SameValueBits(const table::Column& a, size_t a_row, const table::Column& b, size_t b_row);
+
+// A `keel args...` child process running in `repo`, with this process's
+// environment less any KEEL_* variable; stdin is /dev/null, stderr goes to a
+// log file (Log()). Killed with SIGKILL when destroyed if still running.
+class KeelProcess {
+ public:
+  KeelProcess(const std::string& repo, const std::vector<std::string>& args);
+  virtual ~KeelProcess();
+  KeelProcess(const KeelProcess&) = delete;
+  KeelProcess& operator=(const KeelProcess&) = delete;
+
+  pid_t pid() const { return pid_; }
+  std::string Log() const;
+  // Sends `signal` and waits for the exit. Returns the exit code, or -1 when
+  // the process was killed by a signal or did not exit in time.
+  int Stop(int signal, int timeout_seconds = 30);
+  // Waits for the exit (SIGKILL after `timeout_seconds`); the exit code or -1.
+  int Wait(int timeout_seconds);
+  // Whether the child exited within `timeout_seconds` (0: just look).
+  bool Exited(int timeout_seconds);
+  int exit_code() const { return exit_code_; }
+
+ private:
+  TempDir logs_;
+  std::string log_path_;
+  pid_t pid_ = -1;
+  bool exited_ = false;
+  int exit_code_ = -1;
+};
+
+// `keel serve --port 0 args...`; the constructor waits until it reports the
+// port it chose (a test failure when it does not within a minute).
+class ServeProcess : public KeelProcess {
+ public:
+  ServeProcess(const std::string& repo, const std::vector<std::string>& args);
+  int port() const { return port_; }
+  int Stop(int signal = SIGTERM, int timeout_seconds = 30) {
+    return KeelProcess::Stop(signal, timeout_seconds);
+  }
+
+ private:
+  int port_ = -1;
+};
 
 }  // namespace keel::e2e

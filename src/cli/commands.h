@@ -154,6 +154,8 @@ struct ServeOptions {
   int threads = 16;
   size_t max_body_bytes = 1024 * 1024;
   size_t max_entities = 1000;
+  size_t max_events = 10000;
+  Duration dedup_ttl = 7 * kMicrosPerDay;  // how long applied event ids are remembered
 };
 
 // `keel serve`: the HTTP feature server (serve/feature_server.h) over the

@@ -217,7 +217,23 @@ int main(int argc, char** argv) {
                    "Most entity rows per request; more get 413")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  serve
+      ->add_option("--max-events", serve_options.max_events,
+                   "Most events per POST /v1/events; more get 413")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  std::string serve_dedup_ttl = "7d";
+  serve
+      ->add_option("--dedup-ttl", serve_dedup_ttl,
+                   "How long an applied event id is remembered (e.g. 24h, 7d)")
+      ->capture_default_str();
   serve->callback([&] {
+    keel::Result<keel::Duration> ttl = keel::ParseDuration(serve_dedup_ttl);
+    if (!ttl.ok()) {
+      status = ttl.status().WithContext("--dedup-ttl");
+      return;
+    }
+    serve_options.dedup_ttl = *ttl;
     serve_options.repo = repo;
     status = keel::cli::RunServe(serve_options);
   });

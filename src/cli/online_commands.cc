@@ -33,14 +33,8 @@ Result<std::unique_ptr<store::OnlineStore>> OpenRepoOnlineStore(const features::
 
 namespace {
 
-Timestamp Now() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 Result<Timestamp> TimeOption(const std::string& text, const std::string& option) {
-  if (text.empty() || text == "now") return Now();
+  if (text.empty() || text == "now") return WallClockNow();
   Result<Timestamp> parsed = ParseTimestamp(text);
   if (!parsed.ok()) return parsed.status().WithContext(option);
   return parsed;

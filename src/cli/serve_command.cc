@@ -11,7 +11,9 @@
 
 #include "cli/commands.h"
 #include "features/catalog.h"
+#include "serve/event_ingest.h"
 #include "serve/feature_server.h"
+#include "table/duckdb_bridge.h"
 
 namespace keel::cli {
 
@@ -36,9 +38,23 @@ Status RunServe(const ServeOptions& options) {
   server_options.threads = options.threads;
   server_options.max_body_bytes = options.max_body_bytes;
   server_options.limits.max_entities = options.max_entities;
-  ASSIGN_OR_RETURN(
-      std::unique_ptr<serve::FeatureServer> server,
-      serve::FeatureServer::Make(server_options, std::move(catalog), std::move(store)));
+  server_options.max_events = options.max_events;
+  ASSIGN_OR_RETURN(features::Repository repo, features::LoadRepository(options.repo.repo));
+  // Events reach every view of their source (serve/event_ingest.h); the
+  // sources' schemas are read once, here.
+  auto make_ingestor =
+      [&](store::OnlineStore* store) -> Result<std::unique_ptr<serve::EventIngestor>> {
+    ASSIGN_OR_RETURN(std::unique_ptr<features::Catalog> ingest_catalog,
+                     features::Catalog::Open(config.catalog_path));
+    ASSIGN_OR_RETURN(std::unique_ptr<table::DuckDb> duckdb, table::DuckDb::Open());
+    serve::IngestOptions ingest_options;
+    ingest_options.dedup_ttl = options.dedup_ttl;
+    return serve::EventIngestor::Make(repo, ingest_catalog.get(), duckdb.get(), store,
+                                      ingest_options);
+  };
+  ASSIGN_OR_RETURN(std::unique_ptr<serve::FeatureServer> server,
+                   serve::FeatureServer::Make(server_options, std::move(catalog), std::move(store),
+                                              make_ingestor));
   RETURN_IF_ERROR(server->Bind());
   std::fprintf(stderr, "keel serve: listening on %s:%d (%s online store)\n", options.host.c_str(),
                server->port(), config.online_type.c_str());

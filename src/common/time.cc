@@ -1,9 +1,16 @@
 #include "common/time.h"
 
 #include <charconv>
+#include <chrono>
 #include <cstdio>
 
 namespace keel {
+
+Timestamp WallClockNow() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 namespace {
 
 // Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).

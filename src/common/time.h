@@ -29,6 +29,9 @@ Result<Duration> ParseDuration(std::string_view text);
 // Shortest exact spelling of a duration in the units above ("7d", "90m", "1500ms").
 std::string FormatDuration(Duration duration);
 
+// The wall-clock time now (system_clock), in microseconds.
+Timestamp WallClockNow();
+
 // Parses "2001-01-05", "2001-01-05 10:30", "2001-01-05T10:30:00", with optional
 // fractional seconds and a trailing "Z" or "+00:00". Errors: InvalidArgument.
 Result<Timestamp> ParseTimestamp(std::string_view text);

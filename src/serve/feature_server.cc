@@ -12,6 +12,7 @@
 #include <cstring>
 #include <exception>
 
+#include "serve/events_endpoint.h"
 #include "serve/features_json.h"
 
 namespace keel::serve {
@@ -28,7 +29,8 @@ namespace {
 
 constexpr std::string_view kJson = "application/json";
 constexpr const char* kPaths =
-    "GET /health, GET /ready, POST /v1/features, POST /get-online-features";
+    "GET /health, GET /ready, POST /v1/features, POST /get-online-features, POST /v1/events, "
+    "GET /v1/freshness";
 
 void Send(Reply reply, httplib::Response& response) {
   response.status = reply.http_status;
@@ -40,7 +42,7 @@ void Send(Reply reply, httplib::Response& response) {
 
 Result<std::unique_ptr<FeatureServer>> FeatureServer::Make(
     ServerOptions options, std::unique_ptr<features::Catalog> catalog,
-    std::unique_ptr<store::OnlineStore> store) {
+    std::unique_ptr<store::OnlineStore> store, IngestorFactory make_ingestor) {
   if (options.threads < 1) return InvalidArgument("--threads: must be at least 1");
   if (options.max_body_bytes < 1) return InvalidArgument("--max-body-bytes: must be at least 1");
   if (options.limits.max_entities < 1) return InvalidArgument("--max-entities: must be at least 1");
@@ -51,6 +53,9 @@ Result<std::unique_ptr<FeatureServer>> FeatureServer::Make(
   // A catalog that cannot be read yet is /ready's business, not a reason to exit.
   Status first_read = server->resolver_->Refresh();
   (void)first_read;
+  if (make_ingestor) {
+    ASSIGN_OR_RETURN(server->ingestor_, make_ingestor(server->store_.get()));
+  }
   server->lookup_ = std::make_unique<FeatureLookup>(server->resolver_.get(), server->store_.get(),
                                                     server->options_.limits);
 
@@ -87,44 +92,68 @@ Result<std::unique_ptr<FeatureServer>> FeatureServer::Make(
     finish(self->draining_ ? ErrorReply(503, "shutting down") : self->lookup_->Ready(), response);
   });
   size_t max_body = config.max_body_bytes;
+  // Bodies are read through a content reader so that the size limit also
+  // holds for chunked bodies, which httplib 0.11 reads without one. Answers
+  // the request itself (413 / 400) and returns false when the body is unusable.
+  auto read_body = [finish, max_body](const httplib::ContentReader& reader,
+                                      httplib::Response& response, std::string* body) {
+    bool too_large = false;
+    bool read = reader([&](const char* data, size_t length) {
+      if (body->size() + length > max_body) {
+        too_large = true;
+        return false;
+      }
+      body->append(data, length);
+      return true;
+    });
+    // httplib refuses a Content-Length over the limit itself (status 413).
+    if (too_large || response.status == 413) {
+      finish(ErrorReply(413, "body: more than the limit of " + std::to_string(max_body) +
+                                 " bytes (keel serve --max-body-bytes)"),
+             response);
+      response.set_header("Connection", "close");
+      return false;
+    }
+    if (!read) {
+      finish(ErrorReply(400, "body: could not be read"), response);
+      response.set_header("Connection", "close");
+      return false;
+    }
+    return true;
+  };
+  // Routes that take a body: each gets the body, whether it came with a
+  // content reader or not (a POST without a body never reaches a reader).
+  auto post = [&http, read_body, finish](const char* path, auto handle) {
+    http->Post(path, [read_body, finish, handle](const httplib::Request& request,
+                                                 httplib::Response& response,
+                                                 const httplib::ContentReader& reader) {
+      std::string body;
+      if (read_body(reader, response, &body)) finish(handle(request, body), response);
+    });
+    http->Post(path,
+               [finish, handle](const httplib::Request& request, httplib::Response& response) {
+                 finish(handle(request, request.body), response);
+               });
+  };
   for (auto [path, shape] : {std::pair{"/v1/features", LookupShape::kKeel},
                              std::pair{"/get-online-features", LookupShape::kFeast}}) {
-    // Bodies are read through a content reader so that the size limit also
-    // holds for chunked bodies, which httplib 0.11 reads without one.
-    http->Post(path, [self, finish, shape, max_body](const httplib::Request& request,
-                                                     httplib::Response& response,
-                                                     const httplib::ContentReader& reader) {
-      std::string body;
-      bool too_large = false;
-      bool read = reader([&](const char* data, size_t length) {
-        if (body.size() + length > max_body) {
-          too_large = true;
-          return false;
-        }
-        body.append(data, length);
-        return true;
-      });
-      // httplib refuses a Content-Length over the limit itself (status 413).
-      if (too_large || response.status == 413) {
-        finish(ErrorReply(413, "body: more than the limit of " + std::to_string(max_body) +
-                                   " bytes (keel serve --max-body-bytes)"),
-               response);
-        response.set_header("Connection", "close");
-        return;
-      }
-      if (!read) {
-        finish(ErrorReply(400, "body: could not be read"), response);
-        response.set_header("Connection", "close");
-        return;
-      }
-      finish(self->lookup_->Lookup(body, shape), response);
+    post(path, [self, shape](const httplib::Request&, std::string_view body) {
+      return self->lookup_->Lookup(body, shape);
     });
-    // A POST without a body never reaches a content reader.
-    http->Post(path,
-               [self, finish, shape](const httplib::Request& request, httplib::Response& response) {
-                 finish(self->lookup_->Lookup(request.body, shape), response);
-               });
   }
+  size_t max_events = config.max_events;
+  post("/v1/events", [self, max_events](const httplib::Request& request, std::string_view body) {
+    if (self->ingestor_ == nullptr) return ErrorReply(404, "this server takes no events");
+    std::string source = request.get_param_value("source");
+    return IngestEvents(self->ingestor_.get(), body, source, max_events);
+  });
+  http->Get("/v1/freshness", [self, finish](const httplib::Request&, httplib::Response& response) {
+    if (self->ingestor_ == nullptr) {
+      finish(ErrorReply(404, "this server takes no events"), response);
+      return;
+    }
+    finish(FreshnessReply(self->ingestor_.get(), WallClockNow()), response);
+  });
 
   // 405 for the known paths' other methods.
   auto not_allowed = [finish](std::string allow) {
@@ -135,14 +164,14 @@ Result<std::unique_ptr<FeatureServer>> FeatureServer::Make(
       response.set_header("Allow", allow);
     };
   };
-  for (const char* path : {"/health", "/ready"}) {
+  for (const char* path : {"/health", "/ready", "/v1/freshness"}) {
     http->Post(path, not_allowed("GET, HEAD"));
     http->Put(path, not_allowed("GET, HEAD"));
     http->Patch(path, not_allowed("GET, HEAD"));
     http->Delete(path, not_allowed("GET, HEAD"));
     http->Options(path, not_allowed("GET, HEAD"));
   }
-  for (const char* path : {"/v1/features", "/get-online-features"}) {
+  for (const char* path : {"/v1/features", "/get-online-features", "/v1/events"}) {
     http->Get(path, not_allowed("POST"));
     http->Put(path, not_allowed("POST"));
     http->Patch(path, not_allowed("POST"));

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -10,6 +11,7 @@
 
 #include "common/status.h"
 #include "features/catalog.h"
+#include "serve/event_ingest.h"
 #include "serve/feature_resolver.h"
 #include "serve/lookup.h"
 #include "store/online_store.h"
@@ -23,6 +25,7 @@ struct ServerOptions {
   int threads = 16;                     // worker threads: connections served at once
   size_t max_body_bytes = 1024 * 1024;  // larger request bodies get 413
   LookupLimits limits;                  // max entity rows per request (413 beyond)
+  size_t max_events = 10000;            // max events per POST /v1/events (413 beyond)
   int keep_alive_seconds = 5;           // an idle connection is closed after this
 };
 
@@ -33,6 +36,9 @@ struct ServerOptions {
 //                              while shutting down
 //   POST /v1/features          keel's lookup (lookup.h, LookupShape::kKeel)
 //   POST /get-online-features  Feast's lookup (LookupShape::kFeast)
+//   POST /v1/events            streamed events (events_endpoint.h), when the
+//                              server has an EventIngestor
+//   GET  /v1/freshness         the newest event applied to each view
 // Every error is JSON {"error": "..."}: 404 for an unknown path, 405 (with
 // Allow) for a known path and the wrong method, 413 for a body over
 // max_body_bytes, and the lookup's own 4xx/5xx. The catalog is re-read every
@@ -46,11 +52,18 @@ struct ServerOptions {
 // watcher); the other methods from one thread, in the order Make, Bind, Run.
 class FeatureServer {
  public:
+  // Makes the event ingestor over the server's store (which it must not outlive).
+  using IngestorFactory =
+      std::function<Result<std::unique_ptr<EventIngestor>>(store::OnlineStore* store)>;
+
   // Takes the catalog and the store; the store is closed when the server is
   // destroyed. Reads the catalog once (its errors are reported by /ready).
+  // Without `make_ingestor`, POST /v1/events answers 404.
+  // Errors: InvalidArgument for bad options; the ingestor factory's.
   static Result<std::unique_ptr<FeatureServer>> Make(ServerOptions options,
                                                      std::unique_ptr<features::Catalog> catalog,
-                                                     std::unique_ptr<store::OnlineStore> store);
+                                                     std::unique_ptr<store::OnlineStore> store,
+                                                     IngestorFactory make_ingestor = nullptr);
   ~FeatureServer();
   FeatureServer(const FeatureServer&) = delete;
   FeatureServer& operator=(const FeatureServer&) = delete;
@@ -79,6 +92,7 @@ class FeatureServer {
 
   ServerOptions options_;
   std::unique_ptr<store::OnlineStore> store_;
+  std::unique_ptr<EventIngestor> ingestor_;  // may be null; uses store_
   std::unique_ptr<FeatureResolver> resolver_;
   std::unique_ptr<FeatureLookup> lookup_;
   std::unique_ptr<HttpServer> http_;

@@ -38,15 +38,6 @@ Reply ErrorReply(const Status& status) {
   return ErrorReply(HttpStatusFor(status), status.message());
 }
 
-namespace {
-
-Timestamp Now() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-// nlohmann's messages start with "[json.exception.parse_error.101] ".
 std::string JsonErrorMessage(const char* what) {
   std::string_view text(what);
   if (!text.empty() && text.front() == '[') {
@@ -57,6 +48,8 @@ std::string JsonErrorMessage(const char* what) {
   if (text.size() > 300) return std::string(text.substr(0, 296)) + " ...";
   return std::string(text);
 }
+
+namespace {
 
 struct LookupRequest {
   FeatureSelection selection;
@@ -118,7 +111,7 @@ Status ParseRequest(const Json& body, LookupShape shape, LookupRequest* request)
     return InvalidArgument("entities: missing (entity key columns, e.g. {\"user_id\": [1, 2]})");
   }
   request->entities = &*entities;
-  request->at = Now();
+  request->at = WallClockNow();
   if (auto at = body.find("at"); at != body.end() && !at->is_null()) {
     if (!at->is_string()) {
       return InvalidArgument("at: expected a time string such as \"2024-03-03 12:00:00\", got " +

@@ -26,6 +26,10 @@ struct Reply {
 Reply ErrorReply(const Status& status);
 Reply ErrorReply(int http_status, std::string_view message);
 
+// nlohmann's parse error text without its "[json.exception...] " prefix, cut
+// to 300 characters (it may quote the offending input).
+std::string JsonErrorMessage(const char* what);
+
 // Which answer a lookup gives.
 //
 // kFeast follows Feast's Python feature server (feature_server.py: the
