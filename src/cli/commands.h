@@ -166,4 +166,29 @@ struct ServeOptions {
 // Unavailable when it cannot listen.
 Status RunServe(const ServeOptions& options);
 
+struct IngestOptions {
+  RepoOptions repo;
+  std::string from;  // redis://host:port
+  std::string stream;
+  std::string group = "keel";
+  std::string consumer = "keel-ingest";
+  std::string source;  // for entries without a "source" field
+  size_t batch = 500;
+  int64_t idle_exit_ms = 0;  // 0: run until SIGTERM / SIGINT
+  Duration dedup_ttl = 7 * kMicrosPerDay;
+  bool json = false;
+};
+
+// `keel ingest`: applies the events of a Redis Stream to the online store
+// through a consumer group (store/redis_stream.h, serve/event_ingest.h).
+// Each entry carries the event as JSON in its "event" field (and optionally
+// "source"); the entry id is the default event id. Entries are acknowledged
+// only after the store write that applied them returned (durable); entries
+// whose event is malformed or fails an error-level expectation go to
+// "<stream>:dead" with the reason, then are acknowledged. On start, the
+// consumer's own unacknowledged entries (a crash) are applied again first -
+// de-duplication makes that exact. Stops on SIGTERM / SIGINT after the batch
+// in hand, or after --idle-exit-ms without entries; prints what it did.
+Status RunIngest(const IngestOptions& options);
+
 }  // namespace keel::cli

@@ -195,6 +195,41 @@ int main(int argc, char** argv) {
     status = keel::cli::RunParity(parity_options);
   });
 
+  keel::cli::IngestOptions ingest_options;
+  std::string ingest_dedup_ttl = "7d";
+  CLI::App* ingest = app.add_subcommand(
+      "ingest", "Apply a Redis Stream's events to the online store (consumer group)");
+  add_repo(ingest);
+  ingest->add_option("--from", ingest_options.from, "Redis server, redis://host:port")->required();
+  ingest->add_option("--stream", ingest_options.stream, "Stream key")->required();
+  ingest->add_option("--group", ingest_options.group, "Consumer group")->capture_default_str();
+  ingest
+      ->add_option("--consumer", ingest_options.consumer,
+                   "Consumer name (keep it across restarts to take back unacknowledged entries)")
+      ->capture_default_str();
+  ingest->add_option("--source", ingest_options.source,
+                     "Source of entries without a \"source\" field");
+  ingest->add_option("--batch", ingest_options.batch, "Entries per read and store write")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  ingest
+      ->add_option("--idle-exit-ms", ingest_options.idle_exit_ms,
+                   "Exit after this long without entries (0: run until SIGTERM)")
+      ->capture_default_str();
+  ingest->add_option("--dedup-ttl", ingest_dedup_ttl, "How long applied event ids are remembered")
+      ->capture_default_str();
+  ingest->add_flag("--json", ingest_options.json, "Print a JSON summary on stdout");
+  ingest->callback([&] {
+    keel::Result<keel::Duration> ttl = keel::ParseDuration(ingest_dedup_ttl);
+    if (!ttl.ok()) {
+      status = ttl.status().WithContext("--dedup-ttl");
+      return;
+    }
+    ingest_options.dedup_ttl = *ttl;
+    ingest_options.repo = repo;
+    status = keel::cli::RunIngest(ingest_options);
+  });
+
   keel::cli::ServeOptions serve_options;
   CLI::App* serve = app.add_subcommand("serve", "HTTP feature server (online lookups)");
   add_repo(serve);
