@@ -23,7 +23,7 @@ void RequestStop(int) { stop_requested = true; }
 
 struct IngestTotals {
   uint64_t entries = 0;
-  uint64_t applied = 0;     // events handed to the views
+  uint64_t accepted = 0;    // events handed to the views
   uint64_t duplicates = 0;  // view states that had already applied the event
   uint64_t late = 0;
   uint64_t dead = 0;  // dead-lettered
@@ -91,7 +91,7 @@ Status ProcessBatch(const std::vector<store::StreamEntry>& entries,
       RETURN_IF_ERROR(consumer->DeadLetter(entries[indices[rejected.index]], rejected.reason));
       ++totals->dead;
     }
-    totals->applied += report->applied;
+    totals->accepted += report->accepted;
     for (const serve::IngestReport::View& view : report->views) {
       totals->duplicates += view.stats.duplicates;
       totals->late += view.stats.late;
@@ -162,16 +162,16 @@ Status RunIngest(const IngestOptions& options) {
   double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   if (options.json) {
-    nlohmann::json out = {{"entries", totals.entries},       {"applied", totals.applied},
+    nlohmann::json out = {{"entries", totals.entries},       {"accepted", totals.accepted},
                           {"duplicates", totals.duplicates}, {"late", totals.late},
                           {"dead_lettered", totals.dead},    {"seconds", seconds}};
     std::printf("%s\n", out.dump().c_str());
   }
   std::fprintf(stderr,
-               "keel ingest: %llu entries, %llu events applied, %llu duplicate applications "
+               "keel ingest: %llu entries, %llu events accepted, %llu duplicate applications "
                "skipped, %llu late, %llu dead-lettered to %s:dead, %.1f s\n",
                static_cast<unsigned long long>(totals.entries),
-               static_cast<unsigned long long>(totals.applied),
+               static_cast<unsigned long long>(totals.accepted),
                static_cast<unsigned long long>(totals.duplicates),
                static_cast<unsigned long long>(totals.late),
                static_cast<unsigned long long>(totals.dead), options.stream.c_str(), seconds);

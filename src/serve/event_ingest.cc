@@ -295,7 +295,7 @@ Result<IngestReport> EventIngestor::Ingest(std::string_view source,
     if (all_or_nothing) return report;
     RETURN_IF_ERROR(ParseEvents(target, events, default_ids, &valid, &rows, &ids, &report));
   }
-  report.applied = rows.num_rows();
+  report.accepted = rows.num_rows();
   std::lock_guard<std::mutex> lock(write_mutex_);
   for (const std::unique_ptr<features::OnlineUpdater>& updater : target.updaters) {
     IngestReport::View view;

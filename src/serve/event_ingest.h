@@ -63,8 +63,8 @@ struct RejectedEvent {
 
 // What one Ingest call did.
 struct IngestReport {
-  size_t events = 0;   // events received
-  size_t applied = 0;  // events that passed their checks and were handed to the views
+  size_t events = 0;    // events received
+  size_t accepted = 0;  // events that passed their checks and were handed to the views
   std::vector<RejectedEvent> rejected;
   std::vector<validate::CheckResult> warnings;  // warn-level failures
   struct View {

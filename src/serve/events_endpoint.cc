@@ -129,7 +129,7 @@ Reply IngestEvents(EventIngestor* ingestor, std::string_view body, std::string_v
     return Reply{422, std::move(out)};
   }
   out = "{\"events\":" + std::to_string(report->events) +
-        ",\"applied\":" + std::to_string(report->applied) + ",\"views\":[";
+        ",\"accepted\":" + std::to_string(report->accepted) + ",\"views\":[";
   for (size_t i = 0; i < report->views.size(); ++i) {
     const IngestReport::View& view = report->views[i];
     if (i > 0) out += ',';

@@ -7,7 +7,7 @@
 //     body: {"source": NAME, "events": [{...}, ...]}, or a JSON array of
 //     events (source from ?source=), or JSON lines - one event object per
 //     line (source from ?source=).
-//     200 {"events": n, "applied": n, "views": [{"view": "name@version",
+//     200 {"events": n, "accepted": n, "views": [{"view": "name@version",
 //          "applied": rows, "duplicates": d, "late": l, "no_key": k}, ...],
 //          "warnings": [{"check", "column", "value", "threshold", "detail"}]}
 //          - durable: an answered batch survives kill -9;
