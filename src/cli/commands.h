@@ -155,7 +155,7 @@ struct ServeOptions {
   size_t max_body_bytes = 1024 * 1024;
   size_t max_entities = 1000;
   size_t max_events = 10000;
-  Duration dedup_ttl = 7 * kMicrosPerDay;  // how long applied event ids are remembered
+  Duration dedup_ttl = kMicrosPerDay;  // how long applied event ids are remembered
 };
 
 // `keel serve`: the HTTP feature server (serve/feature_server.h) over the
@@ -175,7 +175,7 @@ struct IngestOptions {
   std::string source;  // for entries without a "source" field
   size_t batch = 500;
   int64_t idle_exit_ms = 0;  // 0: run until SIGTERM / SIGINT
-  Duration dedup_ttl = 7 * kMicrosPerDay;
+  Duration dedup_ttl = kMicrosPerDay;
   bool json = false;
 };
 

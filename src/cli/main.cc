@@ -196,7 +196,7 @@ int main(int argc, char** argv) {
   });
 
   keel::cli::IngestOptions ingest_options;
-  std::string ingest_dedup_ttl = "7d";
+  std::string ingest_dedup_ttl = "24h";
   CLI::App* ingest = app.add_subcommand(
       "ingest", "Apply a Redis Stream's events to the online store (consumer group)");
   add_repo(ingest);
@@ -257,7 +257,7 @@ int main(int argc, char** argv) {
                    "Most events per POST /v1/events; more get 413")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
-  std::string serve_dedup_ttl = "7d";
+  std::string serve_dedup_ttl = "24h";
   serve
       ->add_option("--dedup-ttl", serve_dedup_ttl,
                    "How long an applied event id is remembered (e.g. 24h, 7d)")

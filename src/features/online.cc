@@ -434,10 +434,11 @@ Status OnlineUpdater::Apply(const Table& rows, store::OnlineStore* store, ApplyS
     EncodeEntityKey(def.entity.name, keys, grouping->order[grouping->offsets[entity]],
                     &entity_keys[entity]);
   }
-  std::vector<EventMarker> markers;
+  std::vector<std::string> recent_events;  // per entity; empty: none to write
   if (options.event_ids != nullptr && !fresh) {
-    RETURN_IF_ERROR(DropSeenEvents(view, *options.event_ids, entity_keys, store, grouping.get(),
-                                   &markers, &stats->duplicates));
+    RETURN_IF_ERROR(DropSeenEvents(view, *options.event_ids, entity_keys, store, WallClockNow(),
+                                   options.dedup_ttl, grouping.get(), &recent_events,
+                                   &stats->duplicates));
   }
   std::vector<std::optional<std::string>> stored;
   if (!fresh) {
@@ -505,17 +506,17 @@ Status OnlineUpdater::Apply(const Table& rows, store::OnlineStore* store, ApplyS
     written.push_back(entity);
   }
   std::vector<store::StoreEntry> entries;
-  entries.reserve(written.size() + markers.size());
+  entries.reserve(2 * written.size());
+  const std::string recent_view = RecentEventsView(view);
   for (size_t i = 0; i < written.size(); ++i) {
-    entries.push_back({{entity_keys[written[i]], view.store_view()}, encoded[i], view.store_ttl()});
-  }
-  // Markers go with the states (an entity's entries are written atomically);
-  // an entity skipped above keeps none, as it applied nothing.
-  std::vector<uint8_t> was_written(entities, 0);
-  for (size_t entity : written) was_written[entity] = 1;
-  for (const EventMarker& marker : markers) {
-    if (!was_written[marker.entity]) continue;
-    entries.push_back({{entity_keys[marker.entity], marker.view}, "1", options.dedup_ttl});
+    const std::string& entity_key = entity_keys[written[i]];
+    entries.push_back({{entity_key, view.store_view()}, encoded[i], view.store_ttl()});
+    // The entity's recent event ids go with its state (an entity's entries
+    // are written atomically).
+    if (!recent_events.empty() && !recent_events[written[i]].empty()) {
+      entries.push_back(
+          {{entity_key, recent_view}, recent_events[written[i]], 2 * options.dedup_ttl});
+    }
   }
   std::vector<store::MetaEntry> meta(options.meta.begin(), options.meta.end());
   std::string newest_name, newest_value;

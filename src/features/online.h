@@ -154,9 +154,10 @@ struct ApplyOptions {
   std::span<const store::MetaEntry> meta = {};
   // Streaming: the rows' event ids (a string or int64 column parallel to the
   // rows; a null id is not de-duplicated). Each is applied at most once per
-  // entity state (online_events.h); markers live for `dedup_ttl`.
+  // entity state (online_events.h) while it is remembered: `dedup_ttl` of
+  // wall-clock time from its application.
   const table::Column* event_ids = nullptr;
-  Duration dedup_ttl = 7 * kMicrosPerDay;
+  Duration dedup_ttl = kMicrosPerDay;
   // Record the newest event time applied to the view (NewestEventApplied) in
   // the same write as the states.
   bool record_newest = false;
@@ -175,7 +176,7 @@ class OnlineUpdater {
 
   // Applies `rows` (ordered among equal timestamps as they should arrive) to
   // the stored states as `options` say: one batched store read (two with
-  // event ids), the kernels, one batched write of states, event markers and
+  // event ids), the kernels, one batched write of states, recent event ids and
   // meta records. Errors: the store's; InvalidArgument for rows of another
   // schema or a corrupt stored state.
   Status Apply(const table::Table& rows, store::OnlineStore* store, ApplyStats* stats,

@@ -1,82 +1,156 @@
 #include "features/online_events.h"
 
-#include <unordered_set>
+#include <algorithm>
+
+#include "common/bytes.h"
+#include "common/hash.h"
 
 namespace keel::features {
 
 using table::Column;
 using table::DataType;
 
-std::string EventMarkerView(const OnlineView& view, std::string_view event_id) {
-  std::string marker = view.store_view();
-  marker += '#';
-  marker += event_id;
-  return marker;
-}
+std::string RecentEventsView(const OnlineView& view) { return view.store_view() + "#events"; }
 
 namespace {
 
-// The id of row `row` as text; false for a null id.
-bool EventIdAt(const Column& ids, size_t row, std::string* out) {
+constexpr uint8_t kRecentEventsVersion = 1;
+// Expiries are rounded up to ttl / kGenerations, so one set holds at most
+// about that many generations however often its entity is written.
+constexpr Duration kGenerations = 64;
+
+// The id of row `row` hashed; false for a null id.
+bool EventIdHash(const Column& ids, size_t row, uint64_t* out) {
   if (!ids.IsValid(row)) return false;
   if (ids.type() == DataType::kString) {
-    out->assign(ids.StringAt(row));
+    *out = Hash64(ids.StringAt(row));
   } else {
-    *out = std::to_string(ids.ints()[row]);
+    *out = Hash64(std::to_string(ids.ints()[row]));
   }
   return true;
+}
+
+// One entity's recent ids: generations of sorted hashes, each with the time
+// it expires.
+struct RecentEvents {
+  struct Generation {
+    Timestamp expires = 0;
+    std::vector<uint64_t> hashes;  // sorted, unique
+  };
+  std::vector<Generation> generations;  // by expiry
+
+  bool Contains(uint64_t hash) const {
+    for (const Generation& generation : generations) {
+      if (std::binary_search(generation.hashes.begin(), generation.hashes.end(), hash)) {
+        return true;
+      }
+    }
+    return false;
+  }
+};
+
+// Decodes, dropping generations expired at `now`.
+Status DecodeRecentEvents(std::string_view bytes, Timestamp now, RecentEvents* out) {
+  ByteReader reader(bytes);
+  uint8_t version = 0;
+  uint32_t count = 0;
+  if (!reader.U8(&version) || version != kRecentEventsVersion || !reader.U32(&count)) {
+    return InvalidArgument("malformed header");
+  }
+  for (uint32_t g = 0; g < count; ++g) {
+    RecentEvents::Generation generation;
+    uint32_t size = 0;
+    if (!reader.I64(&generation.expires) || !reader.U32(&size) || size > reader.remaining() / 8) {
+      return InvalidArgument("malformed generation");
+    }
+    generation.hashes.resize(size);
+    for (uint64_t& hash : generation.hashes) reader.U64(&hash);
+    if (generation.expires > now) out->generations.push_back(std::move(generation));
+  }
+  if (reader.remaining() != 0) return InvalidArgument("trailing bytes");
+  return Status::Ok();
+}
+
+std::string EncodeRecentEvents(const RecentEvents& events) {
+  std::string out;
+  PutU8(&out, kRecentEventsVersion);
+  PutU32(&out, static_cast<uint32_t>(events.generations.size()));
+  for (const RecentEvents::Generation& generation : events.generations) {
+    PutI64(&out, generation.expires);
+    PutU32(&out, static_cast<uint32_t>(generation.hashes.size()));
+    for (uint64_t hash : generation.hashes) PutU64(&out, hash);
+  }
+  return out;
+}
+
+// Adds `hashes` (unsorted) as applied at `now`, kept until now + ttl rounded
+// up to the generation granule.
+void AddRecent(std::vector<uint64_t> hashes, Timestamp now, Duration ttl, RecentEvents* events) {
+  std::sort(hashes.begin(), hashes.end());
+  Duration granule = std::max<Duration>(1, ttl / kGenerations);
+  Timestamp expires = ((now + ttl) / granule + 1) * granule;
+  if (events->generations.empty() || events->generations.back().expires != expires) {
+    events->generations.push_back({expires, {}});
+  }
+  std::vector<uint64_t>& into = events->generations.back().hashes;
+  std::vector<uint64_t> merged;
+  merged.reserve(into.size() + hashes.size());
+  std::merge(into.begin(), into.end(), hashes.begin(), hashes.end(), std::back_inserter(merged));
+  merged.erase(std::unique(merged.begin(), merged.end()), merged.end());
+  into = std::move(merged);
 }
 
 }  // namespace
 
 Status DropSeenEvents(const OnlineView& view, const Column& event_ids,
                       const std::vector<std::string>& entity_keys, store::OnlineStore* store,
-                      Grouping* grouping, std::vector<EventMarker>* markers, uint64_t* duplicates) {
+                      Timestamp now, Duration ttl, Grouping* grouping,
+                      std::vector<std::string>* sets, uint64_t* duplicates) {
   if (event_ids.type() != DataType::kString && event_ids.type() != DataType::kInt64) {
     return InvalidArgument("event ids must be strings or integers, not " +
                            std::string(table::DataTypeName(event_ids.type())));
   }
   const size_t entities = entity_keys.size();
-  // Every (entity, id) pair of the batch, first occurrence only.
-  std::vector<std::string> marker_views(grouping->order.size());
-  std::vector<uint8_t> has_id(grouping->order.size(), 0), repeated(grouping->order.size(), 0);
+  const std::string ids_view = RecentEventsView(view);
   std::vector<store::StoreKey> keys;
-  std::vector<size_t> key_position;
-  std::string id;
-  for (size_t entity = 0; entity < entities; ++entity) {
-    std::unordered_set<std::string_view> seen;
-    for (size_t i = grouping->offsets[entity]; i < grouping->offsets[entity + 1]; ++i) {
-      if (!EventIdAt(event_ids, grouping->order[i], &id)) continue;
-      marker_views[i] = EventMarkerView(view, id);
-      has_id[i] = 1;
-      if (!seen.insert(marker_views[i]).second) {
-        repeated[i] = 1;
-        continue;
-      }
-      keys.push_back({entity_keys[entity], marker_views[i]});
-      key_position.push_back(i);
-    }
-  }
-  std::vector<std::optional<std::string>> found;
-  if (!keys.empty()) RETURN_IF_ERROR(store->Read(keys, &found));
-  std::vector<uint8_t> drop = std::move(repeated);
-  for (size_t k = 0; k < keys.size(); ++k) {
-    if (found[k].has_value()) drop[key_position[k]] = 1;
-  }
+  keys.reserve(entities);
+  for (const std::string& key : entity_keys) keys.push_back({key, ids_view});
+  std::vector<std::optional<std::string>> stored;
+  RETURN_IF_ERROR(store->Read(keys, &stored));
+  sets->assign(entities, std::string());
   // Compact the grouping in place, keeping each entity's order.
   size_t kept = 0;
   std::vector<uint32_t> offsets(entities + 1, 0);
+  std::vector<uint64_t> added;
   for (size_t entity = 0; entity < entities; ++entity) {
     offsets[entity] = static_cast<uint32_t>(kept);
-    for (size_t i = grouping->offsets[entity]; i < grouping->offsets[entity + 1]; ++i) {
-      if (drop[i]) {
-        ++*duplicates;
-        continue;
+    RecentEvents recent;
+    if (stored[entity].has_value()) {
+      Status decoded = DecodeRecentEvents(*stored[entity], now, &recent);
+      if (!decoded.ok()) {
+        return InvalidArgument("online store: corrupt event ids of " + view.store_view() + ": " +
+                               decoded.message());
       }
-      if (has_id[i]) markers->push_back({entity, std::move(marker_views[i])});
+    }
+    added.clear();
+    for (size_t i = grouping->offsets[entity]; i < grouping->offsets[entity + 1]; ++i) {
+      uint64_t hash = 0;
+      if (EventIdHash(event_ids, grouping->order[i], &hash)) {
+        // Batches are small next to the sets: a linear scan of this batch's
+        // ids finds repeats within it.
+        if (recent.Contains(hash) || std::find(added.begin(), added.end(), hash) != added.end()) {
+          ++*duplicates;
+          continue;
+        }
+        added.push_back(hash);
+      }
       grouping->order[kept] = grouping->order[i];
       grouping->sorted_ts[kept] = grouping->sorted_ts[i];
       ++kept;
+    }
+    if (!added.empty()) {
+      AddRecent(added, now, ttl, &recent);
+      (*sets)[entity] = EncodeRecentEvents(recent);
     }
   }
   offsets[entities] = static_cast<uint32_t>(kept);

@@ -3,15 +3,18 @@
 // Streamed events on the online path: de-duplication by event id, and the
 // newest event applied to each view (its freshness).
 //
-// De-duplication is per (view, entity): when OnlineUpdater::Apply is given
-// event ids, every entity state it writes is written together with one marker
-// per event id applied to it (a store entry beside the state, same entity key,
-// so the same atomic write: a RocksDB write batch, one MULTI/EXEC on the
-// entity's Redis shard). An event whose marker an entity already holds is
-// skipped for that entity. So a batch cut short by a crash, or sent again by a
-// client that got no answer, or redelivered by a stream, applies every event
-// exactly once to every state - whatever subset of states the first attempt
-// reached. Markers expire after ApplyOptions::dedup_ttl.
+// De-duplication is per (view, entity): beside each entity state lives the
+// set of event ids recently applied to it (a second store key of the same
+// entity, so it is written in the same atomic write as the state: a RocksDB
+// write batch, one MULTI/EXEC on the entity's Redis shard). An event whose id
+// an entity's set holds is skipped for that entity. So a batch cut short by a
+// crash, sent again by a client that got no answer, or redelivered by a
+// stream, applies every event exactly once to every state - whatever subset
+// of states the first attempt reached. Ids are remembered for `dedup_ttl`
+// (wall-clock time since they were applied), kept as 64-bit hashes (two
+// different ids collide with probability ~2^-64 per pair), grouped in at most
+// ~64 generations by expiry, so the cost is one extra key per entity and
+// batch, not one per event.
 
 #include <optional>
 #include <string>
@@ -27,25 +30,23 @@
 
 namespace keel::features {
 
-// The store view key of the marker of `event_id` applied to an entity of
-// `view`: "<name>@<version>#<event_id>".
-std::string EventMarkerView(const OnlineView& view, std::string_view event_id);
-
-// A marker to write with the state of grouping entity `entity`.
-struct EventMarker {
-  size_t entity = 0;
-  std::string view;  // EventMarkerView
-};
+// The store view key of the event ids recently applied to an entity of
+// `view`: "<name>@<version>#events".
+std::string RecentEventsView(const OnlineView& view);
 
 // Removes from `grouping` every row whose event id (`event_ids`, a string or
-// int64 column parallel to the rows; a null id is never a duplicate) is
-// already marked for its entity in `store`, or repeats an id of an earlier row
-// of the same entity in this batch; counts them in `duplicates`, and lists the
-// markers of the rows kept. `entity_keys[e]` is the store key of grouping
-// entity e. One batched store read. Errors: the store's.
+// int64 column parallel to the rows; a null id is never a duplicate) is in
+// its entity's stored set of recent ids, or repeats an id of an earlier row
+// of the same entity in this batch; counts them in `duplicates`.
+// `entity_keys[e]` is the store key of grouping entity e. `sets[e]` is set to
+// the encoded recent-id set to write with entity e's state when the batch
+// adds ids to it (empty otherwise), ids applied at `now` kept for `ttl`.
+// One batched store read. Errors: the store's; InvalidArgument for a corrupt
+// stored set (naming the view).
 Status DropSeenEvents(const OnlineView& view, const table::Column& event_ids,
                       const std::vector<std::string>& entity_keys, store::OnlineStore* store,
-                      Grouping* grouping, std::vector<EventMarker>* markers, uint64_t* duplicates);
+                      Timestamp now, Duration ttl, Grouping* grouping,
+                      std::vector<std::string>* sets, uint64_t* duplicates);
 
 // A meta record holding a timestamp (decimal microseconds), or nullopt when
 // absent. Errors: the store's; InvalidArgument naming the record when corrupt.

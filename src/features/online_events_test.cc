@@ -63,7 +63,7 @@ FeatureViewDef View(ViewKind kind) {
   return view;
 }
 
-// Every stored state of `view` for keys 0..entities-1 (markers excluded).
+// Every stored state of `view` for keys 0..entities-1 (recent event ids excluded).
 std::vector<std::optional<std::string>> States(store::OnlineStore* store, const OnlineView& view,
                                                int entities) {
   std::vector<std::string> keys;

@@ -51,7 +51,7 @@ namespace keel::serve {
 
 struct IngestOptions {
   // How long an applied event id is remembered for de-duplication.
-  Duration dedup_ttl = 7 * kMicrosPerDay;
+  Duration dedup_ttl = kMicrosPerDay;
 };
 
 // One event that was not applied, and why ("events[3].delay: expected a

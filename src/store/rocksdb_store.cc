@@ -155,6 +155,11 @@ Result<std::unique_ptr<OnlineStore>> OpenRocksDbStore(const std::string& path, s
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   table.whole_key_filtering = true;
   options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  // And one over the memtable: streaming reads the de-duplication marker of
+  // every event (online_events.h), nearly all absent, and a miss would
+  // otherwise search the whole skip list.
+  options.memtable_whole_key_filtering = true;
+  options.memtable_prefix_bloom_size_ratio = 0.05;
   options.IncreaseParallelism(2);
   rocksdb::DB* raw = nullptr;
   if (read_only) {
