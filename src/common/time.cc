@@ -157,17 +157,37 @@ std::string FormatTimestamp(Timestamp ts) {
   CivilFromDays(days, &year, &month, &day);
   int64_t micros = rest % kMicrosPerSecond;
   int64_t seconds = rest / kMicrosPerSecond;
-  char buffer[64];
-  int n = std::snprintf(
-      buffer, sizeof(buffer), "%04lld-%02u-%02u %02lld:%02lld:%02lld", static_cast<long long>(year),
-      month, day, static_cast<long long>(seconds / 3600), static_cast<long long>(seconds / 60 % 60),
-      static_cast<long long>(seconds % 60));
-  std::string out(buffer, static_cast<size_t>(n));
-  if (micros != 0) {
-    std::snprintf(buffer, sizeof(buffer), ".%06lld", static_cast<long long>(micros));
-    out += buffer;
+  if (year < 0 || year > 9999) {
+    char buffer[64];
+    int n = std::snprintf(
+        buffer, sizeof(buffer), "%04lld-%02u-%02u %02lld:%02lld:%02lld",
+        static_cast<long long>(year), month, day, static_cast<long long>(seconds / 3600),
+        static_cast<long long>(seconds / 60 % 60), static_cast<long long>(seconds % 60));
+    std::string out(buffer, static_cast<size_t>(n));
+    if (micros != 0) {
+      std::snprintf(buffer, sizeof(buffer), ".%06lld", static_cast<long long>(micros));
+      out += buffer;
+    }
+    return out;
   }
-  return out;
+  // The common case by hand: lookups write one per value (snprintf was most
+  // of a large answer's time).
+  char text[27] = "0000-00-00 00:00:00.000000";
+  auto digits = [&](size_t at, int64_t value, int width) {
+    for (int i = width - 1; i >= 0; --i) {
+      text[at + static_cast<size_t>(i)] = static_cast<char>('0' + value % 10);
+      value /= 10;
+    }
+  };
+  digits(0, year, 4);
+  digits(5, month, 2);
+  digits(8, day, 2);
+  digits(11, seconds / 3600, 2);
+  digits(14, seconds / 60 % 60, 2);
+  digits(17, seconds % 60, 2);
+  if (micros == 0) return std::string(text, 19);
+  digits(20, micros, 6);
+  return std::string(text, 26);
 }
 
 }  // namespace keel

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <ctime>
 #include <random>
 
 namespace keel {
@@ -48,6 +50,27 @@ TEST(Timestamp, FormatRoundTripsOnRandomInstants) {
     Timestamp ts = static_cast<Timestamp>(random() % (200LL * 365 * kMicrosPerDay)) -
                    100LL * 365 * kMicrosPerDay;
     EXPECT_EQ(*ParseTimestamp(FormatTimestamp(ts)), ts) << FormatTimestamp(ts);
+  }
+}
+
+TEST(Timestamp, FormatMatchesTheCLibrary) {
+  std::mt19937_64 random(2);
+  for (int i = 0; i < 20000; ++i) {
+    Timestamp ts = static_cast<Timestamp>(random() % (200LL * 365 * kMicrosPerDay)) -
+                   70LL * 365 * kMicrosPerDay;
+    if (i % 2 == 0) ts -= ts % kMicrosPerSecond;  // whole seconds print no fraction
+    Timestamp micros = ((ts % kMicrosPerSecond) + kMicrosPerSecond) % kMicrosPerSecond;
+    time_t seconds = static_cast<time_t>((ts - micros) / kMicrosPerSecond);
+    std::tm parts{};
+    gmtime_r(&seconds, &parts);
+    char expected[64];
+    size_t n = std::strftime(expected, sizeof(expected), "%Y-%m-%d %H:%M:%S", &parts);
+    std::string want(expected, n);
+    if (micros != 0) {
+      std::snprintf(expected, sizeof(expected), ".%06lld", static_cast<long long>(micros));
+      want += expected;
+    }
+    ASSERT_EQ(FormatTimestamp(ts), want) << ts;
   }
 }
 

@@ -137,6 +137,25 @@ void AppendFeatureColumn(const features::OnlineFeatures& features, size_t featur
 
 constexpr std::string_view kEpoch = "\"1970-01-01T00:00:00Z\"";
 
+// The quoted text of each row's last event time: the features of one view
+// share their entity's event time, so most are formatted once per row.
+class TimestampTexts {
+ public:
+  TimestampTexts(size_t rows, std::string (*format)(Timestamp)) : format_(format), texts_(rows) {}
+  const std::string& Quoted(size_t row, Timestamp ts) {
+    auto& [cached_ts, text] = texts_[row];
+    if (text.empty() || cached_ts != ts) {
+      cached_ts = ts;
+      text = "\"" + format_(ts) + "\"";
+    }
+    return text;
+  }
+
+ private:
+  std::string (*format_)(Timestamp);
+  std::vector<std::pair<Timestamp, std::string>> texts_;
+};
+
 }  // namespace
 
 void AppendJsonString(std::string_view text, std::string* out) {
@@ -232,6 +251,7 @@ std::string FeaturesJson(const features::OnlineFeatures& features, size_t rows) 
   out.append("{\"metadata\":{\"feature_names\":[");
   AppendNames(features.names, &out);
   out.append("]},\"results\":[");
+  TimestampTexts texts(rows, FormatTimestamp);
   for (size_t feature = 0; feature < features.names.size(); ++feature) {
     if (feature > 0) out.push_back(',');
     AppendFeatureColumn(features, feature, rows, &out);
@@ -239,13 +259,7 @@ std::string FeaturesJson(const features::OnlineFeatures& features, size_t rows) 
     for (size_t row = 0; row < rows; ++row) {
       if (row > 0) out.push_back(',');
       Timestamp ts = features.event_timestamps[feature][row];
-      if (ts == kMinTimestamp) {
-        out.append("null");
-      } else {
-        out.push_back('"');
-        out.append(FormatTimestamp(ts));
-        out.push_back('"');
-      }
+      out.append(ts == kMinTimestamp ? std::string_view("null") : texts.Quoted(row, ts));
     }
     out.append("]}");
   }
@@ -286,6 +300,7 @@ std::string FeastFeaturesJson(const table::Table& entities,
     }
     out.append("]}");
   }
+  TimestampTexts texts(rows, FormatRfc3339);
   for (size_t feature = 0; feature < features.names.size(); ++feature) {
     if (feature > 0 || entities.num_columns() > 0) out.push_back(',');
     AppendFeatureColumn(features, feature, rows, &out);
@@ -293,13 +308,7 @@ std::string FeastFeaturesJson(const table::Table& entities,
     for (size_t row = 0; row < rows; ++row) {
       if (row > 0) out.push_back(',');
       Timestamp ts = features.event_timestamps[feature][row];
-      if (ts == kMinTimestamp) {
-        out.append(kEpoch);
-      } else {
-        out.push_back('"');
-        out.append(FormatRfc3339(ts));
-        out.push_back('"');
-      }
+      out.append(ts == kMinTimestamp ? kEpoch : std::string_view(texts.Quoted(row, ts)));
     }
     out.append("]}");
   }
