@@ -207,6 +207,11 @@ TEST(Ingest, HttpEventsAreCheckedDeduplicatedAndFresh) {
 
   EXPECT_EQ(server.Stop(), 0) << server.Log();
   EXPECT_EQ(CountsFromCli(repo.path()), Expected(5));
+  CommandResult fresh = RunKeel({"features", "freshness", "--json"}, repo.path());
+  ASSERT_EQ(fresh.exit_code, 0) << fresh.Describe();
+  Json listed = Json::parse(fresh.out);
+  ASSERT_EQ(listed.size(), 1u) << fresh.out;
+  EXPECT_EQ(listed[0]["newest_event"], "2024-03-10 00:00:00.100004") << fresh.out;
 }
 
 // A client sends batches while the server is killed with SIGKILL at random

@@ -143,6 +143,11 @@ Status RunParity(const ParityOptions& options);
 // `keel features get`: reads features from the online store.
 Status RunFeaturesGet(const FeaturesGetOptions& options);
 
+// `keel features freshness`: for the current version of every view, the
+// newest event applied to the online store (streamed or materialized) and
+// now minus it. Opens the store read-only.
+Status RunFeaturesFreshness(const RepoOptions& options, bool json);
+
 // The online store keel.yaml configures. Errors: as store::OpenOnlineStore.
 Result<std::unique_ptr<store::OnlineStore>> OpenRepoOnlineStore(const features::RepoConfig& config,
                                                                 bool read_only = false);

@@ -58,6 +58,11 @@ int main(int argc, char** argv) {
   show->add_option("view", reference, "VIEW or VIEW@VERSION")->required();
   show->add_flag("--json", json, "Print JSON");
   show->callback([&] { status = keel::cli::RunFeaturesShow(repo, reference, json); });
+  CLI::App* freshness = features->add_subcommand(
+      "freshness", "Newest event applied to each view in the online store, and its age");
+  add_repo(freshness);
+  freshness->add_flag("--json", json, "Print JSON");
+  freshness->callback([&] { status = keel::cli::RunFeaturesFreshness(repo, json); });
 
   keel::cli::DatasetBuildOptions build_options;
   CLI::App* dataset = app.add_subcommand("dataset", "Training sets");

@@ -6,6 +6,7 @@
 #include "cli/text_table.h"
 #include "features/catalog.h"
 #include "features/online.h"
+#include "features/online_events.h"
 #include "features/parity.h"
 #include "serve/features_json.h"
 #include "store/online_store.h"
@@ -260,6 +261,45 @@ Status RunFeaturesGet(const FeaturesGetOptions& options) {
   std::printf("online features as of %s (%s store, read in %.0f us)\n", FormatTimestamp(at).c_str(),
               std::string(store->type()).c_str(), micros);
   std::fputs(table.ToString().c_str(), stdout);
+  return Status::Ok();
+}
+
+Status RunFeaturesFreshness(const RepoOptions& options, bool json) {
+  ASSIGN_OR_RETURN(features::RepoConfig config, features::LoadRepoConfig(options.repo));
+  ASSIGN_OR_RETURN(std::unique_ptr<Catalog> catalog, Catalog::Open(config.catalog_path));
+  ASSIGN_OR_RETURN(std::vector<features::ViewVersionInfo> views, catalog->ListCurrent());
+  ASSIGN_OR_RETURN(std::unique_ptr<store::OnlineStore> store, OpenRepoOnlineStore(config, true));
+  Timestamp now = WallClockNow();
+  nlohmann::json report = nlohmann::json::array();
+  TextTable table({"view", "source", "newest event", "age"});
+  for (const features::ViewVersionInfo& info : views) {
+    ASSIGN_OR_RETURN(std::shared_ptr<const OnlineView> view,
+                     OnlineView::Make(info.definition, info.version));
+    ASSIGN_OR_RETURN(std::optional<Timestamp> newest,
+                     features::NewestEventApplied(store.get(), *view));
+    std::string age = "-";
+    if (newest.has_value()) {
+      char text[32];
+      std::snprintf(text, sizeof(text), "%.1f h",
+                    static_cast<double>(now - *newest) / static_cast<double>(kMicrosPerHour));
+      age = text;
+    }
+    table.AddRow({view->store_view(), info.definition.source.name,
+                  newest.has_value() ? FormatTimestamp(*newest) : "(none)", age});
+    report.push_back(
+        {{"view", view->store_view()},
+         {"source", info.definition.source.name},
+         {"newest_event",
+          newest.has_value() ? nlohmann::json(FormatTimestamp(*newest)) : nlohmann::json()},
+         {"freshness_seconds",
+          newest.has_value() ? nlohmann::json(static_cast<double>(now - *newest) / kMicrosPerSecond)
+                             : nlohmann::json()}});
+  }
+  if (json) {
+    std::printf("%s\n", report.dump(2).c_str());
+  } else {
+    std::fputs(table.ToString().c_str(), stdout);
+  }
   return Status::Ok();
 }
 
