@@ -37,6 +37,32 @@ std::string CommandResult::Describe() const {
 
 namespace {
 
+// `keel args...` as a child's argv.
+std::vector<std::string> KeelArgv(const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {KeelBinary()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return argv;
+}
+
+// This process's environment without KEEL_* variables, plus `extra`.
+std::vector<std::string> ChildEnvironment(
+    const std::vector<std::pair<std::string, std::string>>& extra) {
+  std::vector<std::string> env;
+  for (char** item = environ; *item != nullptr; ++item) {
+    if (std::strncmp(*item, "KEEL_", 5) != 0) env.emplace_back(*item);
+  }
+  for (const auto& [name, value] : extra) env.push_back(name + "=" + value);
+  return env;
+}
+
+// A null-terminated pointer array over `strings` (which must outlive it).
+std::vector<char*> Pointers(std::vector<std::string>& strings) {
+  std::vector<char*> pointers;
+  for (std::string& text : strings) pointers.push_back(text.data());
+  pointers.push_back(nullptr);
+  return pointers;
+}
+
 // Reads both pipes until the child closes them (or the deadline passes), so a
 // chatty child never blocks on a full pipe.
 void DrainPipes(int out_fd, int err_fd, std::chrono::steady_clock::time_point deadline,
@@ -74,20 +100,10 @@ CommandResult RunKeel(const std::vector<std::string>& args, const std::string& c
                       const std::vector<std::pair<std::string, std::string>>& env,
                       int timeout_seconds) {
   CommandResult result;
-  std::vector<std::string> argv_storage = {KeelBinary()};
-  argv_storage.insert(argv_storage.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (std::string& arg : argv_storage) argv.push_back(arg.data());
-  argv.push_back(nullptr);
-
-  std::vector<std::string> env_storage;
-  for (char** item = environ; *item != nullptr; ++item) {
-    if (std::strncmp(*item, "KEEL_", 5) != 0) env_storage.emplace_back(*item);
-  }
-  for (const auto& [name, value] : env) env_storage.push_back(name + "=" + value);
-  std::vector<char*> envp;
-  for (std::string& item : env_storage) envp.push_back(item.data());
-  envp.push_back(nullptr);
+  std::vector<std::string> argv_storage = KeelArgv(args);
+  std::vector<char*> argv = Pointers(argv_storage);
+  std::vector<std::string> env_storage = ChildEnvironment(env);
+  std::vector<char*> envp = Pointers(env_storage);
 
   int out_pipe[2], err_pipe[2];
   if (::pipe2(out_pipe, O_CLOEXEC) != 0 || ::pipe2(err_pipe, O_CLOEXEC) != 0) {
@@ -284,18 +300,10 @@ bool SameValueBits(const table::Column& a, size_t a_row, const table::Column& b,
 
 KeelProcess::KeelProcess(const std::string& repo, const std::vector<std::string>& args) {
   log_path_ = logs_.Path("keel.err");
-  std::vector<std::string> argv_storage = {KeelBinary()};
-  argv_storage.insert(argv_storage.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (std::string& arg : argv_storage) argv.push_back(arg.data());
-  argv.push_back(nullptr);
-  std::vector<std::string> env_storage;
-  for (char** item = environ; *item != nullptr; ++item) {
-    if (std::strncmp(*item, "KEEL_", 5) != 0) env_storage.emplace_back(*item);
-  }
-  std::vector<char*> envp;
-  for (std::string& item : env_storage) envp.push_back(item.data());
-  envp.push_back(nullptr);
+  std::vector<std::string> argv_storage = KeelArgv(args);
+  std::vector<char*> argv = Pointers(argv_storage);
+  std::vector<std::string> env_storage = ChildEnvironment({});
+  std::vector<char*> envp = Pointers(env_storage);
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);

@@ -301,26 +301,35 @@ TEST(Ingest, StreamConsumerSurvivesKillNineAndReplays) {
   IngestRepo repo;
   const std::string stream = "keel-ingest-test-" + std::to_string(::getpid());
   Redis({"DEL", stream, stream + ":dead"});
-  constexpr int kEvents = 3000;
+  constexpr int kEvents = 6000;
   auto produce = [&] {
     for (int i = 0; i < kEvents; ++i) {
       Redis({"XADD", stream, "*", "event", Event(i, "s").dump()});
     }
   };
   produce();
+  // The group `keel ingest` would create (it takes an existing one as it is).
+  Redis({"XGROUP", "CREATE", stream, "keel", "0"});
   // A malformed entry goes to the dead-letter stream.
   Redis({"XADD", stream, "*", "event", "{not json"});
   std::mt19937_64 random(7);
   int killed_mid_batch = 0;
+  auto pending = [&] {
+    Result<redis::OwnedReply> reply =
+        redis::RunCommand(RedisEndpoint(), {"XPENDING", stream, "keel"});
+    EXPECT_TRUE(reply.ok()) << reply.status().ToString();
+    return reply.ok() && !reply->elements.empty() ? reply->elements[0].integer : 0;
+  };
   for (int round = 0; round < 4; ++round) {
     KeelProcess ingest(repo.path(), IngestArgs(stream, 60000));
-    std::this_thread::sleep_for(std::chrono::milliseconds(150 + random() % 400));
+    // Kill while a batch is in hand: once the consumer holds unacknowledged
+    // entries, after a random few milliseconds more.
+    for (auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+         pending() == 0 && std::chrono::steady_clock::now() < deadline;) {
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(random() % 3000));
     ingest.Stop(SIGKILL);
-    // Entries read and not acknowledged: the kill hit a batch in hand.
-    Result<redis::OwnedReply> pending =
-        redis::RunCommand(RedisEndpoint(), {"XPENDING", stream, "keel"});
-    ASSERT_TRUE(pending.ok()) << pending.status().ToString();
-    if (!pending->elements.empty() && pending->elements[0].integer > 0) ++killed_mid_batch;
+    if (pending() > 0) ++killed_mid_batch;
   }
   // Otherwise the test proves little: make it fail so that the timing gets fixed.
   EXPECT_GT(killed_mid_batch, 0);

@@ -22,6 +22,19 @@ int ExitCode(const keel::Status& status) {
   }
 }
 
+// Parses a duration option ("24h", "7d") into `out`; on failure sets
+// `status` (naming the option) and returns false.
+bool ParseDurationOption(const std::string& text, const char* option, keel::Duration* out,
+                         keel::Status* status) {
+  keel::Result<keel::Duration> parsed = keel::ParseDuration(text);
+  if (!parsed.ok()) {
+    *status = parsed.status().WithContext(option);
+    return false;
+  }
+  *out = *parsed;
+  return true;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -225,12 +238,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   ingest->add_flag("--json", ingest_options.json, "Print a JSON summary on stdout");
   ingest->callback([&] {
-    keel::Result<keel::Duration> ttl = keel::ParseDuration(ingest_dedup_ttl);
-    if (!ttl.ok()) {
-      status = ttl.status().WithContext("--dedup-ttl");
+    if (!ParseDurationOption(ingest_dedup_ttl, "--dedup-ttl", &ingest_options.dedup_ttl, &status)) {
       return;
     }
-    ingest_options.dedup_ttl = *ttl;
     ingest_options.repo = repo;
     status = keel::cli::RunIngest(ingest_options);
   });
@@ -268,12 +278,9 @@ int main(int argc, char** argv) {
                    "How long an applied event id is remembered (e.g. 24h, 7d)")
       ->capture_default_str();
   serve->callback([&] {
-    keel::Result<keel::Duration> ttl = keel::ParseDuration(serve_dedup_ttl);
-    if (!ttl.ok()) {
-      status = ttl.status().WithContext("--dedup-ttl");
+    if (!ParseDurationOption(serve_dedup_ttl, "--dedup-ttl", &serve_options.dedup_ttl, &status)) {
       return;
     }
-    serve_options.dedup_ttl = *ttl;
     serve_options.repo = repo;
     status = keel::cli::RunServe(serve_options);
   });
