@@ -24,16 +24,18 @@ struct DMatrixDeleter {
 };
 using DMatrixPtr = std::unique_ptr<void, DMatrixDeleter>;
 
-Result<DMatrixPtr> MakeDMatrix(const DenseMatrix& matrix, std::span<const double> labels) {
+Result<DMatrixPtr> MakeDMatrix(const DenseMatrix& matrix, std::span<const double> labels,
+                               int nthread) {
   if (matrix.rows == 0 || matrix.cols == 0) return InvalidArgument("the matrix is empty");
   if (matrix.values.size() != matrix.rows * matrix.cols) {
     return InvalidArgument("the matrix holds " + std::to_string(matrix.values.size()) +
                            " values, not rows * cols");
   }
   DMatrixHandle handle = nullptr;
-  RETURN_IF_ERROR(Call(XGDMatrixCreateFromMat(matrix.values.data(), matrix.rows, matrix.cols,
-                                              std::numeric_limits<float>::quiet_NaN(), &handle),
-                       "creating a DMatrix"));
+  RETURN_IF_ERROR(
+      Call(XGDMatrixCreateFromMat_omp(matrix.values.data(), matrix.rows, matrix.cols,
+                                      std::numeric_limits<float>::quiet_NaN(), &handle, nthread),
+           "creating a DMatrix"));
   DMatrixPtr dmatrix(handle);
   if (!labels.empty()) {
     std::vector<float> as_float(labels.begin(), labels.end());
@@ -56,12 +58,13 @@ struct XgboostModel::Booster {
 };
 
 XgboostModel::XgboostModel(std::unique_ptr<Booster> booster, Task task, size_t num_features,
-                           int num_rounds, std::string format)
+                           int num_rounds, std::string format, int nthread)
     : booster_(std::move(booster)),
       task_(task),
       num_features_(num_features),
       num_rounds_(num_rounds),
-      format_(std::move(format)) {}
+      format_(std::move(format)),
+      nthread_(nthread) {}
 
 XgboostModel::~XgboostModel() = default;
 
@@ -145,11 +148,11 @@ Result<std::unique_ptr<XgboostModel>> XgboostModel::Train(
     RETURN_IF_ERROR(
         CheckLabels(params.task, *valid, valid_labels).WithContext("validation labels"));
   }
-  ASSIGN_OR_RETURN(DMatrixPtr dtrain, MakeDMatrix(train, train_labels));
+  ASSIGN_OR_RETURN(DMatrixPtr dtrain, MakeDMatrix(train, train_labels, params.nthread));
   DMatrixPtr dvalid;
   std::vector<DMatrixHandle> cache = {dtrain.get()};
   if (valid != nullptr) {
-    ASSIGN_OR_RETURN(dvalid, MakeDMatrix(*valid, valid_labels));
+    ASSIGN_OR_RETURN(dvalid, MakeDMatrix(*valid, valid_labels, params.nthread));
     cache.push_back(dvalid.get());
   }
   BoosterHandle handle = nullptr;
@@ -196,10 +199,12 @@ Result<std::unique_ptr<XgboostModel>> XgboostModel::Train(
   }
   if (report != nullptr) *report = local_report;
   return std::unique_ptr<XgboostModel>(new XgboostModel(std::move(booster), params.task, train.cols,
-                                                        kept_rounds, params.model_format));
+                                                        kept_rounds, params.model_format,
+                                                        params.nthread));
 }
 
 Result<std::unique_ptr<XgboostModel>> XgboostModel::Load(std::string_view bytes, int nthread) {
+  if (nthread < 1) return InvalidArgument("nthread must be at least 1");
   BoosterHandle handle = nullptr;
   RETURN_IF_ERROR(Call(XGBoosterCreate(nullptr, 0, &handle), "creating a booster"));
   auto booster = std::make_unique<Booster>(handle);
@@ -234,8 +239,8 @@ Result<std::unique_ptr<XgboostModel>> XgboostModel::Load(std::string_view bytes,
   RETURN_IF_ERROR(Call(XGBoosterBoostedRounds(handle, &rounds), "reading boosted rounds"));
   const bool is_json =
       !bytes.empty() && bytes.front() == '{' && bytes.size() > 1 && bytes[1] == '"';
-  return std::unique_ptr<XgboostModel>(
-      new XgboostModel(std::move(booster), task, num_features, rounds, is_json ? "json" : "ubj"));
+  return std::unique_ptr<XgboostModel>(new XgboostModel(std::move(booster), task, num_features,
+                                                        rounds, is_json ? "json" : "ubj", nthread));
 }
 
 Result<std::vector<double>> XgboostModel::PredictType(const DenseMatrix& features, int type) const {
@@ -244,7 +249,7 @@ Result<std::vector<double>> XgboostModel::PredictType(const DenseMatrix& feature
                            " features, the matrix has " + std::to_string(features.cols));
   }
   if (features.rows == 0) return std::vector<double>();
-  ASSIGN_OR_RETURN(DMatrixPtr dmatrix, MakeDMatrix(features, {}));
+  ASSIGN_OR_RETURN(DMatrixPtr dmatrix, MakeDMatrix(features, {}, nthread_));
   // type 0: transformed output (probability), 1: margin; all trees; no training-only behaviour.
   const std::string config = "{\"type\": " + std::to_string(type) +
                              ", \"training\": false, \"iteration_begin\": 0, \"iteration_end\": 0, "

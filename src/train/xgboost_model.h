@@ -80,7 +80,7 @@ class XgboostModel : public Model {
 
   // Loads UBJSON or JSON model bytes (XGBoost detects which). The task comes
   // from the model's objective; predictions use `nthread` threads.
-  // Errors: InvalidArgument for bytes XGBoost cannot read or an objective
+  // Errors: InvalidArgument for nthread < 1, bytes XGBoost cannot read or an objective
   // other than binary:logistic / reg:squarederror.
   static Result<std::unique_ptr<XgboostModel>> Load(std::string_view bytes, int nthread = 2);
 
@@ -101,7 +101,7 @@ class XgboostModel : public Model {
  private:
   struct Booster;  // owns the BoosterHandle; defined in xgboost_model.cc
   XgboostModel(std::unique_ptr<Booster> booster, Task task, size_t num_features, int num_rounds,
-               std::string format);
+               std::string format, int nthread);
   Result<std::vector<double>> PredictType(const DenseMatrix& features, int type) const;
   Result<std::string> SaveAs(std::string_view format) const;
 
@@ -110,6 +110,7 @@ class XgboostModel : public Model {
   size_t num_features_;
   int num_rounds_;
   std::string format_;
+  int nthread_;
 };
 
 }  // namespace keel::train
