@@ -47,7 +47,9 @@ Split MakeSplit(Task task, size_t rows, size_t cols, bool with_missing, uint32_t
   for (size_t row = 0; row < rows; ++row) {
     std::vector<double> values(cols);
     for (size_t col = 0; col < cols; ++col) values[col] = normal(rng);
-    const double signal = 1.5 * values[0] - values[1] + 0.8 * values[2] * values[3] +
+    // Precondition: cols >= 3.
+    const double signal = 1.5 * values[0] - values[1] +
+                          (cols > 3 ? 0.8 * values[2] * values[3] : 0.5 * values[2]) +
                           (cols > 4 ? 0.5 * std::abs(values[4]) : 0.0);
     for (size_t col = 0; col < cols; ++col) {
       float value = static_cast<float>(values[col] * (col == 1 ? feature_scale : 1.0) +
