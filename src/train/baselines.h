@@ -22,7 +22,8 @@ namespace keel::train {
 // Thread-safety: immutable; safe from any thread.
 class ConstantModel : public Model {
  public:
-  // Errors: InvalidArgument for bad labels (CheckLabels).
+  // Errors: InvalidArgument for bad labels; FailedPrecondition for binary
+  // labels of one class only (CheckLabels).
   static Result<std::unique_ptr<ConstantModel>> Train(Task task, const DenseMatrix& features,
                                                       std::span<const double> labels);
   // Errors: InvalidArgument for JSON that is not a saved constant model.
@@ -67,8 +68,8 @@ struct LinearParams {
 class LinearModel : public Model {
  public:
   // Errors: InvalidArgument for bad labels, NaN features or negative l2;
-  // FailedPrecondition when the system is singular (collinear columns with
-  // l2 = 0) or Newton does not converge.
+  // FailedPrecondition for binary labels of one class only, when the system is singular (collinear
+  // columns with l2 = 0) or Newton does not converge.
   static Result<std::unique_ptr<LinearModel>> Train(const LinearParams& params,
                                                     const DenseMatrix& features,
                                                     std::span<const double> labels);

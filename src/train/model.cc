@@ -17,7 +17,8 @@ Result<Task> ParseTask(std::string_view name) {
   return InvalidArgument("unknown task '" + std::string(name) + "' (binary or regression)");
 }
 
-Status CheckLabels(Task task, const DenseMatrix& features, std::span<const double> labels) {
+Status CheckLabels(Task task, const DenseMatrix& features, std::span<const double> labels,
+                   bool training) {
   if (labels.empty()) return InvalidArgument("no training rows");
   if (labels.size() != features.rows) {
     return InvalidArgument(std::to_string(labels.size()) + " labels for " +
@@ -30,6 +31,15 @@ Status CheckLabels(Task task, const DenseMatrix& features, std::span<const doubl
       return InvalidArgument("label of row " + std::to_string(row) + " is " +
                              std::to_string(label) +
                              (task == Task::kBinaryClassification ? ", not 0 or 1" : ""));
+    }
+  }
+  if (training && task == Task::kBinaryClassification) {
+    const bool first = labels[0] == 1.0;
+    bool both = false;
+    for (double label : labels) both = both || ((label == 1.0) != first);
+    if (!both) {
+      return FailedPrecondition(std::string("the training labels hold one class only (all ") +
+                                (first ? "1" : "0") + "); a binary model needs both");
     }
   }
   return Status::Ok();

@@ -24,9 +24,13 @@ std::string_view TaskName(Task task);
 // Inverse of TaskName. Errors: InvalidArgument naming the accepted values.
 Result<Task> ParseTask(std::string_view name);
 
-// Checks training labels for `task`: non-empty, one per matrix row, finite,
-// and 0 / 1 for binary classification. Errors: InvalidArgument naming the row.
-Status CheckLabels(Task task, const DenseMatrix& features, std::span<const double> labels);
+// Checks labels for `task`: non-empty, one per matrix row, finite, and 0 / 1
+// for binary classification. Training labels (`training`) of a binary task
+// must also hold both classes; validation labels need not.
+// Errors: InvalidArgument naming the row; FailedPrecondition for training
+// labels of one class only ("all 0" / "all 1").
+Status CheckLabels(Task task, const DenseMatrix& features, std::span<const double> labels,
+                   bool training = true);
 
 // A trained model. Immutable once built.
 // Thread-safety: every const method may be called from many threads at once.

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <iostream>
@@ -11,7 +12,9 @@
 #include <string>
 #include <vector>
 
+#include "table/column.h"
 #include "train/baselines.h"
+#include "train/matrix.h"
 #include "train/python_oracle.h"
 #include "train/xgboost_model.h"
 
@@ -316,6 +319,91 @@ TEST(XgboostModel, ErrorsAreStatusesWithXgboostsMessage) {
   ASSERT_TRUE(model.ok());
   const Split wide = MakeSplit(Task::kBinaryClassification, 10, 4, false, 15);
   EXPECT_EQ((*model)->Predict(wide.x).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST(Models, OneClassTrainingLabelsAreRefusedByEveryModel) {
+  Split data = MakeSplit(Task::kBinaryClassification, 50, 3, false, 51);
+  std::fill(data.y.begin(), data.y.end(), 1.0);
+  XgboostParams params;
+  params.num_rounds = 2;
+  const Status xgboost = XgboostModel::Train(params, data.x, data.y).status();
+  const Status linear = LinearModel::Train({}, data.x, data.y).status();
+  const Status constant =
+      ConstantModel::Train(Task::kBinaryClassification, data.x, data.y).status();
+  for (const Status& status : {xgboost, linear, constant}) {
+    EXPECT_EQ(status.code(), StatusCode::kFailedPrecondition) << status.ToString();
+    EXPECT_NE(status.message().find("one class only (all 1)"), std::string::npos);
+  }
+  // Regression labels may be constant.
+  EXPECT_TRUE(ConstantModel::Train(Task::kRegression, data.x, data.y).ok());
+}
+
+// Issue 5's reproducibility claim end to end: the same rows, arriving in two
+// different orders, are put into the pinned training order and give
+// byte-identical XGBoost models.
+TEST(Models, PinnedRowOrderMakesModelBytesIndependentOfArrivalOrder) {
+  const Split data = MakeSplit(Task::kBinaryClassification, 3000, 4, true, 61);
+  table::Table spine;
+  table::Column time(table::DataType::kTimestamp, 0);
+  table::Column key(table::DataType::kString, 0);
+  table::Column label(table::DataType::kDouble, 0);
+  std::vector<table::Column> features(4, table::Column(table::DataType::kDouble, 0));
+  for (size_t row = 0; row < data.x.rows; ++row) {
+    time.AppendInt64(static_cast<int64_t>(row % 50) * 60'000'000);  // many rows per time
+    key.AppendString("k" + std::to_string(row % 37));
+    label.AppendDouble(data.y[row]);
+    for (size_t col = 0; col < 4; ++col) {
+      const float value = data.x.at(row, col);
+      if (std::isnan(value)) {
+        features[col].AppendNull();
+      } else {
+        features[col].AppendDouble(value);
+      }
+    }
+  }
+  ASSERT_TRUE(spine.AddColumn("ts", std::move(time)).ok());
+  ASSERT_TRUE(spine.AddColumn("key", std::move(key)).ok());
+  ASSERT_TRUE(spine.AddColumn("label", std::move(label)).ok());
+  for (size_t col = 0; col < 4; ++col) {
+    ASSERT_TRUE(spine.AddColumn("f" + std::to_string(col), std::move(features[col])).ok());
+  }
+  // Two arrival orders of the same rows. Rows equal in time and key keep their
+  // arrival order (the documented last tie-break), so only the first row of
+  // each (time, key) pair is kept: then the pinned order is a function of the rows.
+  std::vector<uint32_t> forward;
+  std::vector<uint32_t> seen(50 * 37, 0);
+  for (uint32_t row = 0; row < data.x.rows; ++row) {
+    if (seen[(row % 50) * 37 + row % 37]++ == 0) forward.push_back(row);
+  }
+  std::vector<uint32_t> backward(forward.rbegin(), forward.rend());
+  std::mt19937 rng(3);
+  std::shuffle(backward.begin(), backward.end(), rng);
+  XgboostParams params;
+  params.num_rounds = 15;
+  params.subsample = 0.8;
+  params.seed = 9;
+  std::vector<std::string> model_bytes;
+  for (const std::vector<uint32_t>* arrival : {&forward, &backward}) {
+    const table::Table arrived = GatherRows(spine, *arrival);
+    Result<std::vector<uint32_t>> order = TrainingRowOrder(arrived, "ts", {"key"});
+    ASSERT_TRUE(order.ok()) << order.status().ToString();
+    const table::Table ordered = GatherRows(arrived, *order);
+    Result<DenseMatrix> matrix = BuildDenseMatrix(ordered, {"f0", "f1", "f2", "f3"});
+    ASSERT_TRUE(matrix.ok()) << matrix.status().ToString();
+    Result<std::vector<double>> labels = LabelValues(ordered.column(2));
+    ASSERT_TRUE(labels.ok());
+    auto model = XgboostModel::Train(params, *matrix, *labels);
+    ASSERT_TRUE(model.ok()) << model.status().ToString();
+    model_bytes.push_back(*(*model)->Save());
+  }
+  EXPECT_EQ(model_bytes[0], model_bytes[1]);
+  // Without the pinned order, the arrival order changes the model.
+  const table::Table unordered = GatherRows(spine, backward);
+  auto unordered_model =
+      XgboostModel::Train(params, *BuildDenseMatrix(unordered, {"f0", "f1", "f2", "f3"}),
+                          *LabelValues(unordered.column(2)));
+  ASSERT_TRUE(unordered_model.ok());
+  EXPECT_NE(*(*unordered_model)->Save(), model_bytes[0]);
 }
 
 // ---------------------------------------------------------------------------

@@ -145,8 +145,8 @@ Result<std::unique_ptr<XgboostModel>> XgboostModel::Train(
       return InvalidArgument("the validation matrix has " + std::to_string(valid->cols) +
                              " columns, the training matrix " + std::to_string(train.cols));
     }
-    RETURN_IF_ERROR(
-        CheckLabels(params.task, *valid, valid_labels).WithContext("validation labels"));
+    RETURN_IF_ERROR(CheckLabels(params.task, *valid, valid_labels, /*training=*/false)
+                        .WithContext("validation labels"));
   }
   ASSIGN_OR_RETURN(DMatrixPtr dtrain, MakeDMatrix(train, train_labels, params.nthread));
   DMatrixPtr dvalid;

@@ -69,7 +69,8 @@ class XgboostModel : public Model {
   // Save and the serving runtime all see the best model and nothing else.
   // Same data, parameters and seed give byte-identical Save() output.
   // Errors: InvalidArgument for bad parameters, labels or matrix shapes (or an
-  // early stopping request without a validation matrix); Internal for XGBoost
+  // early stopping request without a validation matrix); FailedPrecondition
+  // for binary training labels of one class only; Internal for XGBoost
   // failures, with its message.
   static Result<std::unique_ptr<XgboostModel>> Train(const XgboostParams& params,
                                                      const DenseMatrix& train,
