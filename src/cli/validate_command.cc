@@ -19,12 +19,6 @@ namespace {
 
 using table::DuckDb;
 
-Timestamp Now() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 struct LoadedSource {
   features::SourceDef definition;
   table::Table data;
@@ -183,7 +177,7 @@ Status RunProfile(const ProfileCommandOptions& options) {
       validate::Profile::Of(source.data, source.definition.timestamp_column, profile_options));
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   profile.source = options.source + (options.where.empty() ? "" : " WHERE " + options.where);
-  profile.created_at = FormatTimestamp(Now());
+  profile.created_at = FormatTimestamp(WallClockNow());
   RETURN_IF_ERROR(WriteFileAtomically(options.out, profile.ToJson()));
   std::printf("profile of %s: %llu rows, %zu columns -> %s (read %.2f s, profile %.2f s)\n",
               profile.source.c_str(), static_cast<unsigned long long>(profile.rows()),
@@ -242,7 +236,7 @@ Status RunValidate(const ValidateOptions& options) {
   validate::CheckContext context;
   context.source = options.source;
   context.time_column = source.definition.timestamp_column;
-  context.as_of = Now();
+  context.as_of = WallClockNow();
   if (!options.as_of.empty()) {
     Result<Timestamp> as_of = ParseTimestamp(options.as_of);
     if (!as_of.ok()) return as_of.status().WithContext("--as-of");
@@ -326,7 +320,7 @@ Result<nlohmann::json> CheckSourcesBeforeBuild(const features::Repository& repo,
     validate::CheckContext context;
     context.source = name;
     context.time_column = source->timestamp_column;
-    context.as_of = Now();
+    context.as_of = WallClockNow();
     context.reference_root = repo.config.root;
     ASSIGN_OR_RETURN(validate::ValidationReport report,
                      validate::RunChecks(source->checks, loaded.data, context));

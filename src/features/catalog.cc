@@ -140,9 +140,7 @@ Json UseToJson(const FeatureUse& use) {
 }
 
 Status ApplyInTransaction(sqlite3* db, const Repository& repo, std::vector<ViewChange>* changes) {
-  int64_t now = std::chrono::duration_cast<std::chrono::microseconds>(
-                    std::chrono::system_clock::now().time_since_epoch())
-                    .count();
+  int64_t now = WallClockNow();
   std::map<std::string, bool> defined;
   for (const FeatureViewDef& view : repo.views) {
     defined[view.name] = true;

@@ -19,12 +19,6 @@ void AppendLengthPrefixed(std::string* out, std::string_view bytes) {
   out->append(bytes);
 }
 
-Timestamp WallNow() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 // The memory store: one map under a reader-writer lock.
 class MemoryStore final : public OnlineStore {
  public:
@@ -33,7 +27,7 @@ class MemoryStore final : public OnlineStore {
   std::string_view type() const override { return "memory"; }
 
   Status Write(std::span<const StoreEntry> entries, std::span<const MetaEntry> meta) override {
-    Timestamp now = WallNow();
+    Timestamp now = WallClockNow();
     std::unique_lock lock(mutex_);
     for (const StoreEntry& entry : entries) {
       values_[FlatKey(project_, entry.key)] = {std::string(entry.value),
@@ -45,7 +39,7 @@ class MemoryStore final : public OnlineStore {
 
   Status Read(std::span<const StoreKey> keys,
               std::vector<std::optional<std::string>>* values) override {
-    Timestamp now = WallNow();
+    Timestamp now = WallClockNow();
     values->assign(keys.size(), std::nullopt);
     std::shared_lock lock(mutex_);
     for (size_t i = 0; i < keys.size(); ++i) {

@@ -20,12 +20,6 @@ namespace {
 // values; the compaction filter below drops them from disk.
 constexpr size_t kSuffix = 8;
 
-Timestamp WallNow() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 void PutFixed64(std::string* out, uint64_t value) {
   for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>((value >> (8 * i)) & 0xff));
 }
@@ -47,7 +41,7 @@ class ExpiryFilter final : public rocksdb::CompactionFilter {
   bool Filter(int, const rocksdb::Slice& key, const rocksdb::Slice& value, std::string*,
               bool*) const override {
     if (key.size() == 0 || key[0] != 'V') return false;  // meta records never expire
-    return Expired(std::string_view(value.data(), value.size()), WallNow());
+    return Expired(std::string_view(value.data(), value.size()), WallClockNow());
   }
   const char* Name() const override { return "keel.ExpiryFilter"; }
 };
@@ -72,7 +66,7 @@ class RocksDbStore final : public OnlineStore {
 
   Status Write(std::span<const StoreEntry> entries, std::span<const MetaEntry> meta) override {
     if (read_only_) return FailedPrecondition("online store (rocksdb) was opened read-only");
-    Timestamp now = WallNow();
+    Timestamp now = WallClockNow();
     rocksdb::WriteBatch batch;
     std::string value;
     for (const StoreEntry& entry : entries) {
@@ -96,7 +90,7 @@ class RocksDbStore final : public OnlineStore {
     }
     std::vector<std::string> found(keys.size());
     std::vector<rocksdb::Status> statuses = db_->MultiGet(rocksdb::ReadOptions(), slices, &found);
-    Timestamp now = WallNow();
+    Timestamp now = WallClockNow();
     for (size_t i = 0; i < keys.size(); ++i) {
       if (statuses[i].IsNotFound()) continue;
       RETURN_IF_ERROR(FromRocks(statuses[i], "read"));
