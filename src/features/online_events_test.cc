@@ -1,8 +1,10 @@
 #include "features/online_events.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <random>
 #include <set>
@@ -82,12 +84,26 @@ std::vector<std::optional<std::string>> States(store::OnlineStore* store, const 
 
 class OnlineEventsTest : public testing::TestWithParam<std::string> {
  protected:
+  // A fresh store of the parameter's type. Redis servers are the ones
+  // scripts/services starts (KEEL_TEST_REDIS_URL, KEEL_TEST_REDIS_CLUSTER_URL);
+  // a project name of its own per run keeps earlier runs' keys out.
   std::unique_ptr<store::OnlineStore> OpenStore(const std::string& name) {
     store::StoreOptions options;
     options.type = GetParam();
-    options.project = "events_test";
+    options.project = "events_test_" + name + "_" + std::to_string(::getpid()) + "_" +
+                      std::to_string(WallClockNow());
     options.path = testing::TempDir() + "/keel_online_events_" + name;
     std::filesystem::remove_all(options.path);
+    auto env = [](const char* name, const char* fallback) {
+      const char* value = std::getenv(name);
+      return std::string(value != nullptr ? value : fallback);
+    };
+    if (options.type == "redis") {
+      options.url = env("KEEL_TEST_REDIS_URL", "redis://127.0.0.1:6390");
+    } else if (options.type == "redis-cluster") {
+      options.url = env("KEEL_TEST_REDIS_CLUSTER_URL",
+                        "redis://127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003");
+    }
     Result<std::unique_ptr<store::OnlineStore>> store = store::OpenOnlineStore(options);
     EXPECT_TRUE(store.ok()) << store.status().ToString();
     return std::move(store).value();
@@ -222,7 +238,8 @@ TEST_P(OnlineEventsTest, NewestEventAppliedIsRecordedAndNeverGoesBack) {
   EXPECT_EQ(NewestEventApplied(store.get(), *view).status().code(), StatusCode::kInvalidArgument);
 }
 
-INSTANTIATE_TEST_SUITE_P(Stores, OnlineEventsTest, testing::Values("memory", "rocksdb"));
+INSTANTIATE_TEST_SUITE_P(Stores, OnlineEventsTest,
+                         testing::Values("memory", "rocksdb", "redis", "redis-cluster"));
 
 }  // namespace
 }  // namespace keel::features
