@@ -1,0 +1,144 @@
+#include "serve/tree_runtime.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "train/xgboost_model.h"
+
+namespace keel::serve {
+namespace {
+
+using train::DenseMatrix;
+
+// Random features with missing values (NaN) and a label depending on them.
+DenseMatrix RandomMatrix(std::mt19937_64& random, size_t rows, size_t cols,
+                         std::vector<double>* labels, train::Task task) {
+  DenseMatrix matrix;
+  matrix.rows = rows;
+  matrix.cols = cols;
+  std::normal_distribution<float> normal(0.0f, 2.0f);
+  std::uniform_real_distribution<double> noise(-1.0, 1.0);
+  for (size_t row = 0; row < rows; ++row) {
+    double score = 0;
+    for (size_t col = 0; col < cols; ++col) {
+      float value = random() % 9 == 0 ? NAN : normal(random);
+      // Some ties: a coarse grid in one column.
+      if (col == 1 && !std::isnan(value)) value = std::round(value * 4) / 4;
+      matrix.values.push_back(value);
+      if (!std::isnan(value)) score += (col % 3 == 0 ? 1.0 : -0.5) * value * (col + 1) / cols;
+    }
+    score += noise(random);
+    labels->push_back(task == train::Task::kBinaryClassification ? (score > 0 ? 1.0 : 0.0) : score);
+  }
+  for (size_t col = 0; col < cols; ++col) matrix.feature_names.push_back("f" + std::to_string(col));
+  return matrix;
+}
+
+struct Case {
+  train::Task task;
+  int depth;
+  int rounds;
+};
+
+class CompiledTreesTest : public testing::TestWithParam<Case> {};
+
+TEST_P(CompiledTreesTest, EqualsXgboostOnRandomRowsWithMissingValues) {
+  const Case& c = GetParam();
+  std::mt19937_64 random(static_cast<uint64_t>(c.depth * 100 + c.rounds));
+  std::vector<double> labels, unused;
+  DenseMatrix train_matrix = RandomMatrix(random, 5000, 12, &labels, c.task);
+  train::XgboostParams params;
+  params.task = c.task;
+  params.max_depth = c.depth;
+  params.num_rounds = c.rounds;
+  params.eta = 0.2;
+  params.seed = 7;
+  auto model = train::XgboostModel::Train(params, train_matrix, labels);
+  ASSERT_TRUE(model.ok()) << model.status().ToString();
+  Result<std::string> json = (*model)->SaveJson();
+  ASSERT_TRUE(json.ok()) << json.status().ToString();
+  Result<CompiledTrees> compiled = CompiledTrees::FromXgboostJson(*json);
+  ASSERT_TRUE(compiled.ok()) << compiled.status().ToString();
+  EXPECT_EQ(compiled->num_features(), 12u);
+
+  DenseMatrix test = RandomMatrix(random, 100000, 12, &unused, c.task);
+  // Half the rows take their values from the model's own split conditions,
+  // so values equal to a threshold (which go right) are common.
+  std::vector<std::vector<float>> thresholds(12);
+  const nlohmann::json parsed = nlohmann::json::parse(*json);
+  for (const auto& tree : parsed["learner"]["gradient_booster"]["model"]["trees"]) {
+    for (size_t node = 0; node < tree["left_children"].size(); ++node) {
+      if (tree["left_children"][node].get<int>() < 0) continue;
+      thresholds[tree["split_indices"][node].get<size_t>()].push_back(
+          tree["split_conditions"][node].get<float>());
+    }
+  }
+  size_t injected = 0;
+  for (size_t row = 0; row < test.rows; row += 2) {
+    for (size_t col = 0; col < test.cols; ++col) {
+      const std::vector<float>& options = thresholds[col];
+      if (!options.empty() && random() % 4 != 0) {
+        test.values[row * test.cols + col] = options[random() % options.size()];
+        ++injected;
+      }
+    }
+  }
+  ASSERT_GT(injected, test.rows);
+  auto margins = (*model)->PredictMargin(test);
+  auto outputs = (*model)->Predict(test);
+  ASSERT_TRUE(margins.ok() && outputs.ok());
+  std::vector<float> batch(test.rows);
+  compiled->PredictMargins(test.values.data(), test.rows, test.cols, batch.data());
+  double worst_margin = 0, worst_output = 0;
+  size_t bit_equal = 0;
+  for (size_t row = 0; row < test.rows; ++row) {
+    float single = compiled->PredictMargin(test.row(row));
+    ASSERT_EQ(single, batch[row]) << "row " << row;  // one code path, one answer
+    worst_margin = std::max(worst_margin, std::abs(single - (*margins)[row]));
+    worst_output = std::max(worst_output, std::abs(compiled->Transform(single) - (*outputs)[row]));
+    bit_equal += single == static_cast<float>((*margins)[row]);
+  }
+  EXPECT_LE(worst_margin, 1e-6);
+  EXPECT_LE(worst_output, 1e-6);
+  // The same float additions in the same order: nearly always bit-equal.
+  EXPECT_GE(bit_equal, test.rows * 99 / 100);
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, CompiledTreesTest,
+                         testing::Values(Case{train::Task::kBinaryClassification, 3, 20},
+                                         Case{train::Task::kBinaryClassification, 10, 30},
+                                         Case{train::Task::kRegression, 6, 40},
+                                         Case{train::Task::kRegression, 12, 15}));
+
+TEST(CompiledTrees, RefusesWhatItCannotEvaluate) {
+  EXPECT_EQ(CompiledTrees::FromXgboostJson("{").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(CompiledTrees::FromXgboostJson("{}").status().code(), StatusCode::kInvalidArgument);
+  std::mt19937_64 random(3);
+  std::vector<double> labels;
+  DenseMatrix matrix = RandomMatrix(random, 300, 3, &labels, train::Task::kRegression);
+  train::XgboostParams params;
+  params.task = train::Task::kRegression;
+  params.num_rounds = 2;
+  auto model = train::XgboostModel::Train(params, matrix, labels);
+  ASSERT_TRUE(model.ok());
+  std::string json = *(*model)->SaveJson();
+  auto edited = [&](const std::string& from, const std::string& to) {
+    std::string copy = json;
+    size_t at = copy.find(from);
+    EXPECT_NE(at, std::string::npos) << from;
+    if (at != std::string::npos) copy.replace(at, from.size(), to);
+    return CompiledTrees::FromXgboostJson(copy).status();
+  };
+  EXPECT_NE(edited("reg:squarederror", "multi:softprob").message().find("not supported"),
+            std::string::npos);
+  EXPECT_NE(edited("\"left_children\":[1", "\"left_children\":[0").message().find("malformed"),
+            std::string::npos);
+  EXPECT_NE(edited("\"split_type\":[0", "\"split_type\":[1").message().find("categorical"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace keel::serve
