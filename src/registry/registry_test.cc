@@ -642,13 +642,14 @@ TEST_P(RegistryContract, EverythingSurvivesReopening) {
   EXPECT_EQ(registry_->History("m")->size(), 3u);
 }
 
-// N processes register a version of one model at once, then each stages and
-// promotes its own version at once. Afterwards: N distinct version numbers,
+// N processes, at once and three times over, each register a version of one
+// model, stage it and promote it. Afterwards: N distinct version numbers,
 // exactly one production version, and an audit trail in which every entry
 // into production names the version it replaced, and that version left
 // production in the same transaction.
 TEST_P(RegistryContract, ConcurrentPromotionsLeaveOneProductionVersion) {
   constexpr int kProcesses = 6;
+  constexpr int kRounds = 3;
   ASSERT_TRUE(registry_->CreateModel("raced").ok());
   registry_.reset();  // children open their own connections
   RegistryOptions options = GetParam().options(database_);
@@ -661,20 +662,23 @@ TEST_P(RegistryContract, ConcurrentPromotionsLeaveOneProductionVersion) {
       Result<std::unique_ptr<Registry>> opened = OpenRegistry(options);
       if (!opened.ok()) ::_exit(10);
       Registry& registry = **opened;
-      Lineage lineage;
-      lineage.bundle_hash = "child-" + std::to_string(child);
-      Result<ModelVersion> version = registry.CreateModelVersion("raced", lineage, "trainer");
-      if (!version.ok()) ::_exit(11);
-      if (!registry.TransitionStage(Move("raced", version->version, Stage::kStaging, "ci")).ok()) {
-        ::_exit(12);
-      }
-      TransitionRequest promote =
-          Move("raced", version->version, Stage::kProduction, "child-" + std::to_string(child),
-               "race", SignOff{"bob", "race test"});
-      Result<ModelVersion> promoted = registry.TransitionStage(promote);
-      if (!promoted.ok()) {
-        std::fprintf(stderr, "child %d: %s\n", child, promoted.status().ToString().c_str());
-        ::_exit(13);
+      for (int round = 0; round < kRounds; ++round) {
+        Lineage lineage;
+        lineage.bundle_hash = "child-" + std::to_string(child) + "-" + std::to_string(round);
+        Result<ModelVersion> version = registry.CreateModelVersion("raced", lineage, "trainer");
+        if (!version.ok()) ::_exit(11);
+        if (!registry.TransitionStage(Move("raced", version->version, Stage::kStaging, "ci"))
+                 .ok()) {
+          ::_exit(12);
+        }
+        TransitionRequest promote =
+            Move("raced", version->version, Stage::kProduction, "child-" + std::to_string(child),
+                 "race", SignOff{"bob", "race test"});
+        Result<ModelVersion> promoted = registry.TransitionStage(promote);
+        if (!promoted.ok()) {
+          std::fprintf(stderr, "child %d: %s\n", child, promoted.status().ToString().c_str());
+          ::_exit(13);
+        }
       }
       ::_exit(0);
     }
@@ -690,14 +694,14 @@ TEST_P(RegistryContract, ConcurrentPromotionsLeaveOneProductionVersion) {
   ASSERT_NE(registry_, nullptr);
   Result<std::vector<ModelVersion>> versions = registry_->ListModelVersions("raced");
   ASSERT_TRUE(versions.ok());
-  ASSERT_EQ(versions->size(), static_cast<size_t>(kProcesses));
+  ASSERT_EQ(versions->size(), static_cast<size_t>(kProcesses * kRounds));
   std::set<std::string> bundles;
   int in_production = 0;
   for (const ModelVersion& version : *versions) {
     bundles.insert(version.lineage.bundle_hash);
     if (version.stage == Stage::kProduction) ++in_production;
   }
-  EXPECT_EQ(bundles.size(), static_cast<size_t>(kProcesses));
+  EXPECT_EQ(bundles.size(), static_cast<size_t>(kProcesses * kRounds));
   EXPECT_EQ(in_production, 1);
 
   // Replay the audit trail: it must agree with the final state.
@@ -718,7 +722,7 @@ TEST_P(RegistryContract, ConcurrentPromotionsLeaveOneProductionVersion) {
       live.reset();
     }
   }
-  EXPECT_EQ(promotions, kProcesses);
+  EXPECT_EQ(promotions, kProcesses * kRounds);
   EXPECT_EQ(live, Production("raced"));
   // Every promotion after the first replaced the version live before it.
   std::optional<int64_t> previous;
