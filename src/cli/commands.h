@@ -13,6 +13,10 @@ namespace keel::table {
 class DuckDb;
 }
 
+namespace CLI {
+class App;
+}
+
 namespace keel::cli {
 
 // Options shared by every command that works on a feature repository.
@@ -163,5 +167,12 @@ struct ServeOptions {
 // returns OK. Errors: as LoadRepoConfig, Catalog::Open and OpenOnlineStore;
 // Unavailable when it cannot listen.
 Status RunServe(const ServeOptions& options);
+
+// Adds `keel runs list|show|compare|log` and `keel models
+// list|show|history|promote|archive|rollback|alias|register` to `app`
+// (registry_commands.cc). They work on the registry keel.yaml configures in
+// `repo` (filled by their --repo option) and store their outcome in `status`;
+// both must outlive app->parse.
+void AddRegistryCommands(CLI::App* app, RepoOptions* repo, Status* status);
 
 }  // namespace keel::cli

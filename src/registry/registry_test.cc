@@ -348,6 +348,19 @@ TEST_P(RegistryContract, SearchFiltersAndOrdersRuns) {
   // lr 0.2: i % 3 == 1; auc >= 0.2: i >= 20 (not 20, no auc); even: 22, 28.
   EXPECT_EQ(names(filtered), (std::vector<std::string>{"run28", "run22"}));
 
+  // Two equalities (found by intersecting index ranges), with and without a
+  // metric order.
+  RunQuery both;
+  both.experiment = "a";
+  both.where = {predicate("params.lr = 0.1"), predicate("tags.parity = even")};
+  EXPECT_EQ(names(both), (std::vector<std::string>{"run24", "run18", "run12", "run6", "run0"}));
+  both.order_by_metric = "auc";
+  both.ascending = true;
+  EXPECT_EQ(names(both), (std::vector<std::string>{"run6", "run12", "run18", "run24", "run0"}));
+  both.where.push_back(predicate("metrics.auc > 0.1"));
+  both.where.push_back(predicate("params.lr != 0.2"));
+  EXPECT_EQ(names(both), (std::vector<std::string>{"run12", "run18", "run24"}));
+
   RunQuery across;
   across.where = {predicate("metrics.auc > 0.95")};
   EXPECT_EQ(names(across).size(), 5u);

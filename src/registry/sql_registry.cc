@@ -11,37 +11,41 @@ namespace {
 
 constexpr int kMaxAttempts = 50;
 
-// {ID} and {DOUBLE} differ between the dialects; everything else is shared.
+// {ID}, {DOUBLE} and {WITHOUT_ROWID} differ between the dialects; everything
+// else is shared. SQLite stores the run tables clustered by their primary key
+// (WITHOUT ROWID), so a lookup by run id is one b-tree descent, not two.
 // Indexes serve SearchRuns: runs by experiment/status in start-time order,
-// and latest metric values by key in value order (the ordering of a search).
+// latest metric values by key in value order (the ordering of a search), and
+// covering (key, value, run_id) indexes that answer "which runs have param or
+// tag k = v" from the index alone.
 constexpr const char* kSchema = R"(
 CREATE TABLE IF NOT EXISTS experiments (
   id {ID}, name TEXT NOT NULL UNIQUE, created_at BIGINT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
   id TEXT PRIMARY KEY, experiment_id BIGINT NOT NULL REFERENCES experiments(id),
-  name TEXT NOT NULL, status TEXT NOT NULL, start_time BIGINT NOT NULL, end_time BIGINT);
+  name TEXT NOT NULL, status TEXT NOT NULL, start_time BIGINT NOT NULL, end_time BIGINT) {WITHOUT_ROWID};
 CREATE INDEX IF NOT EXISTS runs_by_start ON runs(start_time, id);
 CREATE INDEX IF NOT EXISTS runs_by_experiment ON runs(experiment_id, start_time, id);
 CREATE INDEX IF NOT EXISTS runs_by_status ON runs(experiment_id, status, start_time, id);
 CREATE TABLE IF NOT EXISTS run_params (
   run_id TEXT NOT NULL REFERENCES runs(id), key TEXT NOT NULL, value TEXT NOT NULL,
-  PRIMARY KEY (run_id, key));
-CREATE INDEX IF NOT EXISTS run_params_by_value ON run_params(key, value);
+  PRIMARY KEY (run_id, key)) {WITHOUT_ROWID};
+CREATE INDEX IF NOT EXISTS run_params_by_value ON run_params(key, value, run_id);
 CREATE TABLE IF NOT EXISTS run_tags (
   run_id TEXT NOT NULL REFERENCES runs(id), key TEXT NOT NULL, value TEXT NOT NULL,
-  PRIMARY KEY (run_id, key));
-CREATE INDEX IF NOT EXISTS run_tags_by_value ON run_tags(key, value);
+  PRIMARY KEY (run_id, key)) {WITHOUT_ROWID};
+CREATE INDEX IF NOT EXISTS run_tags_by_value ON run_tags(key, value, run_id);
 CREATE TABLE IF NOT EXISTS run_metrics (
   seq {ID}, run_id TEXT NOT NULL REFERENCES runs(id), key TEXT NOT NULL,
   value {DOUBLE} NOT NULL, step BIGINT NOT NULL, logged_at BIGINT NOT NULL);
 CREATE INDEX IF NOT EXISTS run_metrics_by_run ON run_metrics(run_id, key, step, seq);
 CREATE TABLE IF NOT EXISTS run_latest_metrics (
   run_id TEXT NOT NULL REFERENCES runs(id), key TEXT NOT NULL, value {DOUBLE} NOT NULL,
-  step BIGINT NOT NULL, logged_at BIGINT NOT NULL, PRIMARY KEY (run_id, key));
-CREATE INDEX IF NOT EXISTS run_latest_metrics_by_value ON run_latest_metrics(key, value);
+  step BIGINT NOT NULL, logged_at BIGINT NOT NULL, PRIMARY KEY (run_id, key)) {WITHOUT_ROWID};
+CREATE INDEX IF NOT EXISTS run_latest_metrics_by_value ON run_latest_metrics(key, value, run_id);
 CREATE TABLE IF NOT EXISTS run_artifacts (
   run_id TEXT NOT NULL REFERENCES runs(id), path TEXT NOT NULL, uri TEXT NOT NULL,
-  checksum TEXT NOT NULL, size_bytes BIGINT NOT NULL, PRIMARY KEY (run_id, path));
+  checksum TEXT NOT NULL, size_bytes BIGINT NOT NULL, PRIMARY KEY (run_id, path)) {WITHOUT_ROWID};
 CREATE TABLE IF NOT EXISTS models (
   id {ID}, name TEXT NOT NULL UNIQUE, description TEXT NOT NULL, created_at BIGINT NOT NULL);
 CREATE TABLE IF NOT EXISTS model_versions (
@@ -77,6 +81,7 @@ std::string SchemaFor(SqlDialect dialect) {
   bool postgres = dialect == SqlDialect::kPostgres;
   replace_all("{ID}", postgres ? "BIGSERIAL PRIMARY KEY" : "INTEGER PRIMARY KEY AUTOINCREMENT");
   replace_all("{DOUBLE}", postgres ? "DOUBLE PRECISION" : "REAL");
+  replace_all(" {WITHOUT_ROWID}", postgres ? "" : " WITHOUT ROWID");
   return sql;
 }
 
@@ -457,6 +462,34 @@ Result<std::vector<std::string>> SqlRegistry::SearchRunIds(const RunQuery& query
   if (query.status) {
     where += " AND r.status = " + param(std::string(RunStatusName(*query.status)));
   }
+  // Equality on params and tags: with two or more, the runs that satisfy all
+  // of them are found first by intersecting covering-index ranges (cheap even
+  // when each predicate alone matches many runs); the rest are checked per run.
+  std::vector<const RunPredicate*> equalities;
+  for (const RunPredicate& predicate : query.where) {
+    if (predicate.field != RunPredicate::Field::kMetric && predicate.op == RunPredicate::Op::kEq) {
+      equalities.push_back(&predicate);
+    }
+  }
+  bool intersect = equalities.size() >= 2;
+  std::string with;
+  std::string join_candidates;
+  if (intersect) {
+    for (const RunPredicate* predicate : equalities) {
+      const char* table =
+          predicate->field == RunPredicate::Field::kParam ? "run_params" : "run_tags";
+      std::string key = param(predicate->key);
+      std::string value = param(predicate->text);
+      with += (with.empty() ? "WITH candidates(run_id) AS (" : " INTERSECT ") +
+              std::string("SELECT run_id FROM ") + table + " WHERE key = " + key +
+              " AND value = " + value;
+    }
+    // Each range comes out of its index sorted by run id; ORDER BY makes
+    // SQLite intersect them by merging (no temporary b-trees), and the LIMIT
+    // keeps it from dropping that ORDER BY inside a CTE.
+    with += " ORDER BY 1 LIMIT 1000000000) ";
+    join_candidates = " JOIN candidates c ON c.run_id = r.id";
+  }
   for (const RunPredicate& predicate : query.where) {
     const char* table = predicate.field == RunPredicate::Field::kParam    ? "run_params"
                         : predicate.field == RunPredicate::Field::kMetric ? "run_latest_metrics"
@@ -465,6 +498,10 @@ Result<std::vector<std::string>> SqlRegistry::SearchRunIds(const RunQuery& query
         predicate.op != RunPredicate::Op::kNe) {
       return InvalidArgument("run filter on '" + predicate.key +
                              "': params and tags compare with = or != only");
+    }
+    if (intersect && predicate.field != RunPredicate::Field::kMetric &&
+        predicate.op == RunPredicate::Op::kEq) {
+      continue;
     }
     std::string key = param(predicate.key);
     std::string value = predicate.field == RunPredicate::Field::kMetric ? param(predicate.number)
@@ -481,8 +518,8 @@ Result<std::vector<std::string>> SqlRegistry::SearchRunIds(const RunQuery& query
     return Status::Ok();
   };
   if (query.order_by_metric.empty()) {
-    RETURN_IF_ERROR(collect("SELECT r.id FROM runs r WHERE 1 = 1" + where +
-                            " ORDER BY r.start_time DESC, r.id DESC LIMIT " + limit));
+    RETURN_IF_ERROR(collect(with + "SELECT r.id FROM runs r" + join_candidates + " WHERE 1 = 1" +
+                            where + " ORDER BY r.start_time DESC, r.id DESC LIMIT " + limit));
     return ids;
   }
   // Runs with the metric, walking its (key, value) index in order; then, if
@@ -490,16 +527,16 @@ Result<std::vector<std::string>> SqlRegistry::SearchRunIds(const RunQuery& query
   std::string metric = param(query.order_by_metric);
   const char* direction = query.ascending ? "ASC" : "DESC";
   RETURN_IF_ERROR(
-      collect("SELECT r.id FROM run_latest_metrics o JOIN runs r ON r.id = o.run_id "
-              "WHERE o.key = " +
-              metric + where + " ORDER BY o.value " + direction +
-              ", r.start_time DESC, r.id DESC LIMIT " + limit));
+      collect(with + "SELECT r.id FROM run_latest_metrics o JOIN runs r ON r.id = o.run_id" +
+              join_candidates + " WHERE o.key = " + metric + where + " ORDER BY o.value " +
+              direction + ", r.start_time DESC, r.id DESC LIMIT " + limit));
   if (static_cast<int64_t>(ids.size()) < query.limit) {
     params[params.size() - 2] = query.limit - static_cast<int64_t>(ids.size());
-    RETURN_IF_ERROR(collect(
-        "SELECT r.id FROM runs r WHERE NOT EXISTS (SELECT 1 FROM run_latest_metrics o WHERE "
-        "o.run_id = r.id AND o.key = " +
-        metric + ")" + where + " ORDER BY r.start_time DESC, r.id DESC LIMIT " + limit));
+    RETURN_IF_ERROR(collect(with + "SELECT r.id FROM runs r" + join_candidates +
+                            " WHERE NOT EXISTS (SELECT 1 FROM run_latest_metrics o WHERE "
+                            "o.run_id = r.id AND o.key = " +
+                            metric + ")" + where + " ORDER BY r.start_time DESC, r.id DESC LIMIT " +
+                            limit));
   }
   return ids;
 }
