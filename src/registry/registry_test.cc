@@ -79,6 +79,8 @@ struct Backend {
   std::function<RegistryOptions(const std::string& database)> options;
   // Removes the database.
   std::function<void(const std::string& database)> drop;
+  // A raw connection to the database, to tamper with it.
+  std::function<Result<std::unique_ptr<SqlConnection>>(const std::string& database)> raw;
 };
 
 void PrintTo(const Backend& backend, std::ostream* os) { *os << backend.name; }
@@ -99,6 +101,9 @@ std::vector<Backend> Backends() {
          for (const char* suffix : {".db", ".db-wal", ".db-shm"}) {
            std::filesystem::remove(dir + "/" + database + suffix, error);
          }
+       },
+       [](const std::string& database) {
+         return OpenSqliteConnection(dir + "/" + database + ".db", true);
        }},
       {"postgres",
        [](const std::string& database) {
@@ -115,7 +120,8 @@ std::vector<Backend> Backends() {
            Status dropped = (*connection)->Execute("DROP SCHEMA \"" + database + "\" CASCADE");
            EXPECT_TRUE(dropped.ok()) << dropped.ToString();
          }
-       }},
+       },
+       [](const std::string& database) { return OpenPostgresConnection(PostgresUrl(), database); }},
   };
 }
 
@@ -653,6 +659,32 @@ TEST_P(RegistryContract, EverythingSurvivesReopening) {
   EXPECT_EQ(registry_->GetRun(run->id)->params.at("lr"), "0.1");
   EXPECT_EQ(Production("m"), v1);
   EXPECT_EQ(registry_->History("m")->size(), 3u);
+}
+
+TEST_P(RegistryContract, SearchReturnsMoreRunsThanOneLoadHolds) {
+  for (int i = 0; i < 600; ++i) {
+    Advance();
+    ASSERT_TRUE(registry_->CreateRun(MakeRun("many", "run" + std::to_string(i))).ok());
+  }
+  RunQuery query;
+  query.limit = 1000;
+  Result<std::vector<registry::Run>> runs = registry_->SearchRuns(query);
+  ASSERT_TRUE(runs.ok()) << runs.status().ToString();
+  ASSERT_EQ(runs->size(), 600u);
+  EXPECT_EQ(runs->front().name, "run599");
+  EXPECT_EQ(runs->back().name, "run0");
+}
+
+TEST_P(RegistryContract, RefusesADatabaseOfAnotherSchemaVersion) {
+  registry_.reset();
+  Result<std::unique_ptr<SqlConnection>> raw = GetParam().raw(database_);
+  ASSERT_TRUE(raw.ok()) << raw.status().ToString();
+  ASSERT_TRUE(
+      (*raw)->Execute("UPDATE registry_meta SET value = '99' WHERE key = 'schema_version'").ok());
+  raw->reset();
+  RegistryOptions options = GetParam().options(database_);
+  EXPECT_TRUE(HasError(OpenRegistry(options).status(), StatusCode::kFailedPrecondition,
+                       {"schema version 99"}));
 }
 
 // N processes, at once and three times over, each register a version of one

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <thread>
@@ -11,6 +12,14 @@ namespace {
 
 constexpr int kMaxAttempts = 50;
 
+// Bumped whenever the tables change incompatibly; a database of another
+// version is refused rather than misread.
+constexpr const char* kSchemaVersion = "1";
+
+// Run ids per IN (...) list when loading runs: far below SQLite's and
+// PostgreSQL's limits on the number of parameters.
+constexpr size_t kRunsPerLoad = 500;
+
 // {ID}, {DOUBLE} and {WITHOUT_ROWID} differ between the dialects; everything
 // else is shared. SQLite stores the run tables clustered by their primary key
 // (WITHOUT ROWID), so a lookup by run id is one b-tree descent, not two.
@@ -19,6 +28,7 @@ constexpr int kMaxAttempts = 50;
 // covering (key, value, run_id) indexes that answer "which runs have param or
 // tag k = v" from the index alone.
 constexpr const char* kSchema = R"(
+CREATE TABLE IF NOT EXISTS registry_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS experiments (
   id {ID}, name TEXT NOT NULL UNIQUE, created_at BIGINT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
@@ -132,7 +142,20 @@ Result<std::unique_ptr<Registry>> SqlRegistry::Open(std::unique_ptr<SqlConnectio
     if (registry->postgres()) {
       RETURN_IF_ERROR(registry->connection_->Execute("SELECT pg_advisory_xact_lock(727275)"));
     }
-    return registry->connection_->Execute(schema);
+    RETURN_IF_ERROR(registry->connection_->Execute(schema));
+    ASSIGN_OR_RETURN(SqlRows version,
+                     registry->connection_->Query(
+                         "SELECT value FROM registry_meta WHERE key = 'schema_version'"));
+    if (version.empty()) {
+      return registry->connection_->Execute(
+          "INSERT INTO registry_meta (key, value) VALUES ('schema_version', $1)",
+          {std::string(kSchemaVersion)});
+    }
+    if (version.Text(0, 0) != kSchemaVersion) {
+      return FailedPrecondition("the registry database has schema version " + version.Text(0, 0) +
+                                "; this keel reads version " + kSchemaVersion);
+    }
+    return Status::Ok();
   });
   RETURN_IF_ERROR(status.WithContext("creating the registry tables"));
   return std::unique_ptr<Registry>(std::move(registry));
@@ -355,7 +378,18 @@ Status SqlRegistry::EndRun(const std::string& run_id, RunStatus status,
   });
 }
 
-Result<std::vector<Run>> SqlRegistry::LoadRuns(const std::vector<std::string>& ids) {
+Result<std::vector<Run>> SqlRegistry::LoadRuns(const std::vector<std::string>& all_ids) {
+  std::vector<Run> runs;
+  for (size_t first = 0; first < all_ids.size(); first += kRunsPerLoad) {
+    size_t last = std::min(all_ids.size(), first + kRunsPerLoad);
+    ASSIGN_OR_RETURN(std::vector<Run> chunk, LoadRunChunk(std::vector<std::string>(
+                                                 all_ids.begin() + first, all_ids.begin() + last)));
+    for (Run& run : chunk) runs.push_back(std::move(run));
+  }
+  return runs;
+}
+
+Result<std::vector<Run>> SqlRegistry::LoadRunChunk(const std::vector<std::string>& ids) {
   std::vector<Run> runs;
   if (ids.empty()) return runs;
   std::vector<SqlValue> params(ids.begin(), ids.end());

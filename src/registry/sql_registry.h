@@ -79,7 +79,9 @@ class SqlRegistry : public Registry {
   // --- helpers; callers hold mutex_ and run inside a transaction ---
   Result<std::optional<int64_t>> FindExperimentId(const std::string& name);
   Result<std::string> ResolveRunId(const std::string& run_id);
+  // Runs by id, in the order of `ids` (unknown ids are left out).
   Result<std::vector<Run>> LoadRuns(const std::vector<std::string>& ids);
+  Result<std::vector<Run>> LoadRunChunk(const std::vector<std::string>& ids);
   Result<std::vector<std::string>> SearchRunIds(const RunQuery& query);
   // The model's id, locking its row on PostgreSQL when `lock`.
   // Errors: NotFound naming the model.
