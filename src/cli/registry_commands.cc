@@ -535,29 +535,29 @@ Status ModelsRegister(const RepoOptions& repo, const RegisterOptions& options) {
   return Status::Ok();
 }
 
-}  // namespace
+// The commands' option values. They must outlive parsing (the callbacks run
+// inside app->parse); one command runs per process, so they live here.
+RunsListOptions list_options;
+std::string run_id;
+std::vector<std::string> run_ids;
+bool as_json = false;
+RunsLogOptions log_options;
+std::string model, version, at, alias_name;
+TransitionOptions transition;
+RegisterOptions register_options;
+bool delete_alias = false;
 
-void AddRegistryCommands(CLI::App* app, RepoOptions* repo, Status* status) {
-  auto add_repo = [repo](CLI::App* command) {
-    command->add_option("--repo,-r", repo->repo, "Feature repository (folder of keel.yaml)")
-        ->envname("KEEL_REPO");
-  };
-  // The options' storage must outlive parsing (the callbacks run inside
-  // app->parse); the command runs once per process, so it is static.
-  static RunsListOptions list_options;
-  static std::string run_id;
-  static std::vector<std::string> run_ids;
-  static bool as_json = false;
-  static RunsLogOptions log_options;
-  static std::string model, version, at, alias_name;
-  static TransitionOptions transition;
-  static RegisterOptions register_options;
-  static bool delete_alias = false;
+void AddRepoOption(CLI::App* command, RepoOptions* repo) {
+  command->add_option("--repo,-r", repo->repo, "Feature repository (folder of keel.yaml)")
+      ->envname("KEEL_REPO");
+}
 
+// keel runs list|show|compare|log.
+void AddRunsCommands(CLI::App* app, RepoOptions* repo, Status* status) {
   CLI::App* runs = app->add_subcommand("runs", "Tracked training runs");
   runs->require_subcommand(1);
   CLI::App* list = runs->add_subcommand("list", "List and filter runs");
-  add_repo(list);
+  AddRepoOption(list, repo);
   list->add_option("--experiment,-e", list_options.experiment, "Only this experiment");
   list->add_option("--status", list_options.status, "running, finished, failed or killed");
   list->add_option("--where,-w", list_options.where,
@@ -571,20 +571,20 @@ void AddRegistryCommands(CLI::App* app, RepoOptions* repo, Status* status) {
   list->callback([=] { *status = RunsList(*repo, list_options); });
 
   CLI::App* show = runs->add_subcommand("show", "One run: params, metrics, tags, artifacts");
-  add_repo(show);
+  AddRepoOption(show, repo);
   show->add_option("run", run_id, "Run id (or a unique prefix of 6+ digits)")->required();
   show->add_flag("--json", as_json, "Print JSON");
   show->callback([=] { *status = RunsShow(*repo, run_id, as_json); });
 
   CLI::App* compare = runs->add_subcommand("compare", "Params and metrics of runs side by side");
-  add_repo(compare);
+  AddRepoOption(compare, repo);
   compare->add_option("runs", run_ids, "Two or more run ids")->required();
   compare->add_flag("--json", as_json, "Print JSON");
   compare->callback([=] { *status = RunsCompare(*repo, run_ids, as_json); });
 
   CLI::App* log = runs->add_subcommand(
       "log", "Low-level: record a run by hand (scripts, tests); prints its id");
-  add_repo(log);
+  AddRepoOption(log, repo);
   log->add_option("--experiment,-e", log_options.experiment, "Experiment (created when missing)")
       ->required();
   log->add_option("--name", log_options.name, "Run name");
@@ -595,17 +595,20 @@ void AddRegistryCommands(CLI::App* app, RepoOptions* repo, Status* status) {
   log->add_option("--status", log_options.status, "finished, failed, killed or running")
       ->capture_default_str();
   log->callback([=] { *status = RunsLog(*repo, log_options); });
+}
 
+// keel models list|show|history|promote|archive|rollback|alias|register.
+void AddModelsCommands(CLI::App* app, RepoOptions* repo, Status* status) {
   CLI::App* models = app->add_subcommand("models", "Registered models, versions and stages");
   models->require_subcommand(1);
   CLI::App* models_list = models->add_subcommand("list", "Every registered model");
-  add_repo(models_list);
+  AddRepoOption(models_list, repo);
   models_list->add_flag("--json", as_json, "Print JSON");
   models_list->callback([=] { *status = ModelsList(*repo, as_json); });
 
   CLI::App* models_show =
       models->add_subcommand("show", "A model and its versions, or one version with its lineage");
-  add_repo(models_show);
+  AddRepoOption(models_show, repo);
   models_show->add_option("model", model, "Model name")->required();
   models_show->add_option("version", version, "Version: 3, v3 or an alias");
   models_show->add_flag("--json", as_json, "Print JSON");
@@ -613,14 +616,14 @@ void AddRegistryCommands(CLI::App* app, RepoOptions* repo, Status* status) {
 
   CLI::App* history = models->add_subcommand(
       "history", "Every stage change (who, when, why), or the production version at --at");
-  add_repo(history);
+  AddRepoOption(history, repo);
   history->add_option("model", model, "Model name")->required();
   history->add_option("--at", at, "Which version was in production at this time (UTC)");
   history->add_flag("--json", as_json, "Print JSON");
   history->callback([=] { *status = ModelsHistory(*repo, model, at, as_json); });
 
   auto add_transition = [&](CLI::App* command, bool with_stage) {
-    add_repo(command);
+    AddRepoOption(command, repo);
     command->add_option("model", transition.model, "Model name")->required();
     command->add_option("version", transition.version, "Version: 3, v3 or an alias")->required();
     if (with_stage) {
@@ -646,7 +649,7 @@ void AddRegistryCommands(CLI::App* app, RepoOptions* repo, Status* status) {
 
   CLI::App* rollback = models->add_subcommand(
       "rollback", "Restore the previous production version (one transaction)");
-  add_repo(rollback);
+  AddRepoOption(rollback, repo);
   rollback->add_option("model", transition.model, "Model name")->required();
   rollback->add_option("--actor", transition.actor, "Who does this (default: $USER)");
   rollback->add_option("--reason", transition.reason, "Why");
@@ -668,7 +671,7 @@ void AddRegistryCommands(CLI::App* app, RepoOptions* repo, Status* status) {
   });
 
   CLI::App* alias = models->add_subcommand("alias", "Point an alias (champion, ...) at a version");
-  add_repo(alias);
+  AddRepoOption(alias, repo);
   alias->add_option("model", model, "Model name")->required();
   alias->add_option("alias", alias_name, "Alias name")->required();
   alias->add_option("version", version, "Version: 3 or v3 (not with --delete)");
@@ -702,7 +705,7 @@ void AddRegistryCommands(CLI::App* app, RepoOptions* repo, Status* status) {
 
   CLI::App* register_command = models->add_subcommand(
       "register", "Low-level: register a model version by hand (scripts, tests)");
-  add_repo(register_command);
+  AddRepoOption(register_command, repo);
   register_command->add_option("model", register_options.model, "Model name")->required();
   register_command->add_option("--run", register_options.lineage.run_id, "Run that trained it");
   register_command->add_option("--bundle-hash", register_options.lineage.bundle_hash,
@@ -718,6 +721,13 @@ void AddRegistryCommands(CLI::App* app, RepoOptions* repo, Status* status) {
   register_command->add_option("--description", register_options.description, "Free text");
   register_command->add_option("--actor", register_options.actor, "Who (default: $USER)");
   register_command->callback([=] { *status = ModelsRegister(*repo, register_options); });
+}
+
+}  // namespace
+
+void AddRegistryCommands(CLI::App* app, RepoOptions* repo, Status* status) {
+  AddRunsCommands(app, repo, status);
+  AddModelsCommands(app, repo, status);
 }
 
 }  // namespace keel::cli
