@@ -16,12 +16,33 @@ namespace {
 // retryable error (and the registry retries its transaction).
 constexpr int kBusyTimeoutMs = 10000;
 
-// SQLite numbers parameters ?1, ?2, ...; the registry writes $1, $2, ... as
-// PostgreSQL does. Statements never contain a literal '$'.
+// The registry writes parameters as PostgreSQL does: $1, $2, ... SQLite takes
+// ?NNN for those; plain ? when they appear once each, in order, which SQLite
+// binds without looking numbered names up (much cheaper for long IN lists).
+// Statements never contain a literal '$'.
 std::string ToSqliteParameters(std::string_view sql) {
-  std::string out(sql);
-  for (size_t i = 0; i + 1 < out.size(); ++i) {
-    if (out[i] == '$' && std::isdigit(static_cast<unsigned char>(out[i + 1]))) out[i] = '?';
+  std::string out;
+  out.reserve(sql.size());
+  bool in_order = true;
+  int expected = 1;
+  for (size_t i = 0; i < sql.size(); ++i) {
+    if (sql[i] == '$' && i + 1 < sql.size() &&
+        std::isdigit(static_cast<unsigned char>(sql[i + 1]))) {
+      size_t end = i + 1;
+      while (end < sql.size() && std::isdigit(static_cast<unsigned char>(sql[end]))) ++end;
+      in_order = in_order && std::stoi(std::string(sql.substr(i + 1, end - i - 1))) == expected++;
+    }
+  }
+  for (size_t i = 0; i < sql.size(); ++i) {
+    if (sql[i] == '$' && i + 1 < sql.size() &&
+        std::isdigit(static_cast<unsigned char>(sql[i + 1]))) {
+      out.push_back('?');
+      if (in_order) {
+        while (i + 1 < sql.size() && std::isdigit(static_cast<unsigned char>(sql[i + 1]))) ++i;
+      }
+    } else {
+      out.push_back(sql[i]);
+    }
   }
   return out;
 }
