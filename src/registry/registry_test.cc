@@ -688,10 +688,10 @@ TEST_P(RegistryContract, RefusesADatabaseOfAnotherSchemaVersion) {
 }
 
 // N processes, at once and three times over, each register a version of one
-// model, stage it and promote it. Afterwards: N distinct version numbers,
-// exactly one production version, and an audit trail in which every entry
-// into production names the version it replaced, and that version left
-// production in the same transaction.
+// model, stage it and promote it; then N processes roll back at once. Afterwards: N distinct
+// version numbers, exactly one production version, and an audit trail in which every entry into
+// production names the version it replaced, and that version left production in the same
+// transaction.
 TEST_P(RegistryContract, ConcurrentPromotionsLeaveOneProductionVersion) {
   constexpr int kProcesses = 6;
   constexpr int kRounds = 3;
@@ -771,11 +771,57 @@ TEST_P(RegistryContract, ConcurrentPromotionsLeaveOneProductionVersion) {
   EXPECT_EQ(live, Production("raced"));
   // Every promotion after the first replaced the version live before it.
   std::optional<int64_t> previous;
+  std::vector<int64_t> chain;  // versions in the order they entered production
   for (const StageTransition& entry : *history) {
     if (entry.to != Stage::kProduction) continue;
     EXPECT_EQ(entry.previous_production, previous) << "version " << entry.version;
     previous = entry.version;
+    chain.push_back(entry.version);
   }
+
+  // Then N processes roll back at once: each rollback is one step back along
+  // the chain, so N of them land exactly N versions back.
+  registry_.reset();
+  children.clear();
+  for (int child = 0; child < kProcesses; ++child) {
+    pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      Result<std::unique_ptr<Registry>> opened = OpenRegistry(options);
+      if (!opened.ok()) ::_exit(10);
+      Result<ModelVersion> restored =
+          (*opened)->Rollback("raced", "oncall-" + std::to_string(child), "race");
+      if (!restored.ok()) {
+        std::fprintf(stderr, "child %d: %s\n", child, restored.status().ToString().c_str());
+        ::_exit(14);
+      }
+      ::_exit(0);
+    }
+    children.push_back(pid);
+  }
+  for (pid_t pid : children) {
+    int status = 0;
+    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "a rollback failed";
+  }
+  registry_ = Open();
+  ASSERT_NE(registry_, nullptr);
+  ASSERT_GT(chain.size(), static_cast<size_t>(kProcesses));
+  EXPECT_EQ(Production("raced"), chain[chain.size() - 1 - kProcesses]);
+  int in_production_after = 0;
+  Result<std::vector<ModelVersion>> after = registry_->ListModelVersions("raced");
+  ASSERT_TRUE(after.ok());
+  for (const ModelVersion& version : *after) {
+    if (version.stage == Stage::kProduction) ++in_production_after;
+  }
+  EXPECT_EQ(in_production_after, 1);
+  int rollback_entries = 0;
+  Result<std::vector<StageTransition>> final_history = registry_->History("raced");
+  ASSERT_TRUE(final_history.ok());
+  for (const StageTransition& entry : *final_history) {
+    if (entry.kind == "rollback") ++rollback_entries;
+  }
+  EXPECT_EQ(rollback_entries, 2 * kProcesses);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, RegistryContract, testing::ValuesIn(Backends()),
