@@ -1,7 +1,7 @@
 // Run search with many runs (issue 5: "listing and filtering 100 000 runs
 // answers in under 100 ms on SQLite"). Inserts N runs through the Registry
 // API (10 experiments; params lr, depth, booster; metrics auc and loss with 3
-// steps; a team tag; 1 in 10 failed), then times typical run-list queries,
+// steps; a team tag; 1 in 7 failed), then times typical run-list queries,
 // median of several repetitions, and exits 1 when a median exceeds the limit.
 //
 // Usage: bench_registry_search [--runs N] [--repeat K] [--limit-ms MS]
@@ -65,7 +65,7 @@ keel::Status Fill(Registry* registry, int runs) {
                    {"loss", 1.0 - auc, 2, *run.start_time}};
     RETURN_IF_ERROR(registry->LogToRun(created->id, log));
     RETURN_IF_ERROR(registry->EndRun(created->id,
-                                     run_idx % 10 == 3 ? RunStatus::kFailed : RunStatus::kFinished,
+                                     run_idx % 7 == 3 ? RunStatus::kFailed : RunStatus::kFinished,
                                      *run.start_time + 60 * keel::kMicrosPerSecond));
     if ((run_idx + 1) % 10000 == 0) {
       std::fprintf(stderr, "  %d runs inserted (%.1f s)\n", run_idx + 1, Seconds(began));

@@ -167,7 +167,11 @@ TEST_P(RegistryCli, PromotionNeedsSignOffAndErrorsNameModelAndVersion) {
   EXPECT_EQ(promoted["lineage"]["feature_versions"], Json::array({"origin_stats@abc"}));
 
   // Nothing to roll back to yet.
-  CommandResult rollback = Keel({"models", "rollback", model_, "--actor", "oncall"});
+  CommandResult no_reason = Keel({"models", "promote", model_, "1", "--sign-off", "bob: ok"});
+  EXPECT_EQ(no_reason.exit_code, kInvalid) << no_reason.Describe();
+  EXPECT_TRUE(Contains(no_reason.err, "needs --reason"));
+  CommandResult rollback =
+      Keel({"models", "rollback", model_, "--actor", "oncall", "--reason", "canary"});
   EXPECT_EQ(rollback.exit_code, kPrecondition) << rollback.Describe();
   EXPECT_TRUE(Contains(rollback.err, "nothing to roll back to"));
 

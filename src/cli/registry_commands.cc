@@ -502,6 +502,11 @@ Status ModelsTransition(const RepoOptions& repo, const TransitionOptions& option
     return FailedPrecondition("model '" + options.model + "' version " + options.version +
                               ": promotion to production needs --sign-off \"NAME: NOTE\"");
   }
+  if (to == Stage::kProduction && options.reason.empty()) {
+    return InvalidArgument("model '" + options.model + "' version " + options.version +
+                           ": promotion to production needs --reason (it goes into the audit "
+                           "trail)");
+  }
   if (options.actor.empty()) return InvalidArgument("give --actor (no user name is known)");
   ASSIGN_OR_RETURN(std::unique_ptr<Registry> registry, OpenRepoRegistry(repo));
   ASSIGN_OR_RETURN(ModelVersion found, FindVersion(registry.get(), options.model, options.version));
@@ -632,7 +637,7 @@ void AddModelsCommands(CLI::App* app, RepoOptions* repo, Status* status) {
                           "\"NAME: NOTE\"; required to enter production");
     }
     command->add_option("--actor", transition.actor, "Who does this (default: $USER)");
-    command->add_option("--reason", transition.reason, "Why");
+    command->add_option("--reason", transition.reason, "Why (required to enter production)");
     command->add_flag("--json", transition.json, "Print the version as JSON");
   };
   CLI::App* promote = models->add_subcommand(
@@ -652,11 +657,16 @@ void AddModelsCommands(CLI::App* app, RepoOptions* repo, Status* status) {
   AddRepoOption(rollback, repo);
   rollback->add_option("model", transition.model, "Model name")->required();
   rollback->add_option("--actor", transition.actor, "Who does this (default: $USER)");
-  rollback->add_option("--reason", transition.reason, "Why");
+  rollback->add_option("--reason", transition.reason, "Why (required)");
   rollback->add_flag("--json", transition.json, "Print the restored version as JSON");
   rollback->callback([=] {
     if (transition.actor.empty()) {
       *status = InvalidArgument("give --actor (no user name is known)");
+      return;
+    }
+    if (transition.reason.empty()) {
+      *status = InvalidArgument("model '" + transition.model +
+                                "': a rollback needs --reason (it goes into the audit trail)");
       return;
     }
     Result<std::unique_ptr<Registry>> registry = OpenRepoRegistry(*repo);
