@@ -101,6 +101,7 @@ std::vector<Backend> Backends() {
          for (const char* suffix : {".db", ".db-wal", ".db-shm"}) {
            std::filesystem::remove(dir + "/" + database + suffix, error);
          }
+         std::filesystem::remove(dir, error);  // only when empty: the last test's
        },
        [](const std::string& database) {
          return OpenSqliteConnection(dir + "/" + database + ".db", true);
