@@ -101,7 +101,7 @@ std::vector<Backend> Backends() {
          for (const char* suffix : {".db", ".db-wal", ".db-shm"}) {
            std::filesystem::remove(dir + "/" + database + suffix, error);
          }
-         std::filesystem::remove(dir, error);  // only when empty: the last test's
+         std::filesystem::remove(dir, error);  // succeeds only once it is empty
        },
        [](const std::string& database) {
          return OpenSqliteConnection(dir + "/" + database + ".db", true);
