@@ -13,6 +13,10 @@ namespace keel::table {
 class DuckDb;
 }
 
+namespace CLI {
+class App;
+}
+
 namespace keel::cli {
 
 // Options shared by every command that works on a feature repository.
@@ -195,5 +199,12 @@ struct IngestOptions {
 // de-duplication makes that exact. Stops on SIGTERM / SIGINT after the batch
 // in hand, or after --idle-exit-ms without entries; prints what it did.
 Status RunIngest(const IngestOptions& options);
+
+// Adds `keel runs list|show|compare|log` and `keel models
+// list|show|history|promote|archive|rollback|alias|register` to `app`
+// (registry_commands.cc). They work on the registry keel.yaml configures in
+// `repo` (filled by their --repo option) and store their outcome in `status`;
+// both must outlive app->parse.
+void AddRegistryCommands(CLI::App* app, RepoOptions* repo, Status* status);
 
 }  // namespace keel::cli

@@ -285,6 +285,8 @@ int main(int argc, char** argv) {
     status = keel::cli::RunServe(serve_options);
   });
 
+  keel::cli::AddRegistryCommands(&app, &repo, &status);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

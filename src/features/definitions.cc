@@ -445,7 +445,7 @@ Result<RepoConfig> LoadRepoConfig(const std::string& dir) {
     *path = path_of(store_path, fallback);
     ASSIGN_OR_RETURN(std::string store_url, reader.String(store_node, "url", where, false));
     if (!store_url.empty() && url == nullptr) {
-      return InvalidArgument(where + ".url: only the online store takes a url");
+      return InvalidArgument(where + ".url: only the online store and the registry take a url");
     }
     if (url != nullptr) *url = store_url;
     return Status::Ok();
@@ -464,8 +464,16 @@ Result<RepoConfig> LoadRepoConfig(const std::string& dir) {
     return InvalidArgument("keel.yaml.online.url: a " + config.online_type +
                            " store needs a url (redis://host:port)");
   }
-  RETURN_IF_ERROR(
-      store("registry", &config.registry_type, &config.registry_path, ".keel/registry.db"));
+  RETURN_IF_ERROR(store("registry", &config.registry_type, &config.registry_path,
+                        ".keel/registry.db", &config.registry_url));
+  if (config.registry_type != "sqlite" && config.registry_type != "postgres") {
+    return InvalidArgument("keel.yaml.registry.type: unknown registry '" + config.registry_type +
+                           "' (known: sqlite, postgres)");
+  }
+  if (config.registry_type == "postgres" && config.registry_url.empty()) {
+    return InvalidArgument(
+        "keel.yaml.registry.url: a postgres registry needs a url (postgresql://user@host:port/db)");
+  }
   return config;
 }
 

@@ -122,8 +122,9 @@ struct RepoConfig {
   std::string online_type = "rocksdb";
   std::string online_path;  // absolute; default <root>/.keel/online (rocksdb)
   std::string online_url;   // redis: "redis://host:port"; cluster: seed nodes, comma-separated
-  std::string registry_type = "sqlite";
-  std::string registry_path;  // absolute; default <root>/.keel/registry.db
+  std::string registry_type = "sqlite";  // sqlite | postgres
+  std::string registry_path;             // absolute; default <root>/.keel/registry.db (sqlite)
+  std::string registry_url;              // postgres: "postgresql://user@host:port/db"
 };
 
 // Everything a repository defines, parsed and cross-checked.
