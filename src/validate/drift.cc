@@ -16,7 +16,6 @@ namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr double kInf = std::numeric_limits<double>::infinity();
-constexpr double kEpsilon = std::numeric_limits<double>::epsilon();
 
 // ks_2samp(method='auto') is exact up to this sample size (SciPy's MAX_AUTO_N).
 constexpr uint64_t kMaxAutoExactSize = 10000;

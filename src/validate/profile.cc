@@ -91,21 +91,86 @@ inline size_t BinIndex(const std::vector<double>& edges, double value) {
   return static_cast<size_t>(std::upper_bound(edges.begin(), edges.end(), value) - edges.begin());
 }
 
+// Min, max and moments of a NaN-free, non-empty batch. Four independent
+// accumulators per pass, so the loops run at the adders' throughput rather
+// than their latency.
+struct BatchSummary {
+  double min;
+  double max;
+  Moments moments;
+};
+
+BatchSummary Summarise(std::span<const double> values) {
+  double low[4] = {values[0], values[0], values[0], values[0]};
+  double high[4] = {values[0], values[0], values[0], values[0]};
+  double sums[4] = {0.0, 0.0, 0.0, 0.0};
+  const size_t size = values.size();
+  const size_t whole = size - size % 4;
+  for (size_t index = 0; index < whole; index += 4) {
+    for (size_t lane = 0; lane < 4; ++lane) {
+      const double value = values[index + lane];
+      low[lane] = std::min(low[lane], value);
+      high[lane] = std::max(high[lane], value);
+      sums[lane] += value;
+    }
+  }
+  for (size_t index = whole; index < size; ++index) {
+    low[0] = std::min(low[0], values[index]);
+    high[0] = std::max(high[0], values[index]);
+    sums[0] += values[index];
+  }
+  const double mean = ((sums[0] + sums[1]) + (sums[2] + sums[3])) / static_cast<double>(size);
+  double squares[4] = {0.0, 0.0, 0.0, 0.0};
+  double deviations[4] = {0.0, 0.0, 0.0, 0.0};
+  for (size_t index = 0; index < whole; index += 4) {
+    for (size_t lane = 0; lane < 4; ++lane) {
+      const double deviation = values[index + lane] - mean;
+      deviations[lane] += deviation;
+      squares[lane] += deviation * deviation;
+    }
+  }
+  for (size_t index = whole; index < size; ++index) {
+    const double deviation = values[index] - mean;
+    deviations[0] += deviation;
+    squares[0] += deviation * deviation;
+  }
+  // The deviations' sum corrects the mean's rounding (the "corrected
+  // two-pass" algorithm of Chan, Golub & LeVeque).
+  const double deviation_sum = (deviations[0] + deviations[1]) + (deviations[2] + deviations[3]);
+  const double square_sum = (squares[0] + squares[1]) + (squares[2] + squares[3]);
+  BatchSummary summary;
+  summary.min = std::min(std::min(low[0], low[1]), std::min(low[2], low[3]));
+  summary.max = std::max(std::max(high[0], high[1]), std::max(high[2], high[3]));
+  summary.moments.count = size;
+  summary.moments.mean = mean + deviation_sum / static_cast<double>(size);
+  summary.moments.m2 =
+      std::max(0.0, square_sum - deviation_sum * deviation_sum / static_cast<double>(size));
+  return summary;
+}
+
 // Adds `values` to `distinct`, skipping values that a small direct-mapped
 // cache shows were just added. DistinctCounter::Add is idempotent, so the
 // counter ends in the same state; low-cardinality columns (codes, hours,
-// integers with ties) skip most of the hashing.
+// integers with ties) skip most of the hashing. The rest is hashed in batches.
 void AddDistinct(std::span<const double> values, DistinctCounter* distinct) {
   constexpr int kCacheBits = 8;
+  constexpr size_t kBatch = 1024;
   std::array<uint64_t, size_t{1} << kCacheBits> seen;
   seen.fill(std::bit_cast<uint64_t>(std::numeric_limits<double>::quiet_NaN()));  // never added
+  std::array<double, kBatch> fresh;
+  size_t pending = 0;
   for (double value : values) {
     const uint64_t bits = std::bit_cast<uint64_t>(value);
     uint64_t& slot = seen[(bits * 0x9e3779b97f4a7c15ULL) >> (64 - kCacheBits)];
     if (slot == bits) continue;
     slot = bits;
-    distinct->Add(value);
+    fresh[pending++] = value;
+    if (pending == kBatch) {
+      distinct->AddMany(std::span<const double>(fresh.data(), pending));
+      pending = 0;
+    }
   }
+  distinct->AddMany(std::span<const double>(fresh.data(), pending));
 }
 
 // Counts of distinct strings in one batch of rows, in first-seen order: an
@@ -292,14 +357,15 @@ void ColumnProfile::AddColumn(const table::Column& column, size_t begin, size_t 
     return;
   }
   // The same updates as AddNumeric, one statistic at a time: tight loops
-  // instead of one call per value. Moments keep Welford's order (same bits).
+  // instead of one call per value. The batch's moments come from two passes
+  // (mean, then squared deviations; no division per value, and more accurate
+  // than Welford's update) and join the running ones by Chan's merge.
   if (buffer_.empty()) return;
   if (moments_.count == 0) min_ = max_ = buffer_[0];
-  for (const double value : buffer_) {
-    min_ = std::min(min_, value);
-    max_ = std::max(max_, value);
-    moments_.Add(value);
-  }
+  const BatchSummary batch = Summarise(buffer_);
+  min_ = std::min(min_, batch.min);
+  max_ = std::max(max_, batch.max);
+  moments_.Merge(batch.moments);
   AddDistinct(buffer_, &distinct_);
   if (fixed_bins_) {
     for (const double value : buffer_) ++histogram_.counts[BinIndex(histogram_.edges, value)];

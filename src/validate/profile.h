@@ -15,7 +15,8 @@ namespace keel::validate {
 
 // Mean and variance of a stream, mergeable (Welford's update, Chan et al.'s
 // pairwise merge), so profile(A ∪ B) == merge(profile(A), profile(B)) up to
-// rounding (~1e-15 relative).
+// rounding (~1e-15 relative). ColumnProfile adds a batch of values as the
+// Moments of the batch (a two-pass sum, no division per value) merged in.
 struct Moments {
   uint64_t count = 0;
   double mean = 0.0;
