@@ -2,13 +2,16 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <bit>
 #include <cmath>
 #include <cstring>
 #include <functional>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <span>
+#include <thread>
 
 #include "validate/drift.h"
 
@@ -515,29 +518,46 @@ Result<Profile> Profile::Of(const table::Table& table, const std::string& time_c
   Profile profile;
   profile.rows_ = table.num_rows();
   profile.time_column_ = time_column;
-  constexpr size_t kChunk = 1 << 16;  // bounds the per-call value buffer
-  for (size_t index = 0; index < table.num_columns(); ++index) {
-    const table::Field& field = table.fields()[index];
-    const Column& column = table.column(index);
-    ColumnProfile column_profile(field.name, field.type, options);
-    for (size_t begin = 0; begin < column.size(); begin += kChunk) {
-      column_profile.AddColumn(column, begin, std::min(column.size(), begin + kChunk));
+  std::vector<std::optional<ColumnProfile>> columns(table.num_columns());
+  std::atomic<size_t> next{0};
+  auto worker = [&] {
+    for (size_t index = next++; index < columns.size(); index = next++) {
+      columns[index] = OfColumn(table.fields()[index], table.column(index), options);
     }
-    if (column_profile.numeric() && !column_profile.fixed_bins_) {
-      std::vector<double> values, weights;
-      column_profile.quantiles_.SortedItems(&values, &weights);
-      std::vector<double> edges;
-      if (!values.empty()) {
-        edges = QuantileBinEdges(WeightedSample{values, weights}, column_profile.bins_);
-      }
-      // JSON has no infinities; an infinite decile just merges two outer bins.
-      std::erase_if(edges, [](double edge) { return !std::isfinite(edge); });
-      column_profile.SetBinsAndCount(std::move(edges), column);
-    }
-    column_profile.buffer_ = {};
-    profile.columns_.push_back(std::move(column_profile));
+  };
+  const size_t helpers =
+      std::min<size_t>(static_cast<size_t>(std::max(options.threads, 1)), columns.size()) - 1;
+  std::vector<std::thread> pool;
+  for (size_t helper = 0; helper < helpers && columns.size() > 1; ++helper) {
+    pool.emplace_back(worker);
   }
+  worker();
+  for (std::thread& thread : pool) thread.join();
+  for (std::optional<ColumnProfile>& column : columns)
+    profile.columns_.push_back(std::move(*column));
   return profile;
+}
+
+ColumnProfile Profile::OfColumn(const table::Field& field, const Column& column,
+                                const ProfileOptions& options) {
+  constexpr size_t kChunk = 1 << 16;  // bounds the per-call value buffer
+  ColumnProfile column_profile(field.name, field.type, options);
+  for (size_t begin = 0; begin < column.size(); begin += kChunk) {
+    column_profile.AddColumn(column, begin, std::min(column.size(), begin + kChunk));
+  }
+  if (column_profile.numeric() && !column_profile.fixed_bins_) {
+    std::vector<double> values, weights;
+    column_profile.quantiles_.SortedItems(&values, &weights);
+    std::vector<double> edges;
+    if (!values.empty()) {
+      edges = QuantileBinEdges(WeightedSample{values, weights}, column_profile.bins_);
+    }
+    // JSON has no infinities; an infinite decile just merges two outer bins.
+    std::erase_if(edges, [](double edge) { return !std::isfinite(edge); });
+    column_profile.SetBinsAndCount(std::move(edges), column);
+  }
+  column_profile.buffer_ = {};
+  return column_profile;
 }
 
 Status Profile::Merge(const Profile& other) {
