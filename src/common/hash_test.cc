@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <set>
+#include <string_view>
+#include <vector>
 
 namespace keel {
 namespace {
@@ -18,6 +20,19 @@ TEST(Hash, IsDeterministicAndHex) {
 // Versions are persisted, so the hash function may never change: pin XXH3's
 // published test value for the empty input.
 TEST(Hash, MatchesXxh3ReferenceValue) { EXPECT_EQ(Hash64(""), 0x2D06800538D394C2ULL); }
+
+TEST(Hash, EachWordIsHash64OfItsLittleEndianBytes) {
+  std::vector<uint64_t> words = {0, 1, 0x7ff8000000000000ULL, ~uint64_t{0}};
+  for (uint64_t i = 0; i < 1000; ++i) words.push_back(i * 0x9e3779b97f4a7c15ULL);
+  std::vector<uint64_t> hashes(words.size());
+  Hash64EachWord(words, hashes.data());
+  for (size_t index = 0; index < words.size(); ++index) {
+    char bytes[8];
+    for (int byte = 0; byte < 8; ++byte)
+      bytes[byte] = static_cast<char>(words[index] >> (8 * byte));
+    EXPECT_EQ(hashes[index], Hash64(std::string_view(bytes, 8))) << words[index];
+  }
+}
 
 TEST(Hash, DistinguishesNearbyInputs) {
   std::set<std::string> seen;

@@ -25,6 +25,8 @@
 #include <span>
 #include <vector>
 
+#include "validate/kolmogorov.h"
+
 namespace keel::validate {
 
 // A sample sorted ascending, optionally weighted. The same type serves exact
@@ -97,31 +99,8 @@ double KsPValue(double statistic, uint64_t n, uint64_t m, KsMethod method = KsMe
 // NaN; {NaN, NaN} if either is empty or invalid.
 KsResult KsTwoSample(std::span<const double> sorted_a, std::span<const double> sorted_b);
 
-// Survival function P(D_n >= d) of the one-sample two-sided Kolmogorov-Smirnov
-// statistic D_n = sup |F_n - F| for a sample of size n, i.e.
-// scipy.stats.kstwo.sf(d, n). Uses the algorithm selection of Simard &
-// L'Ecuyer (2011) exactly as SciPy 1.10.1 does, so the two agree to ~1e-11
-// relative (4e-12 measured over all branches):
-//   n d <= 1 or n d >= n - 1 : Ruben-Gambino closed forms (exact);
-//   d >= 0.5                 : 2 * Smirnov one-sided sf (exact, the two tails
-//                              cannot both be reached);
-//   n <= 140, n d^2 <= 4     : Durbin's matrix in Marsaglia-Tsang-Wang form
-//                              (exact; SciPy uses Pomeranz for 0.75 < n d^2,
-//                              equal to rounding);
-//   n <= 140, n d^2 > 4      : 2 * Smirnov sf (error < 1e-13, the omitted term
-//                              of both tails is ~2 exp(-8 n d^2));
-//   n > 140, n d^2 >= 370    : 0 (true value < 1e-300);
-//   n > 140, n d^2 >= 2.2    : 2 * Smirnov sf (absolute error up to ~5e-8 at
-//                              n d^2 = 2.2, falling as 2 exp(-8 n d^2));
-//   n <= 100000, n d^1.5 <= 1.4 : 1 - Durbin matrix (exact);
-//   otherwise                : 1 - Pelz-Good asymptotic series (absolute error
-//                              3e-6 at n = 141, 6e-8 at n = 1000, falling
-//                              like n^-2).
-// The Smirnov sf is the exact Birnbaum-Tingey sum for n <= 1e6 and SciPy's
-// approximation exp(-(6 n d + 1)^2 / (18 n)) above.
-// Returns a value in [0, 1]; 1 for d <= 0.5 / n, 0 for d >= 1; NaN for n == 0
-// or NaN d.
-double KolmogorovSmirnovSf(double d, uint64_t n);
+// KolmogorovSmirnovSf (the one-sample distribution the asymptotic p-value
+// uses) is declared in validate/kolmogorov.h.
 
 // ---------------------------------------------------------------------------
 // Population stability index

@@ -2,13 +2,15 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <bit>
 #include <cmath>
 #include <cstring>
 #include <functional>
 #include <limits>
-#include <nlohmann/json.hpp>
+#include <optional>
 #include <span>
+#include <thread>
 
 #include "validate/drift.h"
 
@@ -16,67 +18,8 @@ namespace keel::validate {
 
 namespace {
 
-using Json = nlohmann::ordered_json;
 using table::Column;
 using table::DataType;
-
-constexpr char kBase64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-std::string Base64Encode(std::string_view bytes) {
-  std::string out;
-  out.reserve((bytes.size() + 2) / 3 * 4);
-  size_t i = 0;
-  for (; i + 2 < bytes.size(); i += 3) {
-    uint32_t n = (uint8_t(bytes[i]) << 16) | (uint8_t(bytes[i + 1]) << 8) | uint8_t(bytes[i + 2]);
-    for (int shift = 18; shift >= 0; shift -= 6) out += kBase64[(n >> shift) & 63];
-  }
-  if (i < bytes.size()) {
-    uint32_t n = uint8_t(bytes[i]) << 16;
-    if (i + 1 < bytes.size()) n |= uint8_t(bytes[i + 1]) << 8;
-    out += kBase64[(n >> 18) & 63];
-    out += kBase64[(n >> 12) & 63];
-    out += i + 1 < bytes.size() ? kBase64[(n >> 6) & 63] : '=';
-    out += '=';
-  }
-  return out;
-}
-
-Result<std::string> Base64Decode(std::string_view text) {
-  if (text.size() % 4 != 0) return InvalidArgument("base64 length is not a multiple of 4");
-  std::string out;
-  out.reserve(text.size() / 4 * 3);
-  for (size_t i = 0; i < text.size(); i += 4) {
-    uint32_t n = 0;
-    int pad = 0;
-    for (size_t j = 0; j < 4; ++j) {
-      char c = text[i + j];
-      const char* at = c == '=' ? nullptr : std::strchr(kBase64, c);
-      if (c == '=' && i + 4 == text.size() && j >= 2) {
-        ++pad;
-        n <<= 6;
-        continue;
-      }
-      if (at == nullptr || c == '\0' || pad > 0) return InvalidArgument("invalid base64");
-      n = (n << 6) | uint32_t(at - kBase64);
-    }
-    out += char((n >> 16) & 255);
-    if (pad < 2) out += char((n >> 8) & 255);
-    if (pad < 1) out += char(n & 255);
-  }
-  return out;
-}
-
-// Reads `json[key]` as T. Errors name the path.
-template <typename T>
-Result<T> Get(const Json& json, const char* key, const std::string& path) {
-  auto it = json.find(key);
-  if (it == json.end()) return InvalidArgument(path + "." + key + ": missing");
-  try {
-    return it->template get<T>();
-  } catch (const std::exception& error) {
-    return InvalidArgument(path + "." + key + ": " + error.what());
-  }
-}
 
 // Histogram::BinOf, inlined into the counting loops. Profiles have about ten
 // edges: counting the edges <= value, without branches, beats a binary search
@@ -91,21 +34,86 @@ inline size_t BinIndex(const std::vector<double>& edges, double value) {
   return static_cast<size_t>(std::upper_bound(edges.begin(), edges.end(), value) - edges.begin());
 }
 
+// Min, max and moments of a NaN-free, non-empty batch. Four independent
+// accumulators per pass, so the loops run at the adders' throughput rather
+// than their latency.
+struct BatchSummary {
+  double min;
+  double max;
+  Moments moments;
+};
+
+BatchSummary Summarise(std::span<const double> values) {
+  double low[4] = {values[0], values[0], values[0], values[0]};
+  double high[4] = {values[0], values[0], values[0], values[0]};
+  double sums[4] = {0.0, 0.0, 0.0, 0.0};
+  const size_t size = values.size();
+  const size_t whole = size - size % 4;
+  for (size_t index = 0; index < whole; index += 4) {
+    for (size_t lane = 0; lane < 4; ++lane) {
+      const double value = values[index + lane];
+      low[lane] = std::min(low[lane], value);
+      high[lane] = std::max(high[lane], value);
+      sums[lane] += value;
+    }
+  }
+  for (size_t index = whole; index < size; ++index) {
+    low[0] = std::min(low[0], values[index]);
+    high[0] = std::max(high[0], values[index]);
+    sums[0] += values[index];
+  }
+  const double mean = ((sums[0] + sums[1]) + (sums[2] + sums[3])) / static_cast<double>(size);
+  double squares[4] = {0.0, 0.0, 0.0, 0.0};
+  double deviations[4] = {0.0, 0.0, 0.0, 0.0};
+  for (size_t index = 0; index < whole; index += 4) {
+    for (size_t lane = 0; lane < 4; ++lane) {
+      const double deviation = values[index + lane] - mean;
+      deviations[lane] += deviation;
+      squares[lane] += deviation * deviation;
+    }
+  }
+  for (size_t index = whole; index < size; ++index) {
+    const double deviation = values[index] - mean;
+    deviations[0] += deviation;
+    squares[0] += deviation * deviation;
+  }
+  // The deviations' sum corrects the mean's rounding (the "corrected
+  // two-pass" algorithm of Chan, Golub & LeVeque).
+  const double deviation_sum = (deviations[0] + deviations[1]) + (deviations[2] + deviations[3]);
+  const double square_sum = (squares[0] + squares[1]) + (squares[2] + squares[3]);
+  BatchSummary summary;
+  summary.min = std::min(std::min(low[0], low[1]), std::min(low[2], low[3]));
+  summary.max = std::max(std::max(high[0], high[1]), std::max(high[2], high[3]));
+  summary.moments.count = size;
+  summary.moments.mean = mean + deviation_sum / static_cast<double>(size);
+  summary.moments.m2 =
+      std::max(0.0, square_sum - deviation_sum * deviation_sum / static_cast<double>(size));
+  return summary;
+}
+
 // Adds `values` to `distinct`, skipping values that a small direct-mapped
 // cache shows were just added. DistinctCounter::Add is idempotent, so the
 // counter ends in the same state; low-cardinality columns (codes, hours,
-// integers with ties) skip most of the hashing.
+// integers with ties) skip most of the hashing. The rest is hashed in batches.
 void AddDistinct(std::span<const double> values, DistinctCounter* distinct) {
   constexpr int kCacheBits = 8;
+  constexpr size_t kBatch = 1024;
   std::array<uint64_t, size_t{1} << kCacheBits> seen;
   seen.fill(std::bit_cast<uint64_t>(std::numeric_limits<double>::quiet_NaN()));  // never added
+  std::array<double, kBatch> fresh;
+  size_t pending = 0;
   for (double value : values) {
     const uint64_t bits = std::bit_cast<uint64_t>(value);
     uint64_t& slot = seen[(bits * 0x9e3779b97f4a7c15ULL) >> (64 - kCacheBits)];
     if (slot == bits) continue;
     slot = bits;
-    distinct->Add(value);
+    fresh[pending++] = value;
+    if (pending == kBatch) {
+      distinct->AddMany(std::span<const double>(fresh.data(), pending));
+      pending = 0;
+    }
   }
+  distinct->AddMany(std::span<const double>(fresh.data(), pending));
 }
 
 // Counts of distinct strings in one batch of rows, in first-seen order: an
@@ -292,14 +300,15 @@ void ColumnProfile::AddColumn(const table::Column& column, size_t begin, size_t 
     return;
   }
   // The same updates as AddNumeric, one statistic at a time: tight loops
-  // instead of one call per value. Moments keep Welford's order (same bits).
+  // instead of one call per value. The batch's moments come from two passes
+  // (mean, then squared deviations; no division per value, and more accurate
+  // than Welford's update) and join the running ones by Chan's merge.
   if (buffer_.empty()) return;
   if (moments_.count == 0) min_ = max_ = buffer_[0];
-  for (const double value : buffer_) {
-    min_ = std::min(min_, value);
-    max_ = std::max(max_, value);
-    moments_.Add(value);
-  }
+  const BatchSummary batch = Summarise(buffer_);
+  min_ = std::min(min_, batch.min);
+  max_ = std::max(max_, batch.max);
+  moments_.Merge(batch.moments);
   AddDistinct(buffer_, &distinct_);
   if (fixed_bins_) {
     for (const double value : buffer_) ++histogram_.counts[BinIndex(histogram_.edges, value)];
@@ -387,59 +396,6 @@ std::optional<double> ColumnProfile::max() const {
   return max_;
 }
 
-namespace {
-
-Json ColumnToJson(const ColumnProfile& column) {
-  Json json;
-  json["name"] = column.name();
-  json["type"] = std::string(table::DataTypeName(column.type()));
-  json["rows"] = column.rows();
-  json["nulls"] = column.nulls();
-  json["null_share"] = column.NullShare();
-  if (column.numeric()) {
-    json["nans"] = column.nans();
-    json["count"] = column.moments().count;
-    if (column.min()) {
-      json["min"] = *column.min();
-      json["max"] = *column.max();
-      json["mean"] = column.moments().mean;
-      json["m2"] = column.moments().m2;
-      json["std"] = std::sqrt(column.moments().Variance());
-      Json quantiles;
-      for (double q : {0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99}) {
-        char key[16];
-        std::snprintf(key, sizeof(key), "p%g", q * 100);
-        quantiles[key] = column.quantiles().Quantile(q);
-      }
-      json["quantiles"] = std::move(quantiles);
-    } else {  // no values (all null): null, never NaN, which JSON cannot carry
-      for (const char* key : {"min", "max", "mean", "std"}) json[key] = nullptr;
-    }
-    json["histogram"] = {{"edges", column.histogram().edges},
-                         {"counts", column.histogram().counts}};
-    json["quantile_sketch"] = Base64Encode(column.quantiles().Encode());
-  } else {
-    Json top = Json::array();
-    for (const auto& item : column.top().Top(10)) {
-      top.push_back({{"value", item.value}, {"count", item.count}});
-    }
-    json["top"] = std::move(top);
-    if (column.categories()) {
-      Json categories = Json::object();
-      for (const auto& [value, count] : *column.categories()) categories[value] = count;
-      json["categories"] = std::move(categories);
-    }
-    json["top_sketch"] = Base64Encode(column.top().Encode());
-  }
-  json["distinct"] = column.distinct().Estimate();
-  json["distinct_sketch"] = Base64Encode(column.distinct().Encode());
-  return json;
-}
-
-}  // namespace
-
-std::string ColumnProfile::ToJson() const { return ColumnToJson(*this).dump(2); }
-
 Result<Profile> Profile::Of(const table::Table& table, const std::string& time_column,
                             const ProfileOptions& options) {
   if (!time_column.empty() && table.FindColumn(time_column) < 0) {
@@ -449,29 +405,46 @@ Result<Profile> Profile::Of(const table::Table& table, const std::string& time_c
   Profile profile;
   profile.rows_ = table.num_rows();
   profile.time_column_ = time_column;
-  constexpr size_t kChunk = 1 << 16;  // bounds the per-call value buffer
-  for (size_t index = 0; index < table.num_columns(); ++index) {
-    const table::Field& field = table.fields()[index];
-    const Column& column = table.column(index);
-    ColumnProfile column_profile(field.name, field.type, options);
-    for (size_t begin = 0; begin < column.size(); begin += kChunk) {
-      column_profile.AddColumn(column, begin, std::min(column.size(), begin + kChunk));
+  std::vector<std::optional<ColumnProfile>> columns(table.num_columns());
+  std::atomic<size_t> next{0};
+  auto worker = [&] {
+    for (size_t index = next++; index < columns.size(); index = next++) {
+      columns[index] = OfColumn(table.fields()[index], table.column(index), options);
     }
-    if (column_profile.numeric() && !column_profile.fixed_bins_) {
-      std::vector<double> values, weights;
-      column_profile.quantiles_.SortedItems(&values, &weights);
-      std::vector<double> edges;
-      if (!values.empty()) {
-        edges = QuantileBinEdges(WeightedSample{values, weights}, column_profile.bins_);
-      }
-      // JSON has no infinities; an infinite decile just merges two outer bins.
-      std::erase_if(edges, [](double edge) { return !std::isfinite(edge); });
-      column_profile.SetBinsAndCount(std::move(edges), column);
-    }
-    column_profile.buffer_ = {};
-    profile.columns_.push_back(std::move(column_profile));
+  };
+  const size_t helpers =
+      std::min<size_t>(static_cast<size_t>(std::max(options.threads, 1)), columns.size()) - 1;
+  std::vector<std::thread> pool;
+  for (size_t helper = 0; helper < helpers && columns.size() > 1; ++helper) {
+    pool.emplace_back(worker);
   }
+  worker();
+  for (std::thread& thread : pool) thread.join();
+  for (std::optional<ColumnProfile>& column : columns)
+    profile.columns_.push_back(std::move(*column));
   return profile;
+}
+
+ColumnProfile Profile::OfColumn(const table::Field& field, const Column& column,
+                                const ProfileOptions& options) {
+  constexpr size_t kChunk = 1 << 16;  // bounds the per-call value buffer
+  ColumnProfile column_profile(field.name, field.type, options);
+  for (size_t begin = 0; begin < column.size(); begin += kChunk) {
+    column_profile.AddColumn(column, begin, std::min(column.size(), begin + kChunk));
+  }
+  if (column_profile.numeric() && !column_profile.fixed_bins_) {
+    std::vector<double> values, weights;
+    column_profile.quantiles_.SortedItems(&values, &weights);
+    std::vector<double> edges;
+    if (!values.empty()) {
+      edges = QuantileBinEdges(WeightedSample{values, weights}, column_profile.bins_);
+    }
+    // JSON has no infinities; an infinite decile just merges two outer bins.
+    std::erase_if(edges, [](double edge) { return !std::isfinite(edge); });
+    column_profile.SetBinsAndCount(std::move(edges), column);
+  }
+  column_profile.buffer_ = {};
+  return column_profile;
 }
 
 Status Profile::Merge(const Profile& other) {
@@ -499,105 +472,6 @@ ProfileOptions Profile::ReferenceOptions() const {
     if (column.numeric()) options.bin_edges[column.name()] = column.histogram().edges;
   }
   return options;
-}
-
-std::string Profile::ToJson() const {
-  Json json;
-  json["format"] = "keel.profile.v1";
-  json["source"] = source;
-  json["created_at"] = created_at;
-  json["rows"] = rows_;
-  json["time_column"] = time_column_;
-  Json columns = Json::array();
-  for (const ColumnProfile& column : columns_) columns.push_back(ColumnToJson(column));
-  json["columns"] = std::move(columns);
-  return json.dump(2) + "\n";
-}
-
-Result<Profile> Profile::FromJson(std::string_view text) {
-  Json json;
-  try {
-    json = Json::parse(text);
-  } catch (const Json::parse_error& error) {
-    // "parse error at line 40, column 1: ... unexpected end of input" for a
-    // truncated file.
-    std::string what = error.what();
-    size_t at = what.find("parse error");
-    return InvalidArgument("not valid JSON (" + what.substr(at == std::string::npos ? 0 : at) +
-                           ")");
-  }
-  if (!json.is_object()) return InvalidArgument("not a JSON object");
-  ASSIGN_OR_RETURN(std::string format, Get<std::string>(json, "format", "profile"));
-  if (format != "keel.profile.v1") {
-    return InvalidArgument("profile.format: '" + format + "' (expected keel.profile.v1)");
-  }
-  Profile profile;
-  ASSIGN_OR_RETURN(profile.source, Get<std::string>(json, "source", "profile"));
-  ASSIGN_OR_RETURN(profile.created_at, Get<std::string>(json, "created_at", "profile"));
-  ASSIGN_OR_RETURN(profile.rows_, Get<uint64_t>(json, "rows", "profile"));
-  ASSIGN_OR_RETURN(profile.time_column_, Get<std::string>(json, "time_column", "profile"));
-  ASSIGN_OR_RETURN(Json columns, Get<Json>(json, "columns", "profile"));
-  if (!columns.is_array()) return InvalidArgument("profile.columns: not an array");
-  for (size_t index = 0; index < columns.size(); ++index) {
-    const Json& item = columns[index];
-    std::string path = "profile.columns[" + std::to_string(index) + "]";
-    if (!item.is_object()) return InvalidArgument(path + ": not an object");
-    ASSIGN_OR_RETURN(std::string name, Get<std::string>(item, "name", path));
-    ASSIGN_OR_RETURN(std::string type_name, Get<std::string>(item, "type", path));
-    Result<table::DataType> type = table::ParseDataType(type_name);
-    if (!type.ok()) return type.status().WithContext(path + ".type");
-    ColumnProfile column(name, *type, ProfileOptions{});
-    ASSIGN_OR_RETURN(column.rows_, Get<uint64_t>(item, "rows", path));
-    ASSIGN_OR_RETURN(column.nulls_, Get<uint64_t>(item, "nulls", path));
-    ASSIGN_OR_RETURN(std::string distinct, Get<std::string>(item, "distinct_sketch", path));
-    Result<std::string> distinct_bytes = Base64Decode(distinct);
-    if (!distinct_bytes.ok()) return distinct_bytes.status().WithContext(path + ".distinct_sketch");
-    Result<DistinctCounter> counter = DistinctCounter::Decode(*distinct_bytes);
-    if (!counter.ok()) return counter.status().WithContext(path + ".distinct_sketch");
-    column.distinct_ = std::move(*counter);
-    if (column.numeric()) {
-      ASSIGN_OR_RETURN(column.nans_, Get<uint64_t>(item, "nans", path));
-      ASSIGN_OR_RETURN(column.moments_.count, Get<uint64_t>(item, "count", path));
-      if (column.moments_.count > 0) {
-        ASSIGN_OR_RETURN(column.min_, Get<double>(item, "min", path));
-        ASSIGN_OR_RETURN(column.max_, Get<double>(item, "max", path));
-        ASSIGN_OR_RETURN(column.moments_.mean, Get<double>(item, "mean", path));
-        ASSIGN_OR_RETURN(column.moments_.m2, Get<double>(item, "m2", path));
-      }
-      ASSIGN_OR_RETURN(Json histogram, Get<Json>(item, "histogram", path));
-      ASSIGN_OR_RETURN(column.histogram_.edges,
-                       Get<std::vector<double>>(histogram, "edges", path + ".histogram"));
-      ASSIGN_OR_RETURN(column.histogram_.counts,
-                       Get<std::vector<uint64_t>>(histogram, "counts", path + ".histogram"));
-      if (column.histogram_.counts.size() != column.histogram_.edges.size() + 1 ||
-          !std::is_sorted(column.histogram_.edges.begin(), column.histogram_.edges.end())) {
-        return InvalidArgument(path + ".histogram: counts must be one more than sorted edges");
-      }
-      column.fixed_bins_ = true;
-      ASSIGN_OR_RETURN(std::string sketch, Get<std::string>(item, "quantile_sketch", path));
-      Result<std::string> sketch_bytes = Base64Decode(sketch);
-      if (!sketch_bytes.ok()) return sketch_bytes.status().WithContext(path + ".quantile_sketch");
-      Result<QuantileSketch> quantiles = QuantileSketch::Decode(*sketch_bytes);
-      if (!quantiles.ok()) return quantiles.status().WithContext(path + ".quantile_sketch");
-      column.quantiles_ = std::move(*quantiles);
-    } else {
-      ASSIGN_OR_RETURN(std::string top, Get<std::string>(item, "top_sketch", path));
-      Result<std::string> top_bytes = Base64Decode(top);
-      if (!top_bytes.ok()) return top_bytes.status().WithContext(path + ".top_sketch");
-      Result<TopK> top_k = TopK::Decode(*top_bytes);
-      if (!top_k.ok()) return top_k.status().WithContext(path + ".top_sketch");
-      column.top_ = std::move(*top_k);
-      if (item.contains("categories")) {
-        ASSIGN_OR_RETURN(auto categories,
-                         (Get<std::map<std::string, uint64_t>>(item, "categories", path)));
-        column.categories_.emplace(categories.begin(), categories.end());
-      } else {
-        column.categories_.reset();
-      }
-    }
-    profile.columns_.push_back(std::move(column));
-  }
-  return profile;
 }
 
 }  // namespace keel::validate

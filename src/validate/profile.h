@@ -15,7 +15,8 @@ namespace keel::validate {
 
 // Mean and variance of a stream, mergeable (Welford's update, Chan et al.'s
 // pairwise merge), so profile(A ∪ B) == merge(profile(A), profile(B)) up to
-// rounding (~1e-15 relative).
+// rounding (~1e-15 relative). ColumnProfile adds a batch of values as the
+// Moments of the batch (a two-pass sum, no division per value) merged in.
 struct Moments {
   uint64_t count = 0;
   double mean = 0.0;
@@ -55,6 +56,9 @@ struct ProfileOptions {
   // Categories counted exactly per column, beyond which only top-k is kept.
   size_t max_categories = 1000;
   size_t exact_quantile_limit = 1 << 16;
+  // Threads Profile::Of profiles columns on (each column on one thread, so
+  // the profile does not depend on the count); 1 = the calling thread only.
+  int threads = 1;
 };
 
 // What is known about one column. Numeric columns (int64, double, timestamp
@@ -137,8 +141,9 @@ class Profile {
  public:
   Profile() = default;
 
-  // Profiles `table` (all columns). `time_column` (may be empty) is the
-  // source's timestamp, recorded as the profile's time range.
+  // Profiles `table` (all columns), options.threads columns at a time.
+  // `time_column` (may be empty) is the source's timestamp, recorded as the
+  // profile's time range.
   static Result<Profile> Of(const table::Table& table, const std::string& time_column,
                             const ProfileOptions& options);
 
@@ -161,6 +166,9 @@ class Profile {
   static Result<Profile> FromJson(std::string_view json);
 
  private:
+  static ColumnProfile OfColumn(const table::Field& field, const table::Column& column,
+                                const ProfileOptions& options);
+
   uint64_t rows_ = 0;
   std::string time_column_;
   std::vector<ColumnProfile> columns_;

@@ -808,6 +808,34 @@ void DistinctCounter::Add(double value) {
   AddHash(Hash64(std::string_view(bytes, 8)));
 }
 
+namespace {
+
+// The 64 bits DistinctCounter::Add(double) hashes: one zero and one NaN.
+uint64_t CanonicalBits(double value) {
+  if (value == 0.0) return 0;                        // -0.0 and +0.0
+  if (std::isnan(value)) return 0x7ff8000000000000;  // every NaN
+  return std::bit_cast<uint64_t>(value);
+}
+
+}  // namespace
+
+void DistinctCounter::AddMany(std::span<const double> values) {
+  constexpr size_t kBatch = 256;
+  uint64_t words[kBatch];
+  uint64_t hashes[kBatch];
+  for (size_t begin = 0; begin < values.size(); begin += kBatch) {
+    const size_t size = std::min(kBatch, values.size() - begin);
+    for (size_t index = 0; index < size; ++index)
+      words[index] = CanonicalBits(values[begin + index]);
+    Hash64EachWord(std::span<const uint64_t>(words, size), hashes);
+    if (!registers_.empty()) {
+      for (size_t index = 0; index < size; ++index) UpdateRegister(hashes[index]);
+    } else {
+      for (size_t index = 0; index < size; ++index) AddHash(hashes[index]);
+    }
+  }
+}
+
 void DistinctCounter::Add(int64_t value) {
   char bytes[8];
   StoreLittle64(static_cast<uint64_t>(value), bytes);

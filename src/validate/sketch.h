@@ -228,6 +228,8 @@ class DistinctCounter {
   void Add(std::string_view value);
   void Add(double value);
   void Add(int64_t value);
+  // Add(value) for every value, in order (the same state), hashing in batches.
+  void AddMany(std::span<const double> values);
 
   // Makes *this the counter of the union. Registers merge by maximum, so the
   // result does not depend on the order of merges: a.Merge(b) and b.Merge(a)

@@ -638,6 +638,21 @@ TEST(DistinctCounter, ItemNormalisation) {
   EXPECT_EQ(counter.Estimate(), 6.0);
 }
 
+TEST(DistinctCounter, AddManyEqualsAddPerValue) {
+  std::vector<double> values = {0.0, -0.0, kNaN, -kNaN, 1.5, -2.25};
+  std::mt19937_64 rng(17);
+  for (int i = 0; i < 5000; ++i) values.push_back(double(rng() % 3000) / 7.0);
+  // Exact mode throughout, then across the switch to registers.
+  for (size_t size : {size_t{6}, size_t{700}, values.size()}) {
+    DistinctCounter one_by_one;
+    DistinctCounter batched;
+    for (size_t index = 0; index < size; ++index) one_by_one.Add(values[index]);
+    batched.AddMany(std::span<const double>(values.data(), size));
+    EXPECT_EQ(batched.Encode(), one_by_one.Encode()) << size;
+    EXPECT_EQ(batched.is_exact(), one_by_one.is_exact()) << size;
+  }
+}
+
 TEST(DistinctCounter, RoundTripAndDecodeRejectsGarbage) {
   DistinctCounter exact;
   for (int value = 0; value < 500; ++value) exact.Add(int64_t{value});
