@@ -142,37 +142,62 @@ Result<CompiledTrees> CompiledTrees::FromXgboostJson(std::string_view text) {
   return compiled;
 }
 
-inline float CompiledTrees::TreeLeaf(uint32_t index, const float* row) const {
-  const Node* node = &nodes_[index];
-  while (node->feature >= 0) {
-    float value = row[node->feature];
-    uint32_t left = node->left & ~kDefaultLeft;
-    bool go_right = std::isnan(value) ? (node->left & kDefaultLeft) == 0 : !(value < node->value);
-    node = &nodes_[left + (go_right ? 1 : 0)];
-  }
-  return node->value;
+inline uint32_t CompiledTrees::Next(const Node& node, const float* row) const {
+  float value = row[node.feature];
+  uint32_t left = node.left & ~kDefaultLeft;
+  bool go_right = std::isnan(value) ? (node.left & kDefaultLeft) == 0 : !(value < node.value);
+  return left + (go_right ? 1 : 0);
 }
 
 float CompiledTrees::PredictMargin(std::span<const float> row) const {
-  // From the base margin, one leaf per tree in tree order, in float: as
-  // XGBoost accumulates, so the roundings are the same.
+  // Several trees walked in lockstep: their node loads are independent, so
+  // the memory system overlaps them instead of waiting for one at a time.
+  // Leaves are still added in tree order (XGBoost's float roundings).
+  constexpr size_t kLanes = 32;
   float sum = base_margin_;
-  for (uint32_t root : roots_) sum += TreeLeaf(root, row.data());
+  uint32_t at[kLanes];
+  for (size_t first = 0; first < roots_.size(); first += kLanes) {
+    size_t lanes = std::min(kLanes, roots_.size() - first);
+    for (size_t lane = 0; lane < lanes; ++lane) at[lane] = roots_[first + lane];
+    bool moving = true;
+    while (moving) {
+      moving = false;
+      for (size_t lane = 0; lane < lanes; ++lane) {
+        const Node& node = nodes_[at[lane]];
+        if (node.feature < 0) continue;
+        at[lane] = Next(node, row.data());
+        moving = true;
+      }
+    }
+    for (size_t lane = 0; lane < lanes; ++lane) sum += nodes_[at[lane]].value;
+  }
   return sum;
 }
 
 void CompiledTrees::PredictMargins(const float* values, size_t rows, size_t stride,
                                    float* out) const {
-  // Blocks of rows, tree by tree: a tree's nodes stay in cache for the block.
+  // Blocks of rows, tree by tree (a tree's nodes stay in cache for the
+  // block), the block's rows walked in lockstep (independent loads overlap).
   constexpr size_t kBlock = 64;
   float sums[kBlock];
+  uint32_t at[kBlock];
   for (size_t begin = 0; begin < rows; begin += kBlock) {
     size_t count = std::min(kBlock, rows - begin);
+    const float* block = values + begin * stride;
     std::fill(sums, sums + count, base_margin_);
     for (uint32_t root : roots_) {
-      for (size_t i = 0; i < count; ++i) {
-        sums[i] += TreeLeaf(root, values + (begin + i) * stride);
+      std::fill(at, at + count, root);
+      bool moving = true;
+      while (moving) {
+        moving = false;
+        for (size_t i = 0; i < count; ++i) {
+          const Node& node = nodes_[at[i]];
+          if (node.feature < 0) continue;
+          at[i] = Next(node, block + i * stride);
+          moving = true;
+        }
       }
+      for (size_t i = 0; i < count; ++i) sums[i] += nodes_[at[i]].value;
     }
     std::copy(sums, sums + count, out + begin);
   }

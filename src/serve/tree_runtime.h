@@ -57,7 +57,8 @@ class CompiledTrees {
   };
   static constexpr uint32_t kDefaultLeft = 1u << 31;
 
-  float TreeLeaf(uint32_t root, const float* row) const;
+  // The child of split `node` that `row` goes to.
+  uint32_t Next(const Node& node, const float* row) const;
 
   Objective objective_ = Objective::kSquaredError;
   size_t num_features_ = 0;

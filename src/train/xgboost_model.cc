@@ -6,6 +6,7 @@
 #include <xgboost/c_api.h>
 
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <limits>
 #include <mutex>
@@ -270,6 +271,33 @@ Result<std::vector<double>> XgboostModel::Predict(const DenseMatrix& features) c
 
 Result<std::vector<double>> XgboostModel::PredictMargin(const DenseMatrix& features) const {
   return PredictType(features, 1);
+}
+
+Result<std::vector<double>> XgboostModel::PredictInPlace(const float* values, size_t rows,
+                                                         bool margin) const {
+  if (rows == 0) return std::vector<double>();
+  // XGBoost's in-place prediction reads the caller's row-major floats through
+  // an array interface (no DMatrix is built).
+  char array[256];
+  std::snprintf(array, sizeof(array),
+                "{\"data\": [%llu, true], \"shape\": [%llu, %llu], \"typestr\": \"<f4\", "
+                "\"version\": 3}",
+                static_cast<unsigned long long>(reinterpret_cast<uintptr_t>(values)),
+                static_cast<unsigned long long>(rows),
+                static_cast<unsigned long long>(num_features_));
+  const std::string config = std::string("{\"type\": ") + (margin ? "1" : "0") +
+                             ", \"training\": false, \"iteration_begin\": 0, "
+                             "\"iteration_end\": 0, \"strict_shape\": false, \"missing\": NaN, "
+                             "\"cache_id\": 0, \"nthread\": " +
+                             std::to_string(nthread_) + "}";
+  std::lock_guard<std::mutex> lock(booster_->mutex);
+  const bst_ulong* shape = nullptr;
+  bst_ulong dimensions = 0;
+  const float* result = nullptr;
+  RETURN_IF_ERROR(Call(XGBoosterPredictFromDense(booster_->handle, array, config.c_str(), nullptr,
+                                                 &shape, &dimensions, &result),
+                       "predicting in place"));
+  return std::vector<double>(result, result + rows);
 }
 
 Result<std::string> XgboostModel::SaveAs(std::string_view format) const {

@@ -90,6 +90,11 @@ class XgboostModel : public Model {
   size_t num_features() const override { return num_features_; }
   Result<std::vector<double>> Predict(const DenseMatrix& features) const override;
   Result<std::vector<double>> PredictMargin(const DenseMatrix& features) const override;
+  // Predictions for `rows` rows of num_features() floats, row-major, through
+  // XGBoost's in-place prediction (XGBoosterPredictFromDense: no DMatrix);
+  // `margin` for raw scores. NaN is missing. Errors: Internal from XGBoost.
+  Result<std::vector<double>> PredictInPlace(const float* values, size_t rows, bool margin) const;
+
   // XGBoost's model in the format of params.model_format (UBJSON after Load).
   Result<std::string> Save() const override;
   // XGBoost's model as JSON, whatever the save format (for bundles and runtimes
