@@ -107,6 +107,19 @@ int main(int argc, char** argv) {
     status = keel::cli::RunDatasetBuild(build_options);
   });
 
+  keel::cli::TrainCommandOptions train_options;
+  CLI::App* train = app.add_subcommand("train", "Run a training pipeline and write a model bundle");
+  add_repo(train);
+  train->add_option("pipeline", train_options.pipeline, "Pipeline YAML file")->required();
+  train->add_flag("--force", train_options.force, "Rerun every step, cached or not");
+  train->add_flag("--json", train_options.json, "Print the result as JSON");
+  train->add_option("--out", train_options.out,
+                    "Bundle folder (default: <repo>/.keel/bundles/<pipeline name>)");
+  train->callback([&] {
+    train_options.repo = repo;
+    status = keel::cli::RunTrainCommand(train_options);
+  });
+
   keel::cli::ProfileCommandOptions profile_options;
   CLI::App* profile = app.add_subcommand("profile", "Profile a source (statistics, sketches)");
   add_repo(profile);
