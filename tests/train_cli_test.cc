@@ -80,6 +80,19 @@ TEST(TrainCli, RunsTwiceCachedThenReusesStepsAfterAParameterChange) {
   ASSERT_EQ(forced.exit_code, 0) << forced.Describe();
   EXPECT_EQ(Ran(Json::parse(forced.out)).size(), 7u);
   EXPECT_EQ(Json::parse(forced.out)["bundle_hash"], three["bundle_hash"]);
+
+  // The bundle travels as one archive; a tampered copy is refused, naming the file.
+  std::string archive = temp.Path("model.keelbundle");
+  ASSERT_EQ(RunKeel({"bundle", "export", bundle, archive}).exit_code, 0);
+  CommandResult imported = RunKeel({"bundle", "import", archive, temp.Path("imported")});
+  ASSERT_EQ(imported.exit_code, 0) << imported.Describe();
+  EXPECT_NE(imported.out.find(three["bundle_hash"].get<std::string>()), std::string::npos);
+  std::string golden = temp.Path("imported/golden_cases.json");
+  WriteFile(golden, ReadFile(golden) + " ");
+  CommandResult tampered = RunKeel({"bundle", "verify", temp.Path("imported")});
+  EXPECT_EQ(tampered.exit_code, 4) << tampered.Describe();
+  EXPECT_NE(tampered.err.find("checksum mismatch in golden_cases.json"), std::string::npos)
+      << tampered.err;
 }
 
 TEST(TrainCli, UnknownFeatureAndBadPipelineAreClearErrors) {

@@ -72,6 +72,18 @@ struct TrainCommandOptions {
 // file and of RunTrain (train/runner.h).
 Status RunTrainCommand(const TrainCommandOptions& options);
 
+struct BundleCommandOptions {
+  std::string action;   // "verify", "export" or "import"
+  std::string bundle;   // the bundle folder (import: the folder to create)
+  std::string archive;  // export / import: the archive file
+  bool json = false;
+};
+
+// `keel bundle verify DIR`, `keel bundle export DIR FILE`, `keel bundle import
+// FILE DIR` (train/bundle.h). Errors: FailedPrecondition naming the file of a
+// tampered bundle; those of the bundle functions.
+Status RunBundleCommand(const BundleCommandOptions& options);
+
 struct ProfileCommandOptions {
   RepoOptions repo;
   std::string source;

@@ -13,6 +13,7 @@
 #include "features/definitions.h"
 #include "features/offline_engine.h"
 #include "table/duckdb_bridge.h"
+#include "train/bundle.h"
 #include "train/matrix.h"
 #include "train/pipeline.h"
 #include "train/runner.h"
@@ -271,6 +272,37 @@ Status RunTrainCommand(const TrainCommandOptions& options) {
   }
   PrintReport(result);
   return Status::Ok();
+}
+
+Status RunBundleCommand(const BundleCommandOptions& options) {
+  if (options.action == "verify") {
+    ASSIGN_OR_RETURN(train::BundleInfo info, train::VerifyBundle(options.bundle));
+    if (options.json) {
+      std::printf("%s\n", nlohmann::json{{"bundle", info.dir},
+                                         {"bundle_hash", info.hash},
+                                         {"name", info.manifest["name"]},
+                                         {"files", info.manifest["files"].size()}}
+                              .dump(2)
+                              .c_str());
+    } else {
+      std::printf("bundle %s (%s): %zu files, checksums match; bundle hash %s\n", info.dir.c_str(),
+                  info.manifest.value("name", std::string()).c_str(), info.manifest["files"].size(),
+                  info.hash.c_str());
+    }
+    return Status::Ok();
+  }
+  if (options.action == "export") {
+    RETURN_IF_ERROR(train::ExportBundle(options.bundle, options.archive));
+    std::printf("exported %s to %s\n", options.bundle.c_str(), options.archive.c_str());
+    return Status::Ok();
+  }
+  if (options.action == "import") {
+    ASSIGN_OR_RETURN(train::BundleInfo info, train::ImportBundle(options.archive, options.bundle));
+    std::printf("imported %s into %s; bundle hash %s\n", options.archive.c_str(), info.dir.c_str(),
+                info.hash.c_str());
+    return Status::Ok();
+  }
+  return InvalidArgument("bundle: unknown action '" + options.action + "'");
 }
 
 }  // namespace keel::cli
