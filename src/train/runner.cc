@@ -216,12 +216,20 @@ Result<TrainResult> Run::Execute() {
     Result<BundleInfo> existing = VerifyBundle(out);
     if (!existing.ok() || existing->hash != info.hash) {
       std::error_code error;
-      fs::remove_all(out, error);
+      // Only ever replace an earlier bundle, never an unrelated folder.
+      if (fs::exists(out, error) && !FileExists((fs::path(out) / "manifest.json").string())) {
+        return AlreadyExists("--out " + out + " exists and is not a bundle; not replacing it");
+      }
       fs::create_directories(fs::path(out).parent_path(), error);
       std::string temporary = TemporaryPathFor(out);
       fs::copy(cached_bundle, temporary, fs::copy_options::recursive, error);
-      if (!error) fs::rename(temporary, out, error);
       if (error) return IoError("cannot write the bundle to " + out + ": " + error.message());
+      std::string old = TemporaryPathFor(out);
+      fs::rename(out, old, error);
+      error.clear();
+      fs::rename(temporary, out, error);
+      if (error) return IoError("cannot write the bundle to " + out + ": " + error.message());
+      fs::remove_all(old, error);
     }
     ASSIGN_OR_RETURN(info, VerifyBundle(out));
   }

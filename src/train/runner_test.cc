@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 
 #include "common/time.h"
 #include "train/bundle.h"
@@ -185,6 +186,16 @@ TEST_F(RunnerTest, BundleHoldsTheManifestParts) {
   EXPECT_EQ(golden.size(), 3u);
   nlohmann::json profile = nlohmann::json::parse(*ReadBundleFile(*bundle, "profile.json"));
   EXPECT_NE(profile.dump().find("prediction"), std::string::npos);
+}
+
+TEST_F(RunnerTest, OutNeverReplacesAFolderThatIsNotABundle) {
+  FakeSource source;
+  fs::create_directories(root_ / "bundle");
+  std::ofstream(root_ / "bundle" / "precious.txt") << "keep";
+  Result<TrainResult> result = Train(kPipeline, &source);
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.status().code(), StatusCode::kAlreadyExists);
+  EXPECT_TRUE(fs::exists(root_ / "bundle" / "precious.txt"));
 }
 
 TEST_F(RunnerTest, EmptyTrainingSplitIsAClearError) {
