@@ -3,12 +3,14 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 
 #include "common/time.h"
 #include "train/bundle.h"
+#include "train/runner_steps.h"
 
 namespace keel::train {
 namespace {
@@ -186,6 +188,55 @@ TEST_F(RunnerTest, BundleHoldsTheManifestParts) {
   EXPECT_EQ(golden.size(), 3u);
   nlohmann::json profile = nlohmann::json::parse(*ReadBundleFile(*bundle, "profile.json"));
   EXPECT_NE(profile.dump().find("prediction"), std::string::npos);
+}
+
+TEST(SplitRows, RandomSplitIsStratifiedAndSeeded) {
+  std::string text = kPipeline;
+  const std::string time_split =
+      "{kind: time, train_until: 2024-03-01, validation_until: 2024-03-20}";
+  text.replace(text.find(time_split), time_split.size(),
+               "{kind: random, validation: 0.2, test: 0.25, seed: 5}");
+  Result<PipelineSpec> spec = ParsePipeline(text, "fake.yaml");
+  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  FakeSource source;
+  BuiltDataset dataset = *source.Build();
+  auto splits = SplitRows(*spec, dataset);
+  ASSERT_TRUE(splits.ok()) << splits.status().ToString();
+  const std::vector<int64_t>& y = dataset.table.GetColumn("y").value()->ints();
+  int64_t positives = 0;
+  for (int64_t label : y) positives += label;
+  const double shares[] = {0.55, 0.2, 0.25};
+  size_t total = 0;
+  for (int split = 0; split < 3; ++split) {
+    const std::vector<uint32_t>& rows = (*splits)[split];
+    total += rows.size();
+    EXPECT_NEAR(rows.size(), shares[split] * 3000, 2) << split;
+    int64_t split_positives = 0;
+    for (uint32_t row : rows) split_positives += y[row];
+    EXPECT_NEAR(split_positives, shares[split] * positives, 2) << "stratified: split " << split;
+    EXPECT_TRUE(std::is_sorted(rows.begin(), rows.end()));
+  }
+  EXPECT_EQ(total, 3000u);
+  EXPECT_EQ(SplitRows(*spec, dataset)->at(2), splits->at(2)) << "same seed, same rows";
+  spec->split.seed = 6;
+  EXPECT_NE(SplitRows(*spec, dataset)->at(2), splits->at(2)) << "another seed, other rows";
+}
+
+TEST(SampleRows, DependsOnContentNotPosition) {
+  FakeSource source;
+  BuiltDataset dataset = *source.Build();
+  std::vector<uint32_t> kept = SampleRows(dataset.table, 0.3, 9);
+  EXPECT_NEAR(kept.size(), 900, 90);
+  std::vector<uint32_t> reversed(dataset.table.num_rows());
+  for (size_t row = 0; row < reversed.size(); ++row) {
+    reversed[row] = static_cast<uint32_t>(reversed.size() - 1 - row);
+  }
+  std::vector<uint32_t> kept_reversed = SampleRows(GatherRows(dataset.table, reversed), 0.3, 9);
+  ASSERT_EQ(kept_reversed.size(), kept.size());
+  for (size_t index = 0; index < kept.size(); ++index) {
+    EXPECT_EQ(reversed[kept_reversed[kept.size() - 1 - index]], kept[index]);
+  }
+  EXPECT_EQ(SampleRows(dataset.table, 1.0, 9).size(), dataset.table.num_rows());
 }
 
 TEST_F(RunnerTest, OutNeverReplacesAFolderThatIsNotABundle) {
