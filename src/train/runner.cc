@@ -25,7 +25,7 @@ std::string IndexBytes(const std::vector<uint32_t>& rows) {
 
 std::vector<uint32_t> IndexFromBytes(const std::string& bytes) {
   std::vector<uint32_t> rows(bytes.size() / sizeof(uint32_t));
-  std::memcpy(rows.data(), bytes.data(), rows.size() * sizeof(uint32_t));
+  if (!rows.empty()) std::memcpy(rows.data(), bytes.data(), rows.size() * sizeof(uint32_t));
   return rows;
 }
 
@@ -127,9 +127,9 @@ Result<TrainResult> Run::Execute() {
     nlohmann::json meta = {{"time_column", built.time_column},
                            {"input_columns", built.input_columns},
                            {"rows", built.table.num_rows()}};
-    RETURN_IF_ERROR(WriteIn(dir, "meta.json", meta.dump(2)));
-    data_ = Prepared{std::move(built), {}};
-    return Status::Ok();
+    // Later steps read the training set back from the cache even in this run,
+    // so a run on a cached dataset sees exactly the values a fresh run sees.
+    return WriteIn(dir, "meta.json", meta.dump(2));
   }));
 
   std::string validate_key = StepKey("validate", dataset_key_, "");
