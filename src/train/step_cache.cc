@@ -9,10 +9,24 @@ namespace keel::train {
 
 namespace fs = std::filesystem;
 
+namespace {
+
+// The commit is recorded when CMake configures, so a rebuilt keel may carry
+// the same commit with different code; the executable's own bytes tell them apart.
+const std::string& ExecutableHash() {
+  static const std::string hash = [] {
+    Result<std::string> bytes = ReadFileToString("/proc/self/exe");
+    return bytes.ok() ? HashHex128(*bytes) : std::string("unknown");
+  }();
+  return hash;
+}
+
+}  // namespace
+
 std::string StepKey(const std::string& step, const std::string& parent_key,
                     const std::string& parameters) {
-  std::string text = step + "\n" + std::string(CodeVersion()) + "\n" + parent_key + "\n" +
-                     std::to_string(parameters.size()) + "\n" + parameters;
+  std::string text = step + "\n" + std::string(CodeVersion()) + "\n" + ExecutableHash() + "\n" +
+                     parent_key + "\n" + std::to_string(parameters.size()) + "\n" + parameters;
   return HashHex128(text);
 }
 

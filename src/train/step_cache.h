@@ -12,8 +12,10 @@
 
 namespace keel::train {
 
-// The content key of a step: a hash of the step name, the code version, the
-// key of the step it reads from and the step's own parameters.
+// The content key of a step: a hash of the step name, the code version (the
+// git commit keel was configured at and a hash of the running executable, so a
+// rebuilt keel never reuses what other code computed), the key of the step it
+// reads from and the step's own parameters.
 std::string StepKey(const std::string& step, const std::string& parent_key,
                     const std::string& parameters);
 
