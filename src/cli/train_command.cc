@@ -14,6 +14,7 @@
 #include "features/offline_engine.h"
 #include "table/duckdb_bridge.h"
 #include "train/bundle.h"
+#include "train/golden.h"
 #include "train/matrix.h"
 #include "train/pipeline.h"
 #include "train/runner.h"
@@ -277,17 +278,21 @@ Status RunTrainCommand(const TrainCommandOptions& options) {
 Status RunBundleCommand(const BundleCommandOptions& options) {
   if (options.action == "verify") {
     ASSIGN_OR_RETURN(train::BundleInfo info, train::VerifyBundle(options.bundle));
+    ASSIGN_OR_RETURN(size_t golden, train::CheckGoldenCases(info));
     if (options.json) {
       std::printf("%s\n", nlohmann::json{{"bundle", info.dir},
                                          {"bundle_hash", info.hash},
                                          {"name", info.manifest["name"]},
-                                         {"files", info.manifest["files"].size()}}
+                                         {"files", info.manifest["files"].size()},
+                                         {"golden_cases", golden}}
                               .dump(2)
                               .c_str());
     } else {
-      std::printf("bundle %s (%s): %zu files, checksums match; bundle hash %s\n", info.dir.c_str(),
-                  info.manifest.value("name", std::string()).c_str(), info.manifest["files"].size(),
-                  info.hash.c_str());
+      std::printf(
+          "bundle %s (%s): %zu files, checksums match, %zu golden cases reproduce; "
+          "bundle hash %s\n",
+          info.dir.c_str(), info.manifest.value("name", std::string()).c_str(),
+          info.manifest["files"].size(), golden, info.hash.c_str());
     }
     return Status::Ok();
   }

@@ -10,6 +10,7 @@
 #include "common/hash.h"
 #include "table/duckdb_bridge.h"
 #include "train/bundle.h"
+#include "train/golden.h"
 #include "train/matrix.h"
 #include "train/runner_steps.h"
 #include "train/step_cache.h"
@@ -233,6 +234,8 @@ Result<TrainResult> Run::Execute() {
     }
     ASSIGN_OR_RETURN(info, VerifyBundle(out));
   }
+  // The bundle, read back from its files, must reproduce its golden cases.
+  RETURN_IF_ERROR(CheckGoldenCases(info).status());
   result_.bundle_dir = out;
   result_.bundle_hash = info.hash;
   result_.metrics = info.manifest["metrics"];

@@ -10,6 +10,7 @@
 
 #include "common/time.h"
 #include "train/bundle.h"
+#include "train/golden.h"
 #include "train/runner_steps.h"
 
 namespace keel::train {
@@ -188,6 +189,31 @@ TEST_F(RunnerTest, BundleHoldsTheManifestParts) {
   EXPECT_EQ(golden.size(), 3u);
   nlohmann::json profile = nlohmann::json::parse(*ReadBundleFile(*bundle, "profile.json"));
   EXPECT_NE(profile.dump().find("prediction"), std::string::npos);
+  Result<size_t> checked = CheckGoldenCases(*bundle);
+  ASSERT_TRUE(checked.ok()) << checked.status().ToString();
+  EXPECT_EQ(*checked, 3u);
+
+  // A bundle whose recorded prediction differs from what its model computes.
+  std::vector<BundleFile> files;
+  for (const auto& item : manifest["files"].items()) {
+    files.push_back({item.key(), *ReadBundleFile(*bundle, item.key())});
+  }
+  for (BundleFile& file : files) {
+    if (file.name != "golden_cases.json") continue;
+    nlohmann::json cases = nlohmann::json::parse(file.bytes);
+    cases[1]["prediction"] = cases[1]["prediction"].get<double>() + 0.01;
+    file.bytes = cases.dump();
+  }
+  nlohmann::json other = manifest;
+  other.erase("files");
+  std::string wrong_dir = (root_ / "wrong").string();
+  ASSERT_TRUE(WriteBundle(wrong_dir, other, files).ok());
+  Result<BundleInfo> wrong = VerifyBundle(wrong_dir);
+  ASSERT_TRUE(wrong.ok()) << "the checksums match: only replaying the cases finds it";
+  checked = CheckGoldenCases(*wrong);
+  ASSERT_FALSE(checked.ok());
+  EXPECT_NE(checked.status().message().find("golden case 1 predicts"), std::string::npos)
+      << checked.status().message();
 }
 
 TEST(SplitRows, RandomSplitIsStratifiedAndSeeded) {
