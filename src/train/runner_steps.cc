@@ -348,7 +348,10 @@ Result<std::vector<BundleFile>> Evaluate(const PipelineSpec& pipeline, const Pre
   // be computed (one class only) reports its count and no metrics.
   nlohmann::json slices = nlohmann::json::object();
   for (const std::string& name : pipeline.slices) {
-    table::Column key = data.dataset.table.GetColumn(name).value()->Gather(data.splits[2]);
+    // Checked here too: a new slice column does not change the cached validate step.
+    Result<const table::Column*> column = Column(data.dataset, name);
+    if (!column.ok()) return column.status().WithContext("slices");
+    table::Column key = (*column)->Gather(data.splits[2]);
     std::map<std::string, std::vector<size_t>> groups;
     for (size_t row = 0; row < key.size(); ++row) {
       groups[key.IsValid(row) ? key.ValueToString(row) : "null"].push_back(row);

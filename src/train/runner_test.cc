@@ -275,6 +275,18 @@ TEST_F(RunnerTest, OutNeverReplacesAFolderThatIsNotABundle) {
   EXPECT_TRUE(fs::exists(root_ / "bundle" / "precious.txt"));
 }
 
+TEST_F(RunnerTest, UnknownSliceColumnAfterACachedRunIsAClearError) {
+  FakeSource source;
+  ASSERT_TRUE(Train(kPipeline, &source).ok());
+  std::string text = kPipeline;
+  text.replace(text.find("slices: [cat]"), 13, "slices: [nope]");
+  Result<TrainResult> result = Train(text, &source);
+  ASSERT_FALSE(result.ok());
+  EXPECT_NE(result.status().message().find("slices: the training set has no column 'nope'"),
+            std::string::npos)
+      << result.status().message();
+}
+
 TEST_F(RunnerTest, EmptyTrainingSplitIsAClearError) {
   FakeSource source;
   std::string text = kPipeline;
