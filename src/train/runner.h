@@ -52,8 +52,11 @@ class DatasetSource {
 
 struct TrainOptions {
   std::string cache_dir;  // e.g. <repo>/.keel/cache
-  std::string out_dir;    // where the bundle is copied; empty: <cache_dir>/../bundles/<name>-<hash>
-  bool force = false;     // rerun every step (and replace its cache entry)
+  // Where the bundle is copied (an earlier bundle there is replaced; any
+  // other existing folder is refused); empty: it stays in the bundle step's
+  // cache entry, <cache_dir>/bundle/<key>/bundle.
+  std::string out_dir;
+  bool force = false;  // rerun every step (and replace its cache entry)
 };
 
 // One step as it ran.
