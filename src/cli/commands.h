@@ -62,6 +62,32 @@ Result<LoadedSpine> LoadSpine(const std::string& spine, const std::string& spine
 // `keel dataset build`: a point-in-time correct training set as Parquet.
 Status RunDatasetBuild(const DatasetBuildOptions& options);
 
+struct TrainCommandOptions {
+  RepoOptions repo;      // default: the nearest folder above the pipeline with keel.yaml
+  std::string pipeline;  // the pipeline YAML file
+  std::string out;       // bundle folder; default <repo>/.keel/bundles/<pipeline name>
+  bool force = false;    // rerun every step
+  bool json = false;
+};
+
+// `keel train PIPELINE.yaml`: runs the pipeline's steps (cached under
+// <repo>/.keel/cache), writes the model bundle and prints test metrics of the
+// model beside both baselines and per slice. Errors: those of the pipeline
+// file and of RunTrain (train/runner.h).
+Status RunTrainCommand(const TrainCommandOptions& options);
+
+struct BundleCommandOptions {
+  std::string action;   // "verify", "export" or "import"
+  std::string bundle;   // the bundle folder (import: the folder to create)
+  std::string archive;  // export / import: the archive file
+  bool json = false;
+};
+
+// `keel bundle verify DIR`, `keel bundle export DIR FILE`, `keel bundle import
+// FILE DIR` (train/bundle.h). Errors: FailedPrecondition naming the file of a
+// tampered bundle; those of the bundle functions.
+Status RunBundleCommand(const BundleCommandOptions& options);
+
 struct ProfileCommandOptions {
   RepoOptions repo;
   std::string source;

@@ -107,6 +107,40 @@ int main(int argc, char** argv) {
     status = keel::cli::RunDatasetBuild(build_options);
   });
 
+  keel::cli::TrainCommandOptions train_options;
+  CLI::App* train = app.add_subcommand("train", "Run a training pipeline and write a model bundle");
+  add_repo(train);
+  train->add_option("pipeline", train_options.pipeline, "Pipeline YAML file")->required();
+  train->add_flag("--force", train_options.force, "Rerun every step, cached or not");
+  train->add_flag("--json", train_options.json, "Print the result as JSON");
+  train->add_option("--out", train_options.out,
+                    "Bundle folder (default: <repo>/.keel/bundles/<pipeline name>)");
+  train->callback([&] {
+    train_options.repo = repo;
+    status = keel::cli::RunTrainCommand(train_options);
+  });
+
+  keel::cli::BundleCommandOptions bundle_options;
+  CLI::App* bundle = app.add_subcommand("bundle", "Model bundles: verify, export, import");
+  bundle->require_subcommand(1);
+  CLI::App* bundle_verify = bundle->add_subcommand("verify", "Check every file's checksum");
+  bundle_verify->add_option("bundle", bundle_options.bundle, "Bundle folder")->required();
+  bundle_verify->add_flag("--json", bundle_options.json, "Print JSON");
+  CLI::App* bundle_export = bundle->add_subcommand("export", "Write a bundle as one archive");
+  bundle_export->add_option("bundle", bundle_options.bundle, "Bundle folder")->required();
+  bundle_export->add_option("archive", bundle_options.archive, "Archive file")->required();
+  CLI::App* bundle_import = bundle->add_subcommand("import", "Unpack and verify an archive");
+  bundle_import->add_option("archive", bundle_options.archive, "Archive file")->required();
+  bundle_import->add_option("bundle", bundle_options.bundle, "New bundle folder")->required();
+  for (auto [command, action] :
+       {std::pair{bundle_verify, "verify"}, std::pair{bundle_export, "export"},
+        std::pair{bundle_import, "import"}}) {
+    command->callback([&, action] {
+      bundle_options.action = action;
+      status = keel::cli::RunBundleCommand(bundle_options);
+    });
+  }
+
   keel::cli::ProfileCommandOptions profile_options;
   CLI::App* profile = app.add_subcommand("profile", "Profile a source (statistics, sketches)");
   add_repo(profile);

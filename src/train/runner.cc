@@ -1,0 +1,258 @@
+#include "train/runner.h"
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <optional>
+
+#include "common/files.h"
+#include "common/hash.h"
+#include "table/duckdb_bridge.h"
+#include "train/bundle.h"
+#include "train/golden.h"
+#include "train/matrix.h"
+#include "train/runner_steps.h"
+#include "train/step_cache.h"
+
+namespace keel::train {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string IndexBytes(const std::vector<uint32_t>& rows) {
+  return std::string(reinterpret_cast<const char*>(rows.data()), rows.size() * sizeof(uint32_t));
+}
+
+std::vector<uint32_t> IndexFromBytes(const std::string& bytes) {
+  std::vector<uint32_t> rows(bytes.size() / sizeof(uint32_t));
+  if (!rows.empty()) std::memcpy(rows.data(), bytes.data(), rows.size() * sizeof(uint32_t));
+  return rows;
+}
+
+Status WriteIn(const std::string& dir, const std::string& name, const std::string& bytes) {
+  return WriteFileAtomically((fs::path(dir) / name).string(), bytes);
+}
+
+// One run of a pipeline: the step keys, the cache and whatever data a step
+// that is not cached needs (loaded once, on first use).
+class Run {
+ public:
+  Run(const PipelineSpec& pipeline, DatasetSource* source, const TrainOptions& options)
+      : pipeline_(pipeline),
+        source_(source),
+        options_(options),
+        cache_(options.cache_dir, options.force) {}
+
+  Result<TrainResult> Execute();
+
+ private:
+  // Runs `body` unless the step's entry is cached; records the step.
+  Status Step(const std::string& name, const std::string& key,
+              const std::function<Status(const std::string& dir)>& body);
+  Result<const Prepared*> Data();
+  Status LoadSplits();
+
+  const PipelineSpec& pipeline_;
+  DatasetSource* source_;
+  TrainOptions options_;
+  StepCache cache_;
+  TrainResult result_;
+  std::unique_ptr<table::DuckDb> duckdb_;
+  std::optional<Prepared> data_;
+  std::string dataset_key_, split_key_, transforms_key_, train_key_;
+};
+
+Status Run::Step(const std::string& name, const std::string& key,
+                 const std::function<Status(const std::string& dir)>& body) {
+  auto start = std::chrono::steady_clock::now();
+  StepRun run{name, key, cache_.Has(name, key), 0};
+  if (!run.cached) {
+    Status status = cache_.Store(name, key, body);
+    if (!status.ok()) return status.WithContext("step " + name);
+  }
+  run.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  result_.steps.push_back(run);
+  return Status::Ok();
+}
+
+Result<const Prepared*> Run::Data() {
+  if (data_.has_value()) return &*data_;
+  if (duckdb_ == nullptr) {
+    ASSIGN_OR_RETURN(duckdb_, table::DuckDb::Open(2));
+  }
+  ASSIGN_OR_RETURN(std::string meta_text, cache_.Read("dataset", dataset_key_, "meta.json"));
+  nlohmann::json meta = nlohmann::json::parse(meta_text);
+  std::string path = (fs::path(cache_.Dir("dataset", dataset_key_)) / "dataset.parquet").string();
+  Prepared prepared;
+  ASSIGN_OR_RETURN(prepared.dataset.table, duckdb_->Query("SELECT * FROM read_parquet(" +
+                                                          table::QuoteSqlString(path) + ")"));
+  prepared.dataset.time_column = meta["time_column"].get<std::string>();
+  prepared.dataset.input_columns = meta["input_columns"].get<std::vector<std::string>>();
+  data_ = std::move(prepared);
+  return &*data_;
+}
+
+Status Run::LoadSplits() {
+  ASSIGN_OR_RETURN(const Prepared* loaded, Data());
+  (void)loaded;
+  if (!data_->splits[0].empty() || !data_->splits[1].empty() || !data_->splits[2].empty()) {
+    return Status::Ok();
+  }
+  const char* names[] = {"train.idx", "validation.idx", "test.idx"};
+  for (int split = 0; split < 3; ++split) {
+    ASSIGN_OR_RETURN(std::string bytes, cache_.Read("split", split_key_, names[split]));
+    data_->splits[split] = IndexFromBytes(bytes);
+  }
+  return Status::Ok();
+}
+
+Result<TrainResult> Run::Execute() {
+  nlohmann::json spec = nlohmann::json::parse(pipeline_.CanonicalJson());
+  ASSIGN_OR_RETURN(nlohmann::json plan, source_->Plan());
+  nlohmann::json dataset_params = {{"plan", plan},
+                                   {"spine", spec["spine"]},
+                                   {"sample", spec["sample"]},
+                                   {"label", spec["label"]},
+                                   {"features", spec["features"]},
+                                   {"request_inputs", spec["request_inputs"]}};
+  dataset_key_ = StepKey("dataset", "", dataset_params.dump());
+  RETURN_IF_ERROR(Step("dataset", dataset_key_, [&](const std::string& dir) -> Status {
+    ASSIGN_OR_RETURN(BuiltDataset built, source_->Build());
+    ASSIGN_OR_RETURN(built, OrderDataset(pipeline_, std::move(built)));
+    if (duckdb_ == nullptr) {
+      ASSIGN_OR_RETURN(duckdb_, table::DuckDb::Open(2));
+    }
+    RETURN_IF_ERROR(
+        duckdb_->WriteParquet(built.table, (fs::path(dir) / "dataset.parquet").string()));
+    nlohmann::json meta = {{"time_column", built.time_column},
+                           {"input_columns", built.input_columns},
+                           {"rows", built.table.num_rows()}};
+    // Later steps read the training set back from the cache even in this run,
+    // so a run on a cached dataset sees exactly the values a fresh run sees.
+    return WriteIn(dir, "meta.json", meta.dump(2));
+  }));
+
+  std::string validate_key = StepKey("validate", dataset_key_, "");
+  RETURN_IF_ERROR(Step("validate", validate_key, [&](const std::string& dir) -> Status {
+    ASSIGN_OR_RETURN(nlohmann::json checks, source_->Validate());
+    ASSIGN_OR_RETURN(const Prepared* data, Data());
+    RETURN_IF_ERROR(CheckDataset(pipeline_, data->dataset));
+    return WriteIn(dir, "checks.json", checks.dump(2));
+  }));
+
+  split_key_ = StepKey("split", dataset_key_, spec["split"].dump());
+  RETURN_IF_ERROR(Step("split", split_key_, [&](const std::string& dir) -> Status {
+    ASSIGN_OR_RETURN(const Prepared* data, Data());
+    ASSIGN_OR_RETURN(data_->splits, SplitRows(pipeline_, data->dataset));
+    const char* names[] = {"train.idx", "validation.idx", "test.idx"};
+    for (int split = 0; split < 3; ++split) {
+      RETURN_IF_ERROR(WriteIn(dir, names[split], IndexBytes(data_->splits[split])));
+    }
+    return Status::Ok();
+  }));
+
+  transforms_key_ = StepKey("transforms", split_key_, spec["transforms"].dump());
+  RETURN_IF_ERROR(Step("transforms", transforms_key_, [&](const std::string& dir) -> Status {
+    RETURN_IF_ERROR(LoadSplits());
+    ASSIGN_OR_RETURN(nlohmann::json fitted, FitTransforms(pipeline_, *data_));
+    return WriteIn(dir, "transforms.json", fitted.dump(2));
+  }));
+
+  nlohmann::json train_params = {
+      {"model", spec["model"]}, {"baselines", spec["baselines"]}, {"task", spec["task"]}};
+  train_key_ = StepKey("train", transforms_key_, train_params.dump());
+  RETURN_IF_ERROR(Step("train", train_key_, [&](const std::string& dir) -> Status {
+    RETURN_IF_ERROR(LoadSplits());
+    ASSIGN_OR_RETURN(std::string transforms,
+                     cache_.Read("transforms", transforms_key_, "transforms.json"));
+    ASSIGN_OR_RETURN(TrainedModels models, TrainModels(pipeline_, *data_, transforms));
+    for (const BundleFile& file : models.files)
+      RETURN_IF_ERROR(WriteIn(dir, file.name, file.bytes));
+    return Status::Ok();
+  }));
+
+  nlohmann::json evaluate_params = {{"metrics", spec["metrics"]},
+                                    {"slices", spec["slices"]},
+                                    {"golden_cases", spec["golden_cases"]}};
+  std::string evaluate_key = StepKey("evaluate", train_key_, evaluate_params.dump());
+  auto read_models = [&]() -> Result<std::vector<BundleFile>> {
+    std::vector<BundleFile> files;
+    for (const char* name : kModelFiles) {
+      ASSIGN_OR_RETURN(std::string bytes, cache_.Read("train", train_key_, name));
+      files.push_back({name, std::move(bytes)});
+    }
+    ASSIGN_OR_RETURN(std::string transforms,
+                     cache_.Read("transforms", transforms_key_, "transforms.json"));
+    files.push_back({"transforms.json", std::move(transforms)});
+    return files;
+  };
+  RETURN_IF_ERROR(Step("evaluate", evaluate_key, [&](const std::string& dir) -> Status {
+    RETURN_IF_ERROR(LoadSplits());
+    ASSIGN_OR_RETURN(std::vector<BundleFile> models, read_models());
+    ASSIGN_OR_RETURN(std::vector<BundleFile> outputs, Evaluate(pipeline_, *data_, models));
+    for (const BundleFile& file : outputs) RETURN_IF_ERROR(WriteIn(dir, file.name, file.bytes));
+    return Status::Ok();
+  }));
+
+  nlohmann::json pinned = source_->PinnedFeatures();
+  std::string bundle_key =
+      StepKey("bundle", evaluate_key,
+              nlohmann::json{{"name", pipeline_.name}, {"features", pinned}}.dump());
+  RETURN_IF_ERROR(Step("bundle", bundle_key, [&](const std::string& dir) -> Status {
+    ASSIGN_OR_RETURN(std::vector<BundleFile> files, read_models());
+    for (const char* name : kEvaluateFiles) {
+      ASSIGN_OR_RETURN(std::string bytes, cache_.Read("evaluate", evaluate_key, name));
+      files.push_back({name, std::move(bytes)});
+    }
+    ASSIGN_OR_RETURN(nlohmann::json manifest, BundleManifest(pipeline_, pinned, spec, files));
+    return WriteBundle((fs::path(dir) / "bundle").string(), std::move(manifest), files).status();
+  }));
+
+  std::string cached_bundle = (fs::path(cache_.Dir("bundle", bundle_key)) / "bundle").string();
+  ASSIGN_OR_RETURN(BundleInfo info, VerifyBundle(cached_bundle));
+  std::string out = options_.out_dir;
+  if (out.empty()) out = cached_bundle;
+  if (out != cached_bundle) {
+    Result<BundleInfo> existing = VerifyBundle(out);
+    if (!existing.ok() || existing->hash != info.hash) {
+      std::error_code error;
+      // Only ever replace an earlier bundle, never an unrelated folder.
+      if (fs::exists(out, error) && !FileExists((fs::path(out) / "manifest.json").string())) {
+        return AlreadyExists("--out " + out + " exists and is not a bundle; not replacing it");
+      }
+      fs::create_directories(fs::path(out).parent_path(), error);
+      std::string temporary = TemporaryPathFor(out);
+      fs::copy(cached_bundle, temporary, fs::copy_options::recursive, error);
+      if (error) return IoError("cannot write the bundle to " + out + ": " + error.message());
+      std::string old = TemporaryPathFor(out);
+      fs::rename(out, old, error);
+      error.clear();
+      fs::rename(temporary, out, error);
+      if (error) return IoError("cannot write the bundle to " + out + ": " + error.message());
+      fs::remove_all(old, error);
+    }
+    ASSIGN_OR_RETURN(info, VerifyBundle(out));
+  }
+  // The bundle, read back from its files, must reproduce its golden cases.
+  RETURN_IF_ERROR(CheckGoldenCases(info).status());
+  result_.bundle_dir = out;
+  result_.bundle_hash = info.hash;
+  result_.metrics = info.manifest["metrics"];
+  result_.slice_metrics = info.manifest["slice_metrics"];
+  result_.split_rows = info.manifest["split_rows"];
+  return result_;
+}
+
+}  // namespace
+
+Result<TrainResult> RunTrain(const PipelineSpec& pipeline, DatasetSource* source,
+                             const TrainOptions& options) {
+  if (options.cache_dir.empty()) return InvalidArgument("train: no cache folder given");
+  Run run(pipeline, source, options);
+  Result<TrainResult> result = run.Execute();
+  if (!result.ok()) return result.status().WithContext("pipeline " + pipeline.file);
+  return result;
+}
+
+}  // namespace keel::train

@@ -1,0 +1,453 @@
+#include "train/runner_steps.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+
+#include "common/files.h"
+#include "common/hash.h"
+#include "train/baselines.h"
+#include "train/matrix.h"
+#include "train/metrics.h"
+#include "train/transforms.h"
+#include "train/xgboost_model.h"
+#include "validate/profile.h"
+
+namespace keel::train {
+namespace {
+
+const char* kSplitNames[] = {"training", "validation", "test"};
+
+Result<const table::Column*> Column(const BuiltDataset& dataset, const std::string& name) {
+  Result<const table::Column*> column = dataset.table.GetColumn(name);
+  if (!column.ok()) {
+    return InvalidArgument("the training set has no column '" + name +
+                           "' (columns: " + dataset.table.SchemaToString() + ")");
+  }
+  return column;
+}
+
+// The raw input columns of one split.
+table::Table InputTable(const Prepared& data, int split) {
+  table::Table out;
+  for (const std::string& name : data.dataset.input_columns) {
+    const table::Column* column = data.dataset.table.GetColumn(name).value();
+    Status status = out.AddColumn(name, column->Gather(data.splits[split]));
+    (void)status;  // names are distinct: CheckDataset ran first
+  }
+  return out;
+}
+
+Result<std::vector<double>> SplitLabels(const PipelineSpec& pipeline, const Prepared& data,
+                                        int split) {
+  ASSIGN_OR_RETURN(const table::Column* label, Column(data.dataset, pipeline.label));
+  return LabelValues(label->Gather(data.splits[split]));
+}
+
+// The model matrix of one split: its inputs through the fitted transforms.
+Result<DenseMatrix> SplitMatrix(const Prepared& data, int split,
+                                const FittedTransforms& transforms) {
+  table::Table inputs = InputTable(data, split);
+  Result<table::Table> transformed = transforms.Apply(inputs);
+  if (!transformed.ok()) {
+    return transformed.status().WithContext(std::string(kSplitNames[split]) + " split");
+  }
+  std::vector<std::string> names;
+  for (const table::Field& field : transformed->fields()) names.push_back(field.name);
+  return BuildDenseMatrix(*transformed, names);
+}
+
+// Standardisation for the linear baseline, from the training matrix: the
+// linear model takes no NaN, so a missing value becomes 0 after scaling (the
+// training mean).
+struct LinearScaling {
+  std::vector<double> mean, scale;
+};
+
+LinearScaling FitScaling(const DenseMatrix& matrix) {
+  LinearScaling scaling{std::vector<double>(matrix.cols, 0.0),
+                        std::vector<double>(matrix.cols, 1.0)};
+  for (size_t col = 0; col < matrix.cols; ++col) {
+    double sum = 0, sum_sq = 0;
+    size_t count = 0;
+    for (size_t row = 0; row < matrix.rows; ++row) {
+      double value = matrix.at(row, col);
+      if (std::isnan(value)) continue;
+      sum += value;
+      ++count;
+    }
+    if (count == 0) continue;
+    double mean = sum / count;
+    for (size_t row = 0; row < matrix.rows; ++row) {
+      double value = matrix.at(row, col);
+      if (!std::isnan(value)) sum_sq += (value - mean) * (value - mean);
+    }
+    double std = std::sqrt(sum_sq / count);
+    scaling.mean[col] = mean;
+    scaling.scale[col] = std > 0 ? std : 1.0;
+  }
+  return scaling;
+}
+
+DenseMatrix Scale(const DenseMatrix& matrix, const LinearScaling& scaling) {
+  DenseMatrix out = matrix;
+  for (size_t row = 0; row < out.rows; ++row) {
+    for (size_t col = 0; col < out.cols; ++col) {
+      float& value = out.values[row * out.cols + col];
+      value = std::isnan(value)
+                  ? 0.0f
+                  : static_cast<float>((value - scaling.mean[col]) / scaling.scale[col]);
+    }
+  }
+  return out;
+}
+
+const std::string* FindFile(const std::vector<BundleFile>& files, const std::string& name) {
+  for (const BundleFile& file : files) {
+    if (file.name == name) return &file.bytes;
+  }
+  return nullptr;
+}
+
+Result<nlohmann::json> Metrics(Task task, std::span<const double> labels,
+                               std::span<const double> scores, double threshold) {
+  if (task == Task::kRegression) {
+    ASSIGN_OR_RETURN(RegressionMetrics m, EvaluateRegression(labels, scores));
+    return nlohmann::json{{"count", m.count}, {"rmse", m.rmse}, {"mae", m.mae}, {"r2", m.r2}};
+  }
+  ASSIGN_OR_RETURN(BinaryMetrics m, EvaluateBinary(labels, scores, threshold));
+  return nlohmann::json{{"count", m.count},
+                        {"positives", m.positives},
+                        {"roc_auc", m.roc_auc},
+                        {"pr_auc", m.pr_auc},
+                        {"log_loss", m.log_loss},
+                        {"brier", m.brier},
+                        {"ece", m.ece},
+                        {"threshold", m.at_threshold.threshold},
+                        {"precision", m.at_threshold.precision},
+                        {"recall", m.at_threshold.recall},
+                        {"f1", m.at_threshold.f1}};
+}
+
+nlohmann::json CellJson(const table::Column& column, size_t row) {
+  if (!column.IsValid(row)) return nullptr;
+  if (column.type() == table::DataType::kString) return std::string(column.StringAt(row));
+  if (column.type() == table::DataType::kBool) return column.bools()[row] != 0;
+  if (column.type() == table::DataType::kDouble) {
+    double value = column.doubles()[row];
+    return std::isfinite(value) ? nlohmann::json(value) : nlohmann::json(nullptr);
+  }
+  return column.ints()[row];
+}
+
+}  // namespace
+
+std::vector<uint32_t> SampleRows(const table::Table& table, double fraction, uint64_t seed) {
+  std::vector<uint32_t> rows;
+  const double limit = fraction * 18446744073709551616.0;  // 2^64
+  std::string text;
+  for (size_t row = 0; row < table.num_rows(); ++row) {
+    if (fraction < 1.0) {
+      text = std::to_string(seed);
+      for (size_t col = 0; col < table.num_columns(); ++col) {
+        text += '\x1f';
+        text += table.column(col).ValueToString(row);
+      }
+      if (static_cast<double>(Hash64(text)) >= limit) continue;
+    }
+    rows.push_back(static_cast<uint32_t>(row));
+  }
+  return rows;
+}
+
+Result<BuiltDataset> OrderDataset(const PipelineSpec& pipeline, BuiltDataset dataset) {
+  ASSIGN_OR_RETURN(std::vector<uint32_t> order,
+                   TrainingRowOrder(dataset.table, dataset.time_column, pipeline.spine_keys));
+  dataset.table = GatherRows(dataset.table, order);
+  return dataset;
+}
+
+Status CheckDataset(const PipelineSpec& pipeline, const BuiltDataset& dataset) {
+  std::string where = "label '" + pipeline.label + "'";
+  ASSIGN_OR_RETURN(const table::Column* label, Column(dataset, pipeline.label));
+  if (!table::IsNumeric(label->type())) {
+    return InvalidArgument(where + ": must be numeric or bool, not " +
+                           std::string(table::DataTypeName(label->type())));
+  }
+  if (label->NullCount() > 0) {
+    return InvalidArgument(where + ": " + std::to_string(label->NullCount()) +
+                           " rows have no label");
+  }
+  for (const std::string& name : dataset.input_columns) {
+    RETURN_IF_ERROR(Column(dataset, name).status());
+  }
+  for (const std::string& name : pipeline.slices) {
+    RETURN_IF_ERROR(Column(dataset, name).status().WithContext("slices"));
+  }
+  return Status::Ok();
+}
+
+Result<std::array<std::vector<uint32_t>, 3>> SplitRows(const PipelineSpec& pipeline,
+                                                       const BuiltDataset& dataset) {
+  std::array<std::vector<uint32_t>, 3> splits;
+  const SplitSpec& split = pipeline.split;
+  ASSIGN_OR_RETURN(const table::Column* label_column, Column(dataset, pipeline.label));
+  ASSIGN_OR_RETURN(std::vector<double> labels, LabelValues(*label_column));
+  if (split.kind == SplitKind::kTime) {
+    ASSIGN_OR_RETURN(const table::Column* time, Column(dataset, dataset.time_column));
+    for (size_t row = 0; row < time->size(); ++row) {
+      int64_t ts = time->IsValid(row) ? time->ints()[row] : kMinTimestamp;
+      int which = ts < split.train_until ? 0 : ts < split.validation_until ? 1 : 2;
+      splits[which].push_back(static_cast<uint32_t>(row));
+    }
+  } else {
+    // Stratified: each label value is split in the same shares, rows ordered
+    // by a hash of (seed, row) so the choice is random but reproducible.
+    std::map<double, std::vector<std::pair<uint64_t, uint32_t>>> groups;
+    for (size_t row = 0; row < labels.size(); ++row) {
+      double key = pipeline.task == Task::kBinaryClassification ? labels[row] : 0.0;
+      std::string text = std::to_string(split.seed) + ":" + std::to_string(row);
+      groups[key].push_back({Hash64(text), static_cast<uint32_t>(row)});
+    }
+    for (auto& [key, rows] : groups) {
+      std::sort(rows.begin(), rows.end());
+      size_t test = static_cast<size_t>(std::llround(split.test * rows.size()));
+      size_t validation = static_cast<size_t>(std::llround(split.validation * rows.size()));
+      for (size_t index = 0; index < rows.size(); ++index) {
+        int which = index < test ? 2 : index < test + validation ? 1 : 0;
+        splits[which].push_back(rows[index].second);
+      }
+    }
+    for (auto& rows : splits) std::sort(rows.begin(), rows.end());
+  }
+  if (splits[0].empty()) {
+    std::string why = split.kind == SplitKind::kTime
+                          ? "no row is before train_until " + FormatTimestamp(split.train_until)
+                          : "no rows";
+    return FailedPrecondition("empty training split: " + why + " (" +
+                              std::to_string(labels.size()) + " rows in the training set)");
+  }
+  if (pipeline.task == Task::kBinaryClassification) {
+    bool seen[2] = {false, false};
+    for (uint32_t row : splits[0]) seen[labels[row] != 0] = true;
+    if (!seen[0] || !seen[1]) {
+      return FailedPrecondition("label '" + pipeline.label +
+                                "' has one class in the training split (all " +
+                                (seen[1] ? "1" : "0") + ")");
+    }
+  }
+  return splits;
+}
+
+Result<nlohmann::json> FitTransforms(const PipelineSpec& pipeline, const Prepared& data) {
+  table::Table train = InputTable(data, 0);
+  ASSIGN_OR_RETURN(FittedTransforms fitted, FittedTransforms::Fit(pipeline.transforms, train));
+  ASSIGN_OR_RETURN(table::Table applied, fitted.Apply(train));
+  for (const table::Field& field : applied.fields()) {
+    if (field.type == table::DataType::kString) {
+      return InvalidArgument("input '" + field.name +
+                             "' is a string: add a one_hot or ordinal transform for it");
+    }
+  }
+  return fitted.ToJson();
+}
+
+Result<TrainedModels> TrainModels(const PipelineSpec& pipeline, const Prepared& data,
+                                  const std::string& transforms_json) {
+  ASSIGN_OR_RETURN(FittedTransforms transforms,
+                   FittedTransforms::FromJson(nlohmann::json::parse(transforms_json)));
+  ASSIGN_OR_RETURN(DenseMatrix train, SplitMatrix(data, 0, transforms));
+  ASSIGN_OR_RETURN(std::vector<double> train_labels, SplitLabels(pipeline, data, 0));
+  ASSIGN_OR_RETURN(DenseMatrix valid, SplitMatrix(data, 1, transforms));
+  ASSIGN_OR_RETURN(std::vector<double> valid_labels, SplitLabels(pipeline, data, 1));
+  XgboostParams params = pipeline.model;
+  params.task = pipeline.task;
+  if (params.early_stopping_rounds > 0 && valid.rows == 0) {
+    return FailedPrecondition(
+        "early stopping needs validation rows; the validation split is empty");
+  }
+  XgboostTrainingReport report;
+  ASSIGN_OR_RETURN(std::unique_ptr<XgboostModel> model,
+                   XgboostModel::Train(params, train, train_labels,
+                                       valid.rows > 0 ? &valid : nullptr, valid_labels, &report));
+  ASSIGN_OR_RETURN(std::unique_ptr<ConstantModel> constant,
+                   ConstantModel::Train(pipeline.task, train, train_labels));
+  LinearScaling scaling = FitScaling(train);
+  ASSIGN_OR_RETURN(
+      std::unique_ptr<LinearModel> linear,
+      LinearModel::Train({pipeline.task, pipeline.linear_l2}, Scale(train, scaling), train_labels));
+  // The training-data hash: the exact matrix and labels the model saw.
+  std::string data_bytes(reinterpret_cast<const char*>(train.values.data()),
+                         train.values.size() * sizeof(float));
+  data_bytes.append(reinterpret_cast<const char*>(train_labels.data()),
+                    train_labels.size() * sizeof(double));
+  for (const std::string& name : train.feature_names) data_bytes += name + "\n";
+  nlohmann::json train_report = {{"training_data_hash", HashHex128(data_bytes)},
+                                 {"model_columns", train.feature_names},
+                                 {"input_columns", data.dataset.input_columns},
+                                 {"train_rows", train.rows},
+                                 {"validation_rows", valid.rows},
+                                 {"validation_metric", report.metric},
+                                 {"validation_curve", report.validation_curve},
+                                 {"rounds_boosted", report.rounds_boosted},
+                                 {"best_iteration", report.best_iteration},
+                                 {"rounds_kept", model->num_rounds()}};
+  TrainedModels out;
+  ASSIGN_OR_RETURN(std::string model_bytes, model->Save());
+  ASSIGN_OR_RETURN(std::string constant_bytes, constant->Save());
+  ASSIGN_OR_RETURN(std::string linear_bytes, linear->Save());
+  out.files.push_back({"model.ubj", std::move(model_bytes)});
+  out.files.push_back({"baseline_constant.json", std::move(constant_bytes)});
+  out.files.push_back({"baseline_linear.json", std::move(linear_bytes)});
+  out.files.push_back({"linear_scaling.json",
+                       nlohmann::json{{"mean", scaling.mean}, {"scale", scaling.scale}}.dump()});
+  out.files.push_back({"train_report.json", train_report.dump(2)});
+  return out;
+}
+
+Result<std::vector<BundleFile>> Evaluate(const PipelineSpec& pipeline, const Prepared& data,
+                                         const std::vector<BundleFile>& models) {
+  const std::string* transforms_json = FindFile(models, "transforms.json");
+  const std::string* scaling_json = FindFile(models, "linear_scaling.json");
+  if (transforms_json == nullptr || scaling_json == nullptr) {
+    return Internal("evaluate: model files missing");
+  }
+  ASSIGN_OR_RETURN(FittedTransforms transforms,
+                   FittedTransforms::FromJson(nlohmann::json::parse(*transforms_json)));
+  nlohmann::json scaling_state = nlohmann::json::parse(*scaling_json);
+  LinearScaling scaling{scaling_state["mean"].get<std::vector<double>>(),
+                        scaling_state["scale"].get<std::vector<double>>()};
+  std::vector<std::unique_ptr<Model>> loaded;
+  const std::pair<const char*, const char*> kinds[] = {{"xgboost", "model.ubj"},
+                                                       {"constant", "baseline_constant.json"},
+                                                       {"linear", "baseline_linear.json"}};
+  for (const auto& [kind, file] : kinds) {
+    const std::string* bytes = FindFile(models, file);
+    if (bytes == nullptr) return Internal(std::string("evaluate: no ") + file);
+    ASSIGN_OR_RETURN(std::unique_ptr<Model> model, LoadModel(kind, *bytes));
+    loaded.push_back(std::move(model));
+  }
+  const char* names[] = {"model", "constant", "linear"};
+  if (data.splits[2].empty()) return FailedPrecondition("empty test split: nothing to evaluate");
+  ASSIGN_OR_RETURN(DenseMatrix test, SplitMatrix(data, 2, transforms));
+  ASSIGN_OR_RETURN(std::vector<double> labels, SplitLabels(pipeline, data, 2));
+  std::vector<std::vector<double>> scores;
+  for (size_t index = 0; index < loaded.size(); ++index) {
+    Result<std::vector<double>> predicted =
+        loaded[index]->Predict(index == 2 ? Scale(test, scaling) : test);
+    if (!predicted.ok()) return predicted.status().WithContext(names[index]);
+    scores.push_back(std::move(predicted).value());
+  }
+  nlohmann::json metrics = nlohmann::json::object();
+  for (size_t index = 0; index < loaded.size(); ++index) {
+    Result<nlohmann::json> m = Metrics(pipeline.task, labels, scores[index], pipeline.threshold);
+    if (!m.ok()) return m.status().WithContext(std::string("test split, ") + names[index]);
+    metrics[names[index]] = *m;
+  }
+  // Slices: rows grouped by the column's value; a slice whose metrics cannot
+  // be computed (one class only) reports its count and no metrics.
+  nlohmann::json slices = nlohmann::json::object();
+  for (const std::string& name : pipeline.slices) {
+    // Checked here too: a new slice column does not change the cached validate step.
+    Result<const table::Column*> column = Column(data.dataset, name);
+    if (!column.ok()) return column.status().WithContext("slices");
+    table::Column key = (*column)->Gather(data.splits[2]);
+    std::map<std::string, std::vector<size_t>> groups;
+    for (size_t row = 0; row < key.size(); ++row) {
+      groups[key.IsValid(row) ? key.ValueToString(row) : "null"].push_back(row);
+    }
+    nlohmann::json list = nlohmann::json::array();
+    for (const auto& [value, rows] : groups) {
+      nlohmann::json item = {{"value", value}, {"count", rows.size()}};
+      std::vector<double> slice_labels;
+      for (size_t row : rows) slice_labels.push_back(labels[row]);
+      for (size_t index = 0; index < scores.size(); ++index) {
+        std::vector<double> slice_scores;
+        for (size_t row : rows) slice_scores.push_back(scores[index][row]);
+        Result<nlohmann::json> m =
+            Metrics(pipeline.task, slice_labels, slice_scores, pipeline.threshold);
+        item[names[index]] = m.ok() ? *m : nlohmann::json(nullptr);
+      }
+      list.push_back(item);
+    }
+    slices[name] = list;
+  }
+  nlohmann::json metrics_file = {{"test", metrics},
+                                 {"slices", slices},
+                                 {"split_rows",
+                                  {{"train", data.splits[0].size()},
+                                   {"validation", data.splits[1].size()},
+                                   {"test", data.splits[2].size()}}}};
+
+  // The training profile of every input and of the prediction, for drift.
+  ASSIGN_OR_RETURN(DenseMatrix train, SplitMatrix(data, 0, transforms));
+  ASSIGN_OR_RETURN(std::vector<double> train_predictions, loaded[0]->Predict(train));
+  table::Table profiled = InputTable(data, 0);
+  table::Column prediction(table::DataType::kDouble, 0);
+  for (double value : train_predictions) prediction.AppendDouble(value);
+  RETURN_IF_ERROR(profiled.AddColumn("prediction", std::move(prediction)));
+  ASSIGN_OR_RETURN(validate::Profile profile,
+                   validate::Profile::Of(profiled, "", validate::ProfileOptions()));
+  profile.source = pipeline.name + ": training split";
+
+  // Golden cases: the first test rows, raw inputs and the model's prediction.
+  table::Table test_inputs = InputTable(data, 2);
+  nlohmann::json golden = nlohmann::json::array();
+  size_t cases = std::min<size_t>(pipeline.golden_cases, test_inputs.num_rows());
+  for (size_t row = 0; row < cases; ++row) {
+    nlohmann::json inputs = nlohmann::json::object();
+    for (size_t col = 0; col < test_inputs.num_columns(); ++col) {
+      inputs[test_inputs.fields()[col].name] = CellJson(test_inputs.column(col), row);
+    }
+    golden.push_back({{"inputs", inputs}, {"prediction", scores[0][row]}});
+  }
+  return std::vector<BundleFile>{{"metrics.json", metrics_file.dump(2)},
+                                 {"profile.json", profile.ToJson()},
+                                 {"golden_cases.json", golden.dump(2)}};
+}
+
+Result<nlohmann::json> BundleManifest(const PipelineSpec& pipeline,
+                                      const nlohmann::json& pinned_features,
+                                      const nlohmann::json& spec,
+                                      const std::vector<BundleFile>& files) {
+  const std::string* metrics_text = FindFile(files, "metrics.json");
+  const std::string* report_text = FindFile(files, "train_report.json");
+  if (metrics_text == nullptr || report_text == nullptr) {
+    return Internal("bundle: step outputs missing");
+  }
+  nlohmann::json metrics = nlohmann::json::parse(*metrics_text);
+  nlohmann::json report = nlohmann::json::parse(*report_text);
+  nlohmann::json inputs = nlohmann::json::array();
+  for (const RequestInput& input : pipeline.request_inputs) {
+    inputs.push_back({{"name", input.name}, {"expression", input.expression}});
+  }
+  return nlohmann::json{
+      {"format", "keel-bundle/1"},
+      {"name", pipeline.name},
+      {"task", TaskName(pipeline.task)},
+      {"label", pipeline.label},
+      {"features", pinned_features},
+      {"request_inputs", inputs},
+      {"model", {{"file", "model.ubj"}, {"kind", "xgboost"}, {"format", "ubj"}}},
+      {"baselines",
+       {{"constant", {{"file", "baseline_constant.json"}}},
+        {"linear", {{"file", "baseline_linear.json"}, {"scaling", "linear_scaling.json"}}}}},
+      {"transforms", "transforms.json"},
+      {"input_columns", report["input_columns"]},
+      {"model_columns", report["model_columns"]},
+      {"training_data_hash", report["training_data_hash"]},
+      {"code_version", std::string(CodeVersion())},
+      {"parameters", spec},
+      {"seeds",
+       {{"model", pipeline.model.seed},
+        {"split", pipeline.split.seed},
+        {"sample", pipeline.sample_seed}}},
+      {"training", report},
+      {"metrics", metrics["test"]},
+      {"slice_metrics", metrics["slices"]},
+      {"split_rows", metrics["split_rows"]},
+      {"profile", "profile.json"},
+      {"golden_cases", "golden_cases.json"}};
+}
+
+}  // namespace keel::train

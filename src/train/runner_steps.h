@@ -1,0 +1,78 @@
+#pragma once
+
+// The work of each training step (runner.h), as plain functions over the
+// training set, so the runner only orders, keys and caches them.
+// Thread-safety: pure functions; safe from any thread on distinct data.
+
+#include <array>
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "train/bundle.h"
+#include "train/pipeline.h"
+#include "train/runner.h"
+
+namespace keel::train {
+
+// The training set and its three splits (row ids: train, validation, test).
+struct Prepared {
+  BuiltDataset dataset;
+  std::array<std::vector<uint32_t>, 3> splits;
+};
+
+// Files the train step writes, and the evaluate step.
+inline constexpr const char* kModelFiles[] = {"model.ubj", "baseline_constant.json",
+                                              "baseline_linear.json", "linear_scaling.json",
+                                              "train_report.json"};
+inline constexpr const char* kEvaluateFiles[] = {"metrics.json", "profile.json",
+                                                 "golden_cases.json"};
+
+// The rows of `table` a sample keeps: row r stays when a hash of its values
+// and `seed` falls below `fraction` of the hash range, so the choice depends
+// on the row's content only, never on its position. fraction >= 1 keeps all.
+std::vector<uint32_t> SampleRows(const table::Table& table, double fraction, uint64_t seed);
+
+// Puts the training set into the pinned training order (matrix.h) by its
+// time column and the pipeline's spine keys. Errors: those of TrainingRowOrder.
+Result<BuiltDataset> OrderDataset(const PipelineSpec& pipeline, BuiltDataset dataset);
+
+// Checks that the label and every input column exist and the label is a
+// numeric column without nulls. Errors: InvalidArgument naming the column.
+Status CheckDataset(const PipelineSpec& pipeline, const BuiltDataset& dataset);
+
+// Splits the rows (time cut-offs or stratified random by seed).
+// Errors: FailedPrecondition for an empty training split or a binary label
+// of one class in it.
+Result<std::array<std::vector<uint32_t>, 3>> SplitRows(const PipelineSpec& pipeline,
+                                                       const BuiltDataset& dataset);
+
+// Fits the pipeline's transforms on the training split's inputs only.
+// Returns FittedTransforms::ToJson(). Errors: those of the transforms;
+// InvalidArgument for a string input left without an encoding.
+Result<nlohmann::json> FitTransforms(const PipelineSpec& pipeline, const Prepared& data);
+
+struct TrainedModels {
+  std::vector<BundleFile> files;  // kModelFiles
+};
+
+// Trains XGBoost (early stopping on the validation split) and the constant
+// and linear baselines on the transformed training split.
+Result<TrainedModels> TrainModels(const PipelineSpec& pipeline, const Prepared& data,
+                                  const std::string& transforms_json);
+
+// Evaluates the three models on the test split (metrics, slices), profiles
+// the training inputs and predictions and picks golden cases.
+// `models`: kModelFiles plus transforms.json. Returns kEvaluateFiles.
+Result<std::vector<BundleFile>> Evaluate(const PipelineSpec& pipeline, const Prepared& data,
+                                         const std::vector<BundleFile>& models);
+
+// The bundle manifest (without "files") for the step outputs in `files`.
+Result<nlohmann::json> BundleManifest(const PipelineSpec& pipeline,
+                                      const nlohmann::json& pinned_features,
+                                      const nlohmann::json& spec,
+                                      const std::vector<BundleFile>& files);
+
+}  // namespace keel::train

@@ -1,0 +1,329 @@
+#include "train/runner.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "common/time.h"
+#include "train/bundle.h"
+#include "train/golden.h"
+#include "train/runner_steps.h"
+
+namespace keel::train {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A generated training set: y depends on x1 and on cat; one row per hour.
+class FakeSource : public DatasetSource {
+ public:
+  explicit FakeSource(bool one_class = false) : one_class_(one_class) {}
+  Result<nlohmann::json> Plan() override { return nlohmann::json{{"data", "fake-v1"}}; }
+  nlohmann::json PinnedFeatures() const override {
+    return nlohmann::json::array({{{"view", "fake"}, {"version", "0123456789ab"}}});
+  }
+  Result<nlohmann::json> Validate() override {
+    ++validations;
+    return nlohmann::json::array();
+  }
+  Result<BuiltDataset> Build() override {
+    ++builds;
+    table::Column ts(table::DataType::kTimestamp, 0), x1(table::DataType::kDouble, 0),
+        x2(table::DataType::kInt64, 0), cat(table::DataType::kString, 0),
+        y(table::DataType::kInt64, 0);
+    uint64_t state = 17;
+    auto next = [&] {
+      state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+      return static_cast<double>(state >> 11) / 9007199254740992.0;
+    };
+    Timestamp start = ParseTimestamp("2024-01-01").value();
+    for (int row = 0; row < 3000; ++row) {
+      ts.AppendInt64(start + row * kMicrosPerSecond * 3600);
+      double a = next() * 4 - 2;
+      if (row % 13 == 0) {
+        x1.AppendNull();
+      } else {
+        x1.AppendDouble(a);
+      }
+      x2.AppendInt64(static_cast<int64_t>(next() * 10));
+      const char* cats[] = {"a", "b", "c"};
+      int c = static_cast<int>(next() * 3);
+      cat.AppendString(cats[c]);
+      double logit = 1.5 * a + (c == 2 ? 1.0 : -0.5) + (next() - 0.5) * 2;
+      y.AppendInt64(one_class_ ? 0 : (logit > 0 ? 1 : 0));
+    }
+    BuiltDataset out;
+    EXPECT_TRUE(out.table.AddColumn("ts", std::move(ts)).ok());
+    EXPECT_TRUE(out.table.AddColumn("x1", std::move(x1)).ok());
+    EXPECT_TRUE(out.table.AddColumn("x2", std::move(x2)).ok());
+    EXPECT_TRUE(out.table.AddColumn("cat", std::move(cat)).ok());
+    EXPECT_TRUE(out.table.AddColumn("y", std::move(y)).ok());
+    out.time_column = "ts";
+    out.input_columns = {"x1", "x2", "cat"};
+    return out;
+  }
+  int builds = 0;
+  int validations = 0;
+
+ private:
+  bool one_class_;
+};
+
+constexpr const char* kPipeline = R"yaml(name: fake
+spine: {source: fake, keys: [cat]}
+label: y
+request_inputs: [x1, x2, cat]
+split: {kind: time, train_until: 2024-03-01, validation_until: 2024-03-20}
+transforms:
+  - {kind: impute, column: x1}
+  - {kind: one_hot, column: cat}
+model: {max_depth: 3, eta: 0.3, rounds: 30, early_stopping_rounds: 5, seed: 1}
+slices: [cat]
+golden_cases: 3
+)yaml";
+
+class RunnerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = fs::temp_directory_path() / ("keel_runner_test_" + std::to_string(getpid()));
+    fs::remove_all(root_);
+    options_.cache_dir = (root_ / "cache").string();
+    options_.out_dir = (root_ / "bundle").string();
+  }
+  void TearDown() override { fs::remove_all(root_); }
+
+  Result<TrainResult> Train(const std::string& text, DatasetSource* source) {
+    Result<PipelineSpec> spec = ParsePipeline(text, "fake.yaml");
+    EXPECT_TRUE(spec.ok()) << spec.status().ToString();
+    return RunTrain(*spec, source, options_);
+  }
+
+  static std::vector<std::string> Ran(const TrainResult& result) {
+    std::vector<std::string> ran;
+    for (const StepRun& step : result.steps) {
+      if (!step.cached) ran.push_back(step.name);
+    }
+    return ran;
+  }
+
+  fs::path root_;
+  TrainOptions options_;
+};
+
+TEST_F(RunnerTest, SecondRunIsCachedAndGivesTheSameBundleHash) {
+  FakeSource source;
+  Result<TrainResult> first = Train(kPipeline, &source);
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_EQ(Ran(*first), (std::vector<std::string>{"dataset", "validate", "split", "transforms",
+                                                   "train", "evaluate", "bundle"}));
+  EXPECT_GT(first->metrics["model"]["roc_auc"].get<double>(),
+            first->metrics["constant"]["roc_auc"].get<double>());
+  EXPECT_EQ(first->slice_metrics["cat"].size(), 3u);
+  ASSERT_TRUE(VerifyBundle(first->bundle_dir).ok());
+
+  Result<TrainResult> second = Train(kPipeline, &source);
+  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  EXPECT_TRUE(Ran(*second).empty());
+  EXPECT_EQ(source.builds, 1);
+  EXPECT_EQ(second->bundle_hash, first->bundle_hash);
+
+  // A fresh cache (everything recomputed) gives a byte-identical bundle.
+  options_.cache_dir = (root_ / "cache2").string();
+  options_.out_dir = (root_ / "bundle2").string();
+  Result<TrainResult> fresh = Train(kPipeline, &source);
+  ASSERT_TRUE(fresh.ok()) << fresh.status().ToString();
+  EXPECT_EQ(Ran(*fresh).size(), 7u);
+  EXPECT_EQ(fresh->bundle_hash, first->bundle_hash);
+}
+
+TEST_F(RunnerTest, ChangingAModelParameterReusesEarlierSteps) {
+  FakeSource source;
+  Result<TrainResult> first = Train(kPipeline, &source);
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  std::string changed = kPipeline;
+  changed.replace(changed.find("eta: 0.3"), 8, "eta: 0.2");
+  Result<TrainResult> second = Train(changed, &source);
+  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  EXPECT_EQ(Ran(*second), (std::vector<std::string>{"train", "evaluate", "bundle"}));
+  EXPECT_NE(second->bundle_hash, first->bundle_hash);
+  EXPECT_EQ(source.builds, 1);
+
+  std::string transforms = kPipeline;
+  transforms.replace(transforms.find("{kind: impute, column: x1}"), 26,
+                     "{kind: impute, column: x1, strategy: median}");
+  Result<TrainResult> third = Train(transforms, &source);
+  ASSERT_TRUE(third.ok()) << third.status().ToString();
+  EXPECT_EQ(Ran(*third), (std::vector<std::string>{"transforms", "train", "evaluate", "bundle"}));
+
+  options_.force = true;
+  Result<TrainResult> forced = Train(kPipeline, &source);
+  ASSERT_TRUE(forced.ok()) << forced.status().ToString();
+  EXPECT_EQ(Ran(*forced).size(), 7u);
+  EXPECT_EQ(forced->bundle_hash, first->bundle_hash);
+  EXPECT_EQ(source.builds, 2);
+}
+
+TEST_F(RunnerTest, BundleHoldsTheManifestParts) {
+  FakeSource source;
+  Result<TrainResult> result = Train(kPipeline, &source);
+  ASSERT_TRUE(result.ok()) << result.status().ToString();
+  Result<BundleInfo> bundle = VerifyBundle(result->bundle_dir);
+  ASSERT_TRUE(bundle.ok()) << bundle.status().ToString();
+  const nlohmann::json& manifest = bundle->manifest;
+  EXPECT_EQ(manifest["name"], "fake");
+  EXPECT_EQ(manifest["features"][0]["version"], "0123456789ab");
+  EXPECT_EQ(manifest["input_columns"], (nlohmann::json{"x1", "x2", "cat"}));
+  EXPECT_EQ(manifest["model_columns"], (nlohmann::json{"x1", "x2", "cat=a", "cat=b", "cat=c"}))
+      << manifest["model_columns"];
+  EXPECT_EQ(manifest["seeds"]["model"], 1);
+  EXPECT_EQ(manifest["training_data_hash"].get<std::string>().size(), 32u);
+  for (const char* file : {"model.ubj", "transforms.json", "baseline_constant.json",
+                           "baseline_linear.json", "profile.json", "golden_cases.json"}) {
+    EXPECT_TRUE(manifest["files"].contains(file)) << file;
+  }
+  nlohmann::json golden = nlohmann::json::parse(*ReadBundleFile(*bundle, "golden_cases.json"));
+  EXPECT_EQ(golden.size(), 3u);
+  nlohmann::json profile = nlohmann::json::parse(*ReadBundleFile(*bundle, "profile.json"));
+  EXPECT_NE(profile.dump().find("prediction"), std::string::npos);
+  Result<size_t> checked = CheckGoldenCases(*bundle);
+  ASSERT_TRUE(checked.ok()) << checked.status().ToString();
+  EXPECT_EQ(*checked, 3u);
+
+  // A bundle whose recorded prediction differs from what its model computes.
+  std::vector<BundleFile> files;
+  for (const auto& item : manifest["files"].items()) {
+    files.push_back({item.key(), *ReadBundleFile(*bundle, item.key())});
+  }
+  for (BundleFile& file : files) {
+    if (file.name != "golden_cases.json") continue;
+    nlohmann::json cases = nlohmann::json::parse(file.bytes);
+    cases[1]["prediction"] = cases[1]["prediction"].get<double>() + 0.01;
+    file.bytes = cases.dump();
+  }
+  nlohmann::json other = manifest;
+  other.erase("files");
+  std::string wrong_dir = (root_ / "wrong").string();
+  ASSERT_TRUE(WriteBundle(wrong_dir, other, files).ok());
+  Result<BundleInfo> wrong = VerifyBundle(wrong_dir);
+  ASSERT_TRUE(wrong.ok()) << "the checksums match: only replaying the cases finds it";
+  checked = CheckGoldenCases(*wrong);
+  ASSERT_FALSE(checked.ok());
+  EXPECT_NE(checked.status().message().find("golden case 1 predicts"), std::string::npos)
+      << checked.status().message();
+}
+
+TEST(SplitRows, RandomSplitIsStratifiedAndSeeded) {
+  std::string text = kPipeline;
+  const std::string time_split =
+      "{kind: time, train_until: 2024-03-01, validation_until: 2024-03-20}";
+  text.replace(text.find(time_split), time_split.size(),
+               "{kind: random, validation: 0.2, test: 0.25, seed: 5}");
+  Result<PipelineSpec> spec = ParsePipeline(text, "fake.yaml");
+  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  FakeSource source;
+  BuiltDataset dataset = *source.Build();
+  auto splits = SplitRows(*spec, dataset);
+  ASSERT_TRUE(splits.ok()) << splits.status().ToString();
+  const std::vector<int64_t>& y = dataset.table.GetColumn("y").value()->ints();
+  int64_t positives = 0;
+  for (int64_t label : y) positives += label;
+  const double shares[] = {0.55, 0.2, 0.25};
+  size_t total = 0;
+  for (int split = 0; split < 3; ++split) {
+    const std::vector<uint32_t>& rows = (*splits)[split];
+    total += rows.size();
+    EXPECT_NEAR(rows.size(), shares[split] * 3000, 2) << split;
+    int64_t split_positives = 0;
+    for (uint32_t row : rows) split_positives += y[row];
+    EXPECT_NEAR(split_positives, shares[split] * positives, 2) << "stratified: split " << split;
+    EXPECT_TRUE(std::is_sorted(rows.begin(), rows.end()));
+  }
+  EXPECT_EQ(total, 3000u);
+  EXPECT_EQ(SplitRows(*spec, dataset)->at(2), splits->at(2)) << "same seed, same rows";
+  spec->split.seed = 6;
+  EXPECT_NE(SplitRows(*spec, dataset)->at(2), splits->at(2)) << "another seed, other rows";
+}
+
+TEST(SampleRows, DependsOnContentNotPosition) {
+  FakeSource source;
+  BuiltDataset dataset = *source.Build();
+  std::vector<uint32_t> kept = SampleRows(dataset.table, 0.3, 9);
+  EXPECT_NEAR(kept.size(), 900, 90);
+  std::vector<uint32_t> reversed(dataset.table.num_rows());
+  for (size_t row = 0; row < reversed.size(); ++row) {
+    reversed[row] = static_cast<uint32_t>(reversed.size() - 1 - row);
+  }
+  std::vector<uint32_t> kept_reversed = SampleRows(GatherRows(dataset.table, reversed), 0.3, 9);
+  ASSERT_EQ(kept_reversed.size(), kept.size());
+  for (size_t index = 0; index < kept.size(); ++index) {
+    EXPECT_EQ(reversed[kept_reversed[kept.size() - 1 - index]], kept[index]);
+  }
+  EXPECT_EQ(SampleRows(dataset.table, 1.0, 9).size(), dataset.table.num_rows());
+}
+
+TEST_F(RunnerTest, OutNeverReplacesAFolderThatIsNotABundle) {
+  FakeSource source;
+  fs::create_directories(root_ / "bundle");
+  std::ofstream(root_ / "bundle" / "precious.txt") << "keep";
+  Result<TrainResult> result = Train(kPipeline, &source);
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.status().code(), StatusCode::kAlreadyExists);
+  EXPECT_TRUE(fs::exists(root_ / "bundle" / "precious.txt"));
+}
+
+TEST_F(RunnerTest, UnknownSliceColumnAfterACachedRunIsAClearError) {
+  FakeSource source;
+  ASSERT_TRUE(Train(kPipeline, &source).ok());
+  std::string text = kPipeline;
+  text.replace(text.find("slices: [cat]"), 13, "slices: [nope]");
+  Result<TrainResult> result = Train(text, &source);
+  ASSERT_FALSE(result.ok());
+  EXPECT_NE(result.status().message().find("slices: the training set has no column 'nope'"),
+            std::string::npos)
+      << result.status().message();
+}
+
+TEST_F(RunnerTest, EmptyTrainingSplitIsAClearError) {
+  FakeSource source;
+  std::string text = kPipeline;
+  text.replace(text.find("train_until: 2024-03-01"), 23, "train_until: 2023-03-01");
+  Result<TrainResult> result = Train(text, &source);
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(result.status().message().find("empty training split"), std::string::npos)
+      << result.status().message();
+  EXPECT_NE(result.status().message().find("fake.yaml"), std::string::npos);
+}
+
+TEST_F(RunnerTest, LabelOfOneClassIsAClearError) {
+  FakeSource source(/*one_class=*/true);
+  Result<TrainResult> result = Train(kPipeline, &source);
+  ASSERT_FALSE(result.ok());
+  EXPECT_NE(result.status().message().find("label 'y' has one class in the training split (all 0)"),
+            std::string::npos)
+      << result.status().message();
+}
+
+TEST_F(RunnerTest, UnknownColumnsAndUnencodedStringsAreClearErrors) {
+  FakeSource source;
+  std::string text = kPipeline;
+  text.replace(text.find("label: y"), 8, "label: z");
+  Result<TrainResult> result = Train(text, &source);
+  ASSERT_FALSE(result.ok());
+  EXPECT_NE(result.status().message().find("no column 'z'"), std::string::npos)
+      << result.status().message();
+
+  text = kPipeline;
+  text.replace(text.find("  - {kind: one_hot, column: cat}\n"), 33, "");
+  result = Train(text, &source);
+  ASSERT_FALSE(result.ok());
+  EXPECT_NE(result.status().message().find("input 'cat' is a string"), std::string::npos)
+      << result.status().message();
+}
+
+}  // namespace
+}  // namespace keel::train
