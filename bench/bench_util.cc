@@ -90,4 +90,11 @@ int Fail(const Status& status) {
   return 1;
 }
 
+int Main(int argc, char** argv, Status (*run)(const Flags& flags)) {
+  Result<Flags> flags = Flags::Parse(argc, argv);
+  if (!flags.ok()) return Fail(flags.status());
+  Status status = run(*flags);
+  return status.ok() ? 0 : Fail(status);
+}
+
 }  // namespace keel::bench

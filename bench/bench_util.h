@@ -73,4 +73,8 @@ double PeakRssMiB();
 // Prints "error: <status>" to stderr and returns 1, for main().
 int Fail(const Status& status);
 
+// A bench program's main(): parses the flags, runs `run`, and returns 0, or
+// 1 after printing the error.
+int Main(int argc, char** argv, Status (*run)(const Flags& flags));
+
 }  // namespace keel::bench

@@ -289,12 +289,4 @@ Status Run(const Flags& flags) {
 }  // namespace
 }  // namespace keel::bench
 
-int main(int argc, char** argv) {
-  keel::Result<keel::bench::Flags> flags = keel::bench::Flags::Parse(argc, argv);
-  keel::Status status = flags.ok() ? keel::bench::Run(*flags) : flags.status();
-  if (!status.ok()) {
-    std::fprintf(stderr, "bench_online: %s\n", status.message().c_str());
-    return 1;
-  }
-  return 0;
-}
+int main(int argc, char** argv) { return keel::bench::Main(argc, argv, keel::bench::Run); }

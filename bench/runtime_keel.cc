@@ -120,10 +120,4 @@ Status Run(const Flags& flags) {
 }  // namespace
 }  // namespace keel::bench
 
-int main(int argc, char** argv) {
-  keel::Result<keel::bench::Flags> flags = keel::bench::Flags::Parse(argc, argv);
-  if (!flags.ok()) return keel::bench::Fail(flags.status());
-  keel::Status status = keel::bench::Run(*flags);
-  if (!status.ok()) return keel::bench::Fail(status);
-  return 0;
-}
+int main(int argc, char** argv) { return keel::bench::Main(argc, argv, keel::bench::Run); }
