@@ -1,6 +1,7 @@
 #include "serve/event_ingest.h"
 
 #include <algorithm>
+#include <cstdio>
 
 #include "features/online_events.h"
 #include "serve/features_json.h"
@@ -130,6 +131,8 @@ Result<std::unique_ptr<EventIngestor>> EventIngestor::Make(const features::Repos
     ASSIGN_OR_RETURN(std::vector<features::ViewVersionInfo> versions, catalog->History(info.name));
     std::vector<std::shared_ptr<const features::OnlineView>> views;
     for (const features::ViewVersionInfo& version : versions) {
+      // An older version over another source takes that source's events, not these.
+      if (!version.current && version.definition.source.name != source.name) continue;
       ASSIGN_OR_RETURN(std::shared_ptr<const features::OnlineView> view,
                        features::OnlineView::Make(version.definition, version.version));
       if (!version.current) {
@@ -161,9 +164,18 @@ Result<std::unique_ptr<EventIngestor>> EventIngestor::Make(const features::Repos
       ingestor->targets_.push_back(std::move(made));
     }
     for (std::shared_ptr<const features::OnlineView>& view : views) {
-      ASSIGN_OR_RETURN(std::unique_ptr<features::OnlineUpdater> updater,
-                       features::OnlineUpdater::Make(std::move(view), target->fields));
-      target->updaters.push_back(std::move(updater));
+      const bool current = view->version() == info.version;
+      Result<std::unique_ptr<features::OnlineUpdater>> updater =
+          features::OnlineUpdater::Make(view, target->fields);
+      if (!updater.ok()) {
+        // The current version must bind to the source as it is; an older one
+        // that no longer does (its columns changed) is served as it was.
+        if (current) return updater.status();
+        std::fprintf(stderr, "keel: events do not update %s: %s\n", view->store_view().c_str(),
+                     updater.status().message().c_str());
+        continue;
+      }
+      target->updaters.push_back(std::move(updater).value());
     }
   }
   std::sort(ingestor->targets_.begin(), ingestor->targets_.end(),
