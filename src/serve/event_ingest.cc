@@ -238,7 +238,7 @@ Status EventIngestor::ParseEvents(const Target& target,
 
 Status EventIngestor::CheckRows(const Target& target,
                                 const std::vector<const nlohmann::ordered_json*>& events,
-                                const std::vector<std::string>& default_ids,
+                                const std::vector<std::string>& default_ids, const Table& parsed,
                                 std::vector<uint8_t>* valid, IngestReport* report) const {
   if (target.checks.empty()) return Status::Ok();
   validate::CheckContext context;
@@ -253,8 +253,9 @@ Status EventIngestor::CheckRows(const Target& target,
     ASSIGN_OR_RETURN(*out, validate::RunChecks(target.checks, rows, context));
     return Status::Ok();
   };
-  validate::ValidationReport batch;
-  RETURN_IF_ERROR(check(*valid, &batch));
+  // The batch as already parsed; single events are parsed again only when it fails.
+  ASSIGN_OR_RETURN(validate::ValidationReport batch,
+                   validate::RunChecks(target.checks, parsed, context));
   bool errors = false;
   for (const validate::CheckResult& result : batch.results) {
     if (result.outcome == validate::Outcome::kWarn) report->warnings.push_back(result);
@@ -300,7 +301,7 @@ Result<IngestReport> EventIngestor::Ingest(std::string_view source,
   Table rows;
   Column ids;
   RETURN_IF_ERROR(ParseEvents(target, events, default_ids, &valid, &rows, &ids, &report));
-  RETURN_IF_ERROR(CheckRows(target, events, default_ids, &valid, &report));
+  RETURN_IF_ERROR(CheckRows(target, events, default_ids, rows, &valid, &report));
   std::sort(report.rejected.begin(), report.rejected.end(),
             [](const RejectedEvent& a, const RejectedEvent& b) { return a.index < b.index; });
   if (!report.rejected.empty()) {

@@ -125,9 +125,12 @@ class EventIngestor {
   Status ParseEvents(const Target& target, const std::vector<const nlohmann::ordered_json*>& events,
                      const std::vector<std::string>& default_ids, std::vector<uint8_t>* valid,
                      table::Table* rows, table::Column* ids, IngestReport* report) const;
+  // Runs the row-level checks on `parsed` (the valid events, as ParseEvents
+  // made them); when an error-level check fails, finds the failing events by
+  // checking each alone, marks them invalid and reports them.
   Status CheckRows(const Target& target, const std::vector<const nlohmann::ordered_json*>& events,
-                   const std::vector<std::string>& default_ids, std::vector<uint8_t>* valid,
-                   IngestReport* report) const;
+                   const std::vector<std::string>& default_ids, const table::Table& parsed,
+                   std::vector<uint8_t>* valid, IngestReport* report) const;
 
   std::vector<std::unique_ptr<Target>> targets_;  // sorted by source name
   store::OnlineStore* store_ = nullptr;
