@@ -353,5 +353,41 @@ TEST(Ingest, StreamConsumerSurvivesKillNineAndReplays) {
   Redis({"DEL", stream, stream + ":dead"});
 }
 
+// The consumer's connection is dropped by the server while it waits for
+// entries: it reconnects and goes on, losing nothing.
+TEST(Ingest, StreamConsumerOutlivesALostConnection) {
+  IngestRepo repo;
+  const std::string stream = "keel-ingest-drop-" + std::to_string(::getpid());
+  Redis({"DEL", stream, stream + ":dead"});
+  Redis({"XGROUP", "CREATE", stream, "keel", "0", "MKSTREAM"});
+  KeelProcess ingest(repo.path(), IngestArgs(stream, 3000));
+  int killed = 0;
+  for (auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+       killed < 2 && std::chrono::steady_clock::now() < deadline;) {
+    // The consumer's blocked XREADGROUP (the only one: streams are this
+    // test binary's alone, and its tests run one at a time), killed by id.
+    Result<redis::OwnedReply> clients = redis::RunCommand(RedisEndpoint(), {"CLIENT", "LIST"});
+    ASSERT_TRUE(clients.ok()) << clients.status().ToString();
+    std::string list = clients->text;
+    for (size_t at = list.find("id="); at != std::string::npos; at = list.find("\nid=", at + 1)) {
+      size_t line_end = list.find('\n', at + 1);
+      std::string line = list.substr(at, line_end - at);
+      if (line.find("cmd=xreadgroup") == std::string::npos) continue;
+      std::string id = line.substr(line.find("id=") + 3);
+      id = id.substr(0, id.find(' '));
+      if (redis::RunCommand(RedisEndpoint(), {"CLIENT", "KILL", "ID", id}).ok()) ++killed;
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_GE(killed, 1);
+  for (int i = 0; i < 50; ++i) Redis({"XADD", stream, "*", "event", Event(i, "d").dump()});
+  EXPECT_EQ(ingest.Wait(60), 0) << ingest.Log();
+  EXPECT_NE(ingest.Log().find("retrying"), std::string::npos) << ingest.Log();
+  EXPECT_EQ(CountsFromCli(repo.path()), Expected(50));
+  Redis({"DEL", stream, stream + ":dead"});
+}
+
 }  // namespace
 }  // namespace keel::e2e

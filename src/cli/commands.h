@@ -222,6 +222,7 @@ struct IngestOptions {
 // whose event is malformed or fails an error-level expectation go to
 // "<stream>:dead" with the reason, then are acknowledged. On start, the
 // consumer's own unacknowledged entries (a crash) are applied again first -
+// also after a lost connection to Redis, which is retried with backoff -
 // de-duplication makes that exact. Stops on SIGTERM / SIGINT after the batch
 // in hand, or after --idle-exit-ms without entries; prints what it did.
 Status RunIngest(const IngestOptions& options);

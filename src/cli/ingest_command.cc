@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "cli/commands.h"
 #include "features/catalog.h"
@@ -18,6 +19,9 @@ namespace keel::cli {
 namespace {
 
 std::atomic<bool> stop_requested{false};
+
+// Consecutive lost connections to Redis waited out before giving up.
+constexpr int kMaxRetries = 20;
 
 void RequestStop(int) { stop_requested = true; }
 
@@ -135,29 +139,46 @@ Status RunIngest(const IngestOptions& options) {
 
   IngestTotals totals;
   auto started = std::chrono::steady_clock::now();
-  // First what this consumer read before and never acknowledged (a crash).
-  std::string cursor = "0";
-  while (!stop_requested) {
-    ASSIGN_OR_RETURN(std::vector<store::StreamEntry> pending,
-                     consumer->ReadPending(options.batch, &cursor));
-    if (pending.empty()) break;
-    RETURN_IF_ERROR(ProcessBatch(pending, options.source, ingestor.get(), consumer.get(), &totals));
-  }
   auto last_entry = std::chrono::steady_clock::now();
   const Duration block = std::min<Duration>(
       kMicrosPerSecond, options.idle_exit_ms > 0 ? options.idle_exit_ms * 1000 : kMicrosPerSecond);
+  // First what this consumer read before and never acknowledged (a crash, or
+  // a connection lost mid-batch), then new entries. A lost connection to
+  // Redis is waited out (the entries in hand were not acknowledged, so they
+  // are read again from the pending list); other errors stop the consumer.
+  bool read_pending = true;
+  std::string cursor = "0";
+  int failures = 0;
   while (!stop_requested) {
-    ASSIGN_OR_RETURN(std::vector<store::StreamEntry> entries,
-                     consumer->ReadNew(options.batch, block));
-    if (entries.empty()) {
-      auto idle = std::chrono::steady_clock::now() - last_entry;
-      if (options.idle_exit_ms > 0 && idle >= std::chrono::milliseconds(options.idle_exit_ms)) {
-        break;
+    Result<std::vector<store::StreamEntry>> read =
+        read_pending ? consumer->ReadPending(options.batch, &cursor)
+                     : consumer->ReadNew(options.batch, block);
+    Status status = read.status();
+    if (read.ok()) {
+      if (read->empty()) {
+        if (read_pending) {
+          read_pending = false;
+          continue;
+        }
+        auto idle = std::chrono::steady_clock::now() - last_entry;
+        if (options.idle_exit_ms > 0 && idle >= std::chrono::milliseconds(options.idle_exit_ms)) {
+          break;
+        }
+        continue;
       }
+      last_entry = std::chrono::steady_clock::now();
+      status = ProcessBatch(*read, options.source, ingestor.get(), consumer.get(), &totals);
+    }
+    if (status.ok()) {
+      failures = 0;
       continue;
     }
-    last_entry = std::chrono::steady_clock::now();
-    RETURN_IF_ERROR(ProcessBatch(entries, options.source, ingestor.get(), consumer.get(), &totals));
+    if (status.code() != StatusCode::kUnavailable || ++failures > kMaxRetries) return status;
+    std::fprintf(stderr, "keel ingest: %s; retrying (%d/%d)\n", status.message().c_str(), failures,
+                 kMaxRetries);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200 * failures));
+    read_pending = true;
+    cursor = "0";
   }
   double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
