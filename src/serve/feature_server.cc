@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <map>
 
 #include "serve/events_endpoint.h"
 #include "serve/features_json.h"
@@ -35,7 +36,25 @@ constexpr const char* kPaths =
 void Send(Reply reply, httplib::Response& response) {
   response.status = reply.http_status;
   response.body = std::move(reply.body);
-  response.set_header("Content-Type", std::string(kJson));
+  response.set_header("Content-Type", reply.content_type);
+  for (auto& [name, value] : reply.headers) response.set_header(name, value);
+}
+
+std::string Lower(std::string text) {
+  for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return text;
+}
+
+// The request as a Route handler sees it.
+HttpRequest ToHttpRequest(const httplib::Request& request, std::string_view body) {
+  HttpRequest out;
+  out.method = request.method;
+  out.path = request.path;
+  for (size_t i = 1; i < request.matches.size(); ++i) out.captures.push_back(request.matches[i]);
+  for (const auto& [name, value] : request.params) out.query.emplace(name, value);
+  for (const auto& [name, value] : request.headers) out.headers.emplace(Lower(name), value);
+  out.body = body;
+  return out;
 }
 
 }  // namespace
@@ -155,6 +174,47 @@ Result<std::unique_ptr<FeatureServer>> FeatureServer::Make(
     finish(FreshnessReply(self->ingestor_.get(), WallClockNow()), response);
   });
 
+  // The modules' routes; methods grouped by pattern for the 405 answers.
+  std::map<std::string, std::string> route_methods;
+  std::string paths = kPaths;
+  for (const Route& route : config.routes) {
+    auto handle = route.handle;
+    std::string& methods = route_methods[route.pattern];
+    if (methods.empty()) paths += ", " + route.pattern;
+    methods += (methods.empty() ? "" : ", ") + route.method;
+    if (route.method == "GET") {
+      http->Get(route.pattern,
+                [finish, handle](const httplib::Request& request, httplib::Response& response) {
+                  finish(handle(ToHttpRequest(request, "")), response);
+                });
+      continue;
+    }
+    auto with_body = [handle](const httplib::Request& request, std::string_view body) {
+      return handle(ToHttpRequest(request, body));
+    };
+    if (route.method == "POST") {
+      post(route.pattern.c_str(), with_body);
+    } else if (route.method == "PUT") {
+      http->Put(route.pattern, [read_body, finish, with_body](
+                                   const httplib::Request& request, httplib::Response& response,
+                                   const httplib::ContentReader& reader) {
+        std::string body;
+        if (read_body(reader, response, &body)) finish(with_body(request, body), response);
+      });
+      http->Put(route.pattern,
+                [finish, with_body](const httplib::Request& request, httplib::Response& response) {
+                  finish(with_body(request, request.body), response);
+                });
+    } else if (route.method == "DELETE") {
+      http->Delete(route.pattern, [finish, with_body](const httplib::Request& request,
+                                                      httplib::Response& response) {
+        finish(with_body(request, request.body), response);
+      });
+    } else {
+      return InvalidArgument("route " + route.pattern + ": unsupported method " + route.method);
+    }
+  }
+
   // 405 for the known paths' other methods.
   auto not_allowed = [finish](std::string allow) {
     return [finish, allow](const httplib::Request& request, httplib::Response& response) {
@@ -178,16 +238,26 @@ Result<std::unique_ptr<FeatureServer>> FeatureServer::Make(
     http->Delete(path, not_allowed("POST"));
     http->Options(path, not_allowed("POST"));
   }
+  for (const auto& [pattern, methods] : route_methods) {
+    auto allows = [&methods](const char* method) {
+      return (", " + methods + ",").find(std::string(", ") + method + ",") != std::string::npos;
+    };
+    if (!allows("GET")) http->Get(pattern, not_allowed(methods));
+    if (!allows("POST")) http->Post(pattern, not_allowed(methods));
+    if (!allows("PUT")) http->Put(pattern, not_allowed(methods));
+    if (!allows("DELETE")) http->Delete(pattern, not_allowed(methods));
+    http->Patch(pattern, not_allowed(methods));
+  }
 
   // Errors httplib answers itself (no route, body over the limit, a
   // malformed request) get a JSON body too; our own errors already have one.
   http->set_error_handler(httplib::Server::HandlerWithResponse(
-      [max_body](const httplib::Request& request, httplib::Response& response) {
+      [max_body, paths](const httplib::Request& request, httplib::Response& response) {
         if (!response.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
         std::string message;
         switch (response.status) {
           case 404:
-            message = "no such path: " + request.path + " (paths: " + kPaths + ")";
+            message = "no such path: " + request.path + " (paths: " + paths + ")";
             break;
           case 413:
             message = "body: more than the limit of " + std::to_string(max_body) +

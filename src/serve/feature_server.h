@@ -8,11 +8,13 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "common/status.h"
 #include "features/catalog.h"
 #include "serve/event_ingest.h"
 #include "serve/feature_resolver.h"
+#include "serve/http_route.h"
 #include "serve/lookup.h"
 #include "store/online_store.h"
 
@@ -27,6 +29,8 @@ struct ServerOptions {
   LookupLimits limits;                  // max entity rows per request (413 beyond)
   size_t max_events = 10000;            // max events per POST /v1/events (413 beyond)
   int keep_alive_seconds = 5;           // an idle connection is closed after this
+  // More endpoints (http_route.h), matched after the built-in ones.
+  std::vector<Route> routes;
 };
 
 // keel's HTTP feature server:
@@ -39,6 +43,7 @@ struct ServerOptions {
 //   POST /v1/events            streamed events (events_endpoint.h), when the
 //                              server has an EventIngestor
 //   GET  /v1/freshness         the newest event applied to each view
+//   ...                        and options.routes
 // Every error is JSON {"error": "..."}: 404 for an unknown path, 405 (with
 // Allow) for a known path and the wrong method, 413 for a body over
 // max_body_bytes, and the lookup's own 4xx/5xx. The catalog is re-read every

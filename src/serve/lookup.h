@@ -3,6 +3,8 @@
 #include <cstddef>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "common/status.h"
 #include "common/time.h"
@@ -16,10 +18,16 @@ namespace keel::serve {
 // anything else 500. The one place where status codes become HTTP.
 int HttpStatusFor(const Status& status);
 
-// An answer, before HTTP framing: a status code and a JSON body.
+// An answer, before HTTP framing: a status code, a body (JSON unless
+// content_type says otherwise) and any extra headers.
 struct Reply {
+  Reply() = default;
+  Reply(int status, std::string text) : http_status(status), body(std::move(text)) {}
+
   int http_status = 200;
   std::string body;
+  std::string content_type = "application/json";
+  std::vector<std::pair<std::string, std::string>> headers;
 };
 
 // The JSON error answer for `status` (HttpStatusFor, {"error": message}).
