@@ -191,6 +191,13 @@ struct ServeOptions {
   size_t max_entities = 1000;
   size_t max_events = 10000;
   Duration dedup_ttl = kMicrosPerDay;  // how long applied event ids are remembered
+  // Models to serve: "NAME" (the registry's production version, followed as
+  // it changes) or "NAME=BUNDLE_DIR" (a fixed bundle).
+  std::vector<std::string> models;
+  std::string fallback = "baseline";  // baseline | defaults | error
+  int64_t deadline_ms = 100;
+  size_t max_rows = 1000;        // rows per prediction request
+  int64_t model_poll_ms = 1000;  // how often the registry is asked for production versions
 };
 
 // `keel serve`: the HTTP feature server (serve/feature_server.h) over the

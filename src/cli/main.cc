@@ -306,6 +306,29 @@ int main(int argc, char** argv) {
                    "Most events per POST /v1/events; more get 413")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  serve->add_option("--model", serve_options.models,
+                    "Serve a model: NAME (the registry's production version, followed as it "
+                    "changes) or NAME=BUNDLE_DIR; repeatable");
+  serve
+      ->add_option("--fallback", serve_options.fallback,
+                   "When features or the model fail: baseline, defaults or error")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"baseline", "defaults", "error"}));
+  serve
+      ->add_option("--deadline-ms", serve_options.deadline_ms,
+                   "Default per-request deadline for reading features")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 60000));
+  serve
+      ->add_option("--max-rows", serve_options.max_rows,
+                   "Most rows per prediction request; more get 413")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  serve
+      ->add_option("--model-poll-ms", serve_options.model_poll_ms,
+                   "How often the registry is asked for each model's production version")
+      ->capture_default_str()
+      ->check(CLI::Range(10, 3600000));
   std::string serve_dedup_ttl = "24h";
   serve
       ->add_option("--dedup-ttl", serve_dedup_ttl,

@@ -4,18 +4,65 @@
 #include <signal.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
+#include <mutex>
 #include <thread>
 
 #include "cli/commands.h"
 #include "features/catalog.h"
+#include "registry/registry.h"
 #include "serve/event_ingest.h"
 #include "serve/feature_server.h"
+#include "serve/model_manager.h"
+#include "serve/predict_api.h"
 #include "table/duckdb_bridge.h"
 
 namespace keel::cli {
+namespace {
+
+// The locator of a --model: "NAME=DIR" a fixed bundle, "NAME" the registry's
+// production version (its bundle_uri).
+Result<std::pair<std::string, serve::ModelManager::Locator>> ModelLocator(
+    const std::string& spec, const features::RepoConfig& config,
+    std::shared_ptr<registry::Registry>* shared_registry) {
+  size_t equals = spec.find('=');
+  if (equals != std::string::npos) {
+    std::string name = spec.substr(0, equals);
+    std::string dir = std::filesystem::absolute(spec.substr(equals + 1)).string();
+    if (name.empty()) return InvalidArgument("--model '" + spec + "': expected NAME=BUNDLE_DIR");
+    return std::pair{name, serve::ModelManager::Locator([dir]() -> Result<serve::ModelLocation> {
+                       return serve::ModelLocation{0, dir};
+                     })};
+  }
+  if (*shared_registry == nullptr) {
+    registry::RegistryOptions options;
+    options.type = config.registry_type;
+    options.path = config.registry_path;
+    options.url = config.registry_url;
+    Result<std::unique_ptr<registry::Registry>> opened = registry::OpenRegistry(options);
+    if (!opened.ok()) return opened.status().WithContext("keel.yaml registry");
+    *shared_registry = std::move(opened).value();
+  }
+  std::shared_ptr<registry::Registry> registry = *shared_registry;
+  return std::pair{spec,
+                   serve::ModelManager::Locator([registry, spec]() -> Result<serve::ModelLocation> {
+                     ASSIGN_OR_RETURN(registry::RegisteredModel model, registry->GetModel(spec));
+                     if (!model.production_version) {
+                       return FailedPrecondition("model '" + spec + "' has no production version");
+                     }
+                     ASSIGN_OR_RETURN(registry::ModelVersion version,
+                                      registry->GetModelVersion(spec, *model.production_version));
+                     std::string dir = version.lineage.bundle_uri;
+                     if (dir.rfind("file://", 0) == 0) dir = dir.substr(7);
+                     return serve::ModelLocation{version.version, dir};
+                   })};
+}
+
+}  // namespace
 
 Status RunServe(const ServeOptions& options) {
   // One thread takes the stop signals with sigtimedwait. They are blocked
@@ -52,13 +99,56 @@ Status RunServe(const ServeOptions& options) {
     return serve::EventIngestor::Make(repo, ingest_catalog.get(), duckdb.get(), store,
                                       ingest_options);
   };
+  // Models: loaded (and later swapped) by the manager; the prediction routes
+  // read through the server's resolver and store, set once the server exists.
+  serve::ModelManager models;
+  std::shared_ptr<registry::Registry> model_registry;
+  serve::PredictContext predict;
+  predict.models = &models;
+  ASSIGN_OR_RETURN(predict.options.fallback, serve::ParseFallback(options.fallback));
+  predict.options.deadline_ms = options.deadline_ms;
+  predict.options.max_rows = options.max_rows;
+  for (const std::string& spec : options.models) {
+    ASSIGN_OR_RETURN(auto locator, ModelLocator(spec, config, &model_registry));
+    RETURN_IF_ERROR(models.Add(locator.first, std::move(locator.second)));
+  }
+  for (const serve::ModelSlotStatus& slot : models.Slots()) {
+    if (slot.version > 0 || !slot.bundle_hash.empty()) {
+      std::fprintf(stderr, "keel serve: model %s version %lld (bundle %s)\n", slot.name.c_str(),
+                   static_cast<long long>(slot.version), slot.bundle_hash.c_str());
+    } else {
+      std::fprintf(stderr, "keel serve: model %s not loaded: %s\n", slot.name.c_str(),
+                   slot.last_error.c_str());
+    }
+  }
+  std::vector<serve::Route> predict_routes = serve::PredictRoutes(&predict);
+  server_options.routes.insert(server_options.routes.end(), predict_routes.begin(),
+                               predict_routes.end());
   ASSIGN_OR_RETURN(std::unique_ptr<serve::FeatureServer> server,
                    serve::FeatureServer::Make(server_options, std::move(catalog), std::move(store),
                                               make_ingestor));
+  predict.resolver = server->resolver();
+  predict.store = server->store();
   RETURN_IF_ERROR(server->Bind());
   std::fprintf(stderr, "keel serve: listening on %s:%d (%s online store)\n", options.host.c_str(),
                server->port(), config.online_type.c_str());
   std::fflush(stderr);
+
+  // Production versions are followed while the server runs (hot swap).
+  std::mutex poll_mutex;
+  std::condition_variable poll_wake;
+  bool stop_polling = false;
+  std::thread poller([&] {
+    std::unique_lock lock(poll_mutex);
+    while (!stop_polling && !options.models.empty()) {
+      poll_wake.wait_for(lock, std::chrono::milliseconds(options.model_poll_ms),
+                         [&] { return stop_polling; });
+      if (stop_polling) break;
+      lock.unlock();
+      models.Refresh();
+      lock.lock();
+    }
+  });
 
   std::atomic<bool> served{false};
   std::thread watcher([&] {
@@ -76,6 +166,12 @@ Status RunServe(const ServeOptions& options) {
   Status status = server->Run();
   served = true;
   watcher.join();
+  {
+    std::lock_guard lock(poll_mutex);
+    stop_polling = true;
+  }
+  poll_wake.notify_all();
+  poller.join();
   server.reset();  // closes the store
   if (status.ok()) std::fprintf(stderr, "keel serve: stopped\n");
   return status;

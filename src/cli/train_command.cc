@@ -96,23 +96,18 @@ class RepoDatasetSource : public train::DatasetSource {
     ASSIGN_OR_RETURN(LoadedSpine loaded,
                      LoadSpine(pipeline_.spine, pipeline_.spine_time, repo_dir_, duckdb_.get()));
     table::Table spine = std::move(loaded.table);
-    std::string computed;
     if (!pipeline_.label_expression.empty()) {
-      computed += ", (" + pipeline_.label_expression + ") AS \"" + pipeline_.label + "\"";
-    }
-    for (const train::RequestInput& input : pipeline_.request_inputs) {
-      if (!input.expression.empty()) {
-        computed += ", (" + input.expression + ") AS \"" + input.name + "\"";
-      }
-    }
-    if (!computed.empty()) {
       RETURN_IF_ERROR(duckdb_->CreateTable("keel_train_spine", spine));
       Result<table::Table> extended =
-          duckdb_->Query("SELECT *" + computed + " FROM keel_train_spine");
-      if (!extended.ok())
-        return extended.status().WithContext("label / request_inputs expressions");
+          duckdb_->Query("SELECT *, (" + pipeline_.label_expression + ") AS \"" + pipeline_.label +
+                         "\" FROM keel_train_spine");
+      if (!extended.ok()) return extended.status().WithContext("label expression");
       spine = std::move(extended).value();
     }
+    // Request inputs go through keel's own expression evaluator, the one the
+    // prediction server runs on each request (serve/serving_model.h): the
+    // same code computes them for training and for serving.
+    RETURN_IF_ERROR(train::AddRequestInputs(pipeline_.request_inputs, &spine));
     if (pipeline_.sample_fraction < 1.0) {
       spine = train::GatherRows(
           spine, train::SampleRows(spine, pipeline_.sample_fraction, pipeline_.sample_seed));

@@ -86,6 +86,11 @@ class FeatureServer {
   // Precondition: Bind succeeded.
   Status Run();
 
+  // The server's resolver and store, for routes that read features (the
+  // prediction API); owned by the server.
+  FeatureResolver* resolver() const { return resolver_.get(); }
+  store::OnlineStore* store() const { return store_.get(); }
+
   // Stops accepting connections (new ones are refused) and makes Run return
   // once the accepted ones are answered. Idempotent.
   void Shutdown();

@@ -326,4 +326,55 @@ Result<std::string> LinearModel::Save() const {
       .dump();
 }
 
+LinearScaling LinearScaling::Fit(const DenseMatrix& matrix) {
+  LinearScaling scaling{std::vector<double>(matrix.cols, 0.0),
+                        std::vector<double>(matrix.cols, 1.0)};
+  for (size_t col = 0; col < matrix.cols; ++col) {
+    double sum = 0, sum_sq = 0;
+    size_t count = 0;
+    for (size_t row = 0; row < matrix.rows; ++row) {
+      double value = matrix.at(row, col);
+      if (std::isnan(value)) continue;
+      sum += value;
+      ++count;
+    }
+    if (count == 0) continue;
+    double mean = sum / count;
+    for (size_t row = 0; row < matrix.rows; ++row) {
+      double value = matrix.at(row, col);
+      if (!std::isnan(value)) sum_sq += (value - mean) * (value - mean);
+    }
+    double std = std::sqrt(sum_sq / count);
+    scaling.mean[col] = mean;
+    scaling.scale[col] = std > 0 ? std : 1.0;
+  }
+  return scaling;
+}
+
+DenseMatrix LinearScaling::Apply(const DenseMatrix& matrix) const {
+  DenseMatrix out = matrix;
+  for (size_t row = 0; row < out.rows; ++row) {
+    for (size_t col = 0; col < out.cols; ++col) {
+      float& value = out.values[row * out.cols + col];
+      value = std::isnan(value) ? 0.0f : static_cast<float>((value - mean[col]) / scale[col]);
+    }
+  }
+  return out;
+}
+
+nlohmann::json LinearScaling::ToJson() const { return {{"mean", mean}, {"scale", scale}}; }
+
+Result<LinearScaling> LinearScaling::FromJson(const nlohmann::json& json) {
+  try {
+    LinearScaling out{json.at("mean").get<std::vector<double>>(),
+                      json.at("scale").get<std::vector<double>>()};
+    if (out.mean.size() != out.scale.size()) {
+      return InvalidArgument("linear scaling: mean and scale differ in length");
+    }
+    return out;
+  } catch (const nlohmann::json::exception& error) {
+    return InvalidArgument(std::string("linear scaling: ") + error.what());
+  }
+}
+
 }  // namespace keel::train

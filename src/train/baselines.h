@@ -5,6 +5,7 @@
 // back bit-identically.
 
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <span>
 #include <string>
 #include <string_view>
@@ -99,6 +100,23 @@ class LinearModel : public Model {
   double intercept_;
   std::vector<double> coefficients_;
   std::vector<std::string> feature_names_;
+};
+
+// Standardisation of the linear baseline's inputs, fitted on the training
+// matrix: (x - mean) / scale per column (scale: the population standard
+// deviation, 1 when it is 0), and a missing value (NaN) becomes 0, the
+// training mean, since the linear model takes no NaN. The training step,
+// evaluation and the serving runtime all scale through this one type.
+// Thread-safety: a value type.
+struct LinearScaling {
+  std::vector<double> mean, scale;
+
+  static LinearScaling Fit(const DenseMatrix& matrix);
+  DenseMatrix Apply(const DenseMatrix& matrix) const;
+  // {"mean": [...], "scale": [...]}.
+  nlohmann::json ToJson() const;
+  // Errors: InvalidArgument for JSON of another shape.
+  static Result<LinearScaling> FromJson(const nlohmann::json& json);
 };
 
 }  // namespace keel::train

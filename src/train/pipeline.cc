@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/files.h"
+#include "features/expr.h"
 #include "features/yaml_reader.h"
 
 namespace keel::train {
@@ -397,6 +398,30 @@ Result<PipelineSpec> LoadPipeline(const std::string& path) {
   if (!FileExists(path)) return NotFound("no such pipeline file: " + path);
   ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
   return ParsePipeline(text, path);
+}
+
+Status AddRequestInputs(const std::vector<RequestInput>& inputs, table::Table* table) {
+  for (const RequestInput& input : inputs) {
+    if (input.expression.empty()) continue;
+    std::string what = "request_inputs '" + input.name + "' (" + input.expression + ")";
+    Result<features::Expression> expression = features::Expression::Parse(input.expression);
+    if (!expression.ok()) return expression.status().WithContext(what);
+    if (Status bound = expression->Bind(table->fields()); !bound.ok()) {
+      return bound.WithContext(what);
+    }
+    ASSIGN_OR_RETURN(table::Column values, expression->Evaluate(*table));
+    int existing = table->FindColumn(input.name);
+    if (existing >= 0) {
+      if (table->fields()[static_cast<size_t>(existing)].type != values.type()) {
+        return InvalidArgument(what + ": the input already has a column '" + input.name +
+                               "' of another type");
+      }
+      table->mutable_column(static_cast<size_t>(existing)) = std::move(values);
+      continue;
+    }
+    RETURN_IF_ERROR(table->AddColumn(input.name, std::move(values)));
+  }
+  return Status::Ok();
 }
 
 }  // namespace keel::train

@@ -47,11 +47,21 @@
 namespace keel::train {
 
 // A spine column passed to the model as it is at request time, or computed
-// from the spine's columns by a SQL expression.
+// from the spine's columns by an expression in keel's expression language
+// (features/expr.h: e.g. "hour(date)", "day_of_week(date)").
 struct RequestInput {
   std::string name;
   std::string expression;  // empty: the spine column `name`
 };
+
+// Adds the computed request inputs (those with an expression) to `table` as
+// columns named after them, evaluated row by row by keel's expression
+// evaluator; training and the prediction server both call this, so a request
+// input is computed by one piece of code. A column of the same name is
+// replaced (it must have the computed type). Errors: InvalidArgument naming
+// the input for an expression that does not parse or bind to the table's
+// columns, or a same-named column of another type.
+Status AddRequestInputs(const std::vector<RequestInput>& inputs, table::Table* table);
 
 enum class SplitKind { kTime, kRandom };
 

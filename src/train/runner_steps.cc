@@ -57,51 +57,6 @@ Result<DenseMatrix> SplitMatrix(const Prepared& data, int split,
   return BuildDenseMatrix(*transformed, names);
 }
 
-// Standardisation for the linear baseline, from the training matrix: the
-// linear model takes no NaN, so a missing value becomes 0 after scaling (the
-// training mean).
-struct LinearScaling {
-  std::vector<double> mean, scale;
-};
-
-LinearScaling FitScaling(const DenseMatrix& matrix) {
-  LinearScaling scaling{std::vector<double>(matrix.cols, 0.0),
-                        std::vector<double>(matrix.cols, 1.0)};
-  for (size_t col = 0; col < matrix.cols; ++col) {
-    double sum = 0, sum_sq = 0;
-    size_t count = 0;
-    for (size_t row = 0; row < matrix.rows; ++row) {
-      double value = matrix.at(row, col);
-      if (std::isnan(value)) continue;
-      sum += value;
-      ++count;
-    }
-    if (count == 0) continue;
-    double mean = sum / count;
-    for (size_t row = 0; row < matrix.rows; ++row) {
-      double value = matrix.at(row, col);
-      if (!std::isnan(value)) sum_sq += (value - mean) * (value - mean);
-    }
-    double std = std::sqrt(sum_sq / count);
-    scaling.mean[col] = mean;
-    scaling.scale[col] = std > 0 ? std : 1.0;
-  }
-  return scaling;
-}
-
-DenseMatrix Scale(const DenseMatrix& matrix, const LinearScaling& scaling) {
-  DenseMatrix out = matrix;
-  for (size_t row = 0; row < out.rows; ++row) {
-    for (size_t col = 0; col < out.cols; ++col) {
-      float& value = out.values[row * out.cols + col];
-      value = std::isnan(value)
-                  ? 0.0f
-                  : static_cast<float>((value - scaling.mean[col]) / scaling.scale[col]);
-    }
-  }
-  return out;
-}
-
 const std::string* FindFile(const std::vector<BundleFile>& files, const std::string& name) {
   for (const BundleFile& file : files) {
     if (file.name == name) return &file.bytes;
@@ -272,10 +227,10 @@ Result<TrainedModels> TrainModels(const PipelineSpec& pipeline, const Prepared& 
                                        valid.rows > 0 ? &valid : nullptr, valid_labels, &report));
   ASSIGN_OR_RETURN(std::unique_ptr<ConstantModel> constant,
                    ConstantModel::Train(pipeline.task, train, train_labels));
-  LinearScaling scaling = FitScaling(train);
+  LinearScaling scaling = LinearScaling::Fit(train);
   ASSIGN_OR_RETURN(
       std::unique_ptr<LinearModel> linear,
-      LinearModel::Train({pipeline.task, pipeline.linear_l2}, Scale(train, scaling), train_labels));
+      LinearModel::Train({pipeline.task, pipeline.linear_l2}, scaling.Apply(train), train_labels));
   // The training-data hash: the exact matrix and labels the model saw.
   std::string data_bytes(reinterpret_cast<const char*>(train.values.data()),
                          train.values.size() * sizeof(float));
@@ -299,8 +254,7 @@ Result<TrainedModels> TrainModels(const PipelineSpec& pipeline, const Prepared& 
   out.files.push_back({"model.ubj", std::move(model_bytes)});
   out.files.push_back({"baseline_constant.json", std::move(constant_bytes)});
   out.files.push_back({"baseline_linear.json", std::move(linear_bytes)});
-  out.files.push_back({"linear_scaling.json",
-                       nlohmann::json{{"mean", scaling.mean}, {"scale", scaling.scale}}.dump()});
+  out.files.push_back({"linear_scaling.json", scaling.ToJson().dump()});
   out.files.push_back({"train_report.json", train_report.dump(2)});
   return out;
 }
@@ -314,9 +268,8 @@ Result<std::vector<BundleFile>> Evaluate(const PipelineSpec& pipeline, const Pre
   }
   ASSIGN_OR_RETURN(FittedTransforms transforms,
                    FittedTransforms::FromJson(nlohmann::json::parse(*transforms_json)));
-  nlohmann::json scaling_state = nlohmann::json::parse(*scaling_json);
-  LinearScaling scaling{scaling_state["mean"].get<std::vector<double>>(),
-                        scaling_state["scale"].get<std::vector<double>>()};
+  ASSIGN_OR_RETURN(LinearScaling scaling,
+                   LinearScaling::FromJson(nlohmann::json::parse(*scaling_json)));
   std::vector<std::unique_ptr<Model>> loaded;
   const std::pair<const char*, const char*> kinds[] = {{"xgboost", "model.ubj"},
                                                        {"constant", "baseline_constant.json"},
@@ -334,7 +287,7 @@ Result<std::vector<BundleFile>> Evaluate(const PipelineSpec& pipeline, const Pre
   std::vector<std::vector<double>> scores;
   for (size_t index = 0; index < loaded.size(); ++index) {
     Result<std::vector<double>> predicted =
-        loaded[index]->Predict(index == 2 ? Scale(test, scaling) : test);
+        loaded[index]->Predict(index == 2 ? scaling.Apply(test) : test);
     if (!predicted.ok()) return predicted.status().WithContext(names[index]);
     scores.push_back(std::move(predicted).value());
   }

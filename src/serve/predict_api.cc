@@ -1,0 +1,768 @@
+#include "serve/predict_api.h"
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "features/expr.h"
+#include "features/online.h"
+#include "serve/features_json.h"
+#include "serve/lookup.h"
+
+namespace keel::serve {
+namespace {
+
+using Json = nlohmann::ordered_json;
+using table::DataType;
+using Clock = std::chrono::steady_clock;
+
+int64_t MicrosSince(Clock::time_point start) {
+  return std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count();
+}
+
+std::string NewRequestId() {
+  static std::atomic<uint64_t> counter{0};
+  static const uint64_t seed = std::random_device{}() ^ (uint64_t{std::random_device{}()} << 32);
+  char text[40];
+  std::snprintf(text, sizeof(text), "%016llx%08llx", static_cast<unsigned long long>(seed),
+                static_cast<unsigned long long>(counter.fetch_add(1) & 0xffffffffu));
+  return text;
+}
+
+// The type a JSON column takes: every non-null value must agree (integers
+// and reals make a real column).
+Result<DataType> ColumnType(const std::vector<const Json*>& values, const std::string& name,
+                            const std::function<std::string(size_t)>& where) {
+  bool any = false, real = false, integer = false, text = false, boolean = false;
+  for (size_t row = 0; row < values.size(); ++row) {
+    const Json* value = values[row];
+    if (value == nullptr || value->is_null()) continue;
+    any = true;
+    if (value->is_boolean()) {
+      boolean = true;
+    } else if (value->is_number_integer()) {
+      integer = true;
+    } else if (value->is_number_float()) {
+      real = true;
+    } else if (value->is_string()) {
+      text = true;
+    } else {
+      return InvalidArgument(where(row) + ": expected a number, string, bool or null, got " +
+                             DescribeJson(*value));
+    }
+    int kinds = int(boolean) + int(text) + int(integer || real);
+    if (kinds > 1) {
+      return InvalidArgument(where(row) + ": " + DescribeJson(*value) +
+                             " mixes types with earlier values of '" + name + "'");
+    }
+  }
+  if (!any || real) return DataType::kDouble;
+  if (text) return DataType::kString;
+  if (boolean) return DataType::kBool;
+  return DataType::kInt64;
+}
+
+Result<table::Column> ColumnFromJson(const std::vector<const Json*>& values, DataType type) {
+  table::Column column(type, 0);
+  column.Reserve(values.size());
+  for (const Json* value : values) {
+    if (value == nullptr || value->is_null()) {
+      column.AppendNull();
+    } else if (type == DataType::kDouble) {
+      column.AppendDouble(value->get<double>());
+    } else if (type == DataType::kInt64) {
+      column.AppendInt64(value->get<int64_t>());
+    } else if (type == DataType::kBool) {
+      column.AppendBool(value->get<bool>());
+    } else {
+      column.AppendString(value->get_ref<const std::string&>());
+    }
+  }
+  return column;
+}
+
+struct ParsedRequest {
+  table::Table rows;
+  std::vector<std::string> row_json;  // each row as sent, for the log
+  Timestamp at = 0;
+  std::string request_id;
+  int64_t deadline_ms = 0;
+};
+
+Status ParsePredictRequest(const Json& body, const PredictOptions& options,
+                           ParsedRequest* request) {
+  if (!body.is_object()) {
+    return InvalidArgument(
+        "body: expected a JSON object such as {\"rows\": [{\"user_id\": 1, ...}]}");
+  }
+  for (const auto& [name, value] : body.items()) {
+    if (name != "rows" && name != "columns" && name != "at" && name != "request_id" &&
+        name != "deadline_ms") {
+      return InvalidArgument(
+          name + ": unknown field (fields: rows, columns, at, request_id, deadline_ms)");
+    }
+  }
+  auto rows = body.find("rows");
+  auto columns = body.find("columns");
+  if ((rows == body.end()) == (columns == body.end())) {
+    return InvalidArgument("rows: give rows (a list of objects) or columns (an object of lists)");
+  }
+  std::vector<std::string> names;
+  std::vector<std::vector<const Json*>> values;
+  size_t count = 0;
+  if (rows != body.end()) {
+    if (!rows->is_array() || rows->empty()) {
+      return InvalidArgument("rows: expected a non-empty list of objects, got " +
+                             DescribeJson(*rows));
+    }
+    count = rows->size();
+    std::map<std::string, size_t> index;
+    for (size_t row = 0; row < count; ++row) {
+      const Json& item = (*rows)[row];
+      if (!item.is_object()) {
+        return InvalidArgument("rows[" + std::to_string(row) + "]: expected an object, got " +
+                               DescribeJson(item));
+      }
+      for (const auto& [name, value] : item.items()) {
+        auto [found, added] = index.emplace(name, names.size());
+        if (added) {
+          names.push_back(name);
+          values.emplace_back(count, nullptr);
+        }
+        values[found->second][row] = &value;
+      }
+      request->row_json.push_back(item.dump());
+    }
+  } else {
+    if (!columns->is_object() || columns->empty()) {
+      return InvalidArgument("columns: expected an object of equally long lists, got " +
+                             DescribeJson(*columns));
+    }
+    for (const auto& [name, list] : columns->items()) {
+      if (!list.is_array() || list.empty()) {
+        return InvalidArgument("columns." + name + ": expected a non-empty list, got " +
+                               DescribeJson(list));
+      }
+      if (names.empty()) count = list.size();
+      if (list.size() != count) {
+        return InvalidArgument("columns." + name + ": " + std::to_string(list.size()) +
+                               " values, the first column has " + std::to_string(count));
+      }
+      names.push_back(name);
+      values.emplace_back();
+      for (const Json& value : list) values.back().push_back(&value);
+    }
+    for (size_t row = 0; row < count; ++row) {
+      Json item = Json::object();
+      for (size_t col = 0; col < names.size(); ++col) item[names[col]] = *values[col][row];
+      request->row_json.push_back(item.dump());
+    }
+  }
+  for (size_t col = 0; col < names.size(); ++col) {
+    const std::string& name = names[col];
+    bool by_rows = rows != body.end();
+    auto where = [&](size_t row) {
+      return by_rows ? "rows[" + std::to_string(row) + "]." + name
+                     : "columns." + name + "[" + std::to_string(row) + "]";
+    };
+    ASSIGN_OR_RETURN(DataType type, ColumnType(values[col], name, where));
+    ASSIGN_OR_RETURN(table::Column column, ColumnFromJson(values[col], type));
+    RETURN_IF_ERROR(request->rows.AddColumn(name, std::move(column)));
+  }
+  request->at = WallClockNow();
+  if (auto at = body.find("at"); at != body.end() && !at->is_null()) {
+    if (!at->is_string()) {
+      return InvalidArgument("at: expected a time string such as \"2024-03-03 12:00:00\", got " +
+                             DescribeJson(*at));
+    }
+    Result<Timestamp> parsed = ParseTimestamp(at->get_ref<const std::string&>());
+    if (!parsed.ok()) return parsed.status().WithContext("at");
+    request->at = *parsed;
+  }
+  if (auto id = body.find("request_id"); id != body.end() && !id->is_null()) {
+    if (!id->is_string() || id->get_ref<const std::string&>().empty() ||
+        id->get_ref<const std::string&>().size() > 128) {
+      return InvalidArgument("request_id: expected a string of 1 to 128 characters, got " +
+                             DescribeJson(*id));
+    }
+    request->request_id = id->get<std::string>();
+  }
+  request->deadline_ms = options.deadline_ms;
+  if (auto deadline = body.find("deadline_ms"); deadline != body.end() && !deadline->is_null()) {
+    if (!deadline->is_number_integer() || deadline->get<int64_t>() < 0 ||
+        deadline->get<int64_t>() > 60000) {
+      return InvalidArgument("deadline_ms: expected an integer from 0 to 60000, got " +
+                             DescribeJson(*deadline));
+    }
+    request->deadline_ms = deadline->get<int64_t>();
+  }
+  return Status::Ok();
+}
+
+// A string column that a request input expression reads as a timestamp
+// becomes a timestamp column (training's spine had it typed).
+Status CoerceRequestColumns(const ServingModel& model, table::Table* rows) {
+  for (const train::RequestInput& input : model.request_inputs()) {
+    if (input.expression.empty()) continue;
+    Result<features::Expression> expression = features::Expression::Parse(input.expression);
+    if (!expression.ok()) return Internal("request input " + input.name + ": bundle expression");
+    for (const std::string& name : expression->ReferencedColumns()) {
+      int index = rows->FindColumn(name);
+      if (index < 0) continue;
+      features::Expression probe = *expression;
+      if (probe.Bind(rows->fields()).ok()) break;
+      table::Column& column = rows->mutable_column(static_cast<size_t>(index));
+      if (column.type() != DataType::kString) continue;
+      table::Column times(DataType::kTimestamp, 0);
+      for (size_t row = 0; row < column.size(); ++row) {
+        if (!column.IsValid(row)) {
+          times.AppendNull();
+          continue;
+        }
+        Result<Timestamp> parsed = ParseTimestamp(column.StringAt(row));
+        if (!parsed.ok()) {
+          return parsed.status().WithContext("rows[" + std::to_string(row) + "]." + name);
+        }
+        times.AppendInt64(*parsed);
+      }
+      table::Table rebuilt;
+      for (size_t col = 0; col < rows->num_columns(); ++col) {
+        RETURN_IF_ERROR(rebuilt.AddColumn(rows->fields()[col].name, static_cast<int>(col) == index
+                                                                        ? std::move(times)
+                                                                        : rows->column(col)));
+      }
+      *rows = std::move(rebuilt);
+    }
+  }
+  for (const train::RequestInput& input : model.request_inputs()) {
+    if (input.expression.empty() && rows->FindColumn(input.name) < 0) {
+      return InvalidArgument("rows: request input '" + input.name + "' missing (the model's " +
+                             "request inputs: " +
+                             [&] {
+                               std::string list;
+                               for (const train::RequestInput& item : model.request_inputs()) {
+                                 list += (list.empty() ? "" : ", ") + item.name;
+                               }
+                               return list;
+                             }() +
+                             ")");
+    }
+  }
+  Status added = train::AddRequestInputs(model.request_inputs(), rows);
+  if (!added.ok()) return InvalidArgument(added.message());
+  return Status::Ok();
+}
+
+const char* FeatureStatusText(features::FeatureStatus status) {
+  switch (status) {
+    case features::FeatureStatus::kPresent:
+    case features::FeatureStatus::kNullValue:
+      return "present";
+    case features::FeatureStatus::kOutsideMaxAge:
+      return "stale";
+    default:
+      return "missing";
+  }
+}
+
+// The request's columns plus the features read (or, without features, null
+// columns of the view inputs' types).
+Result<table::Table> ModelInputs(const ServingModel& model, const table::Table& rows,
+                                 const features::OnlineFeatures* read) {
+  table::Table inputs;
+  for (const ModelInput& input : model.inputs()) {
+    if (input.from_request) {
+      ASSIGN_OR_RETURN(const table::Column* column, rows.GetColumn(input.name));
+      RETURN_IF_ERROR(inputs.AddColumn(input.name, *column));
+      continue;
+    }
+    const table::Column* found = nullptr;
+    if (read != nullptr) {
+      for (size_t index = 0; index < read->names.size(); ++index) {
+        if (read->names[index] == input.name) found = &read->values[index];
+      }
+      if (found == nullptr) {
+        return Internal("feature '" + input.name + "' was not read from the online store");
+      }
+      RETURN_IF_ERROR(inputs.AddColumn(input.name, *found));
+      continue;
+    }
+    table::Column nulls(input.type, 0);
+    for (size_t row = 0; row < rows.num_rows(); ++row) nulls.AppendNull();
+    RETURN_IF_ERROR(inputs.AddColumn(input.name, std::move(nulls)));
+  }
+  return inputs;
+}
+
+void AppendDouble(double value, std::string* out) {
+  if (!std::isfinite(value)) {
+    *out += "null";
+    return;
+  }
+  char text[32];
+  std::snprintf(text, sizeof(text), "%.17g", value);
+  *out += text;
+}
+
+Reply Predict(const PredictContext& context, const HttpRequest& http) {
+  Clock::time_point start = Clock::now();
+  const std::string& name = http.captures.at(0);
+  std::shared_ptr<const ServingModel> model = context.models->Get(name);
+  if (model == nullptr) {
+    if (context.models->Has(name)) {
+      return ErrorReply(503, "model '" + name + "' has no loaded version yet (see /v2/models/" +
+                                 name + "/ready)");
+    }
+    std::string names;
+    for (const std::string& served : context.models->Names()) {
+      names += (names.empty() ? "" : ", ") + served;
+    }
+    return ErrorReply(404, "unknown model '" + name + "' (served: " + names + ")");
+  }
+  Json body;
+  try {
+    body = Json::parse(http.body.begin(), http.body.end());
+  } catch (const Json::exception& error) {
+    return ErrorReply(400, "body: not valid JSON: " + JsonErrorMessage(error.what()));
+  }
+  // The row limit comes before any work proportional to the rows.
+  if (body.is_object()) {
+    size_t max_rows = context.options.max_rows;
+    if (auto rows = body.find("rows");
+        rows != body.end() && rows->is_array() && rows->size() > max_rows) {
+      return ErrorReply(413, "rows: " + std::to_string(rows->size()) +
+                                 " rows, more than the limit of " + std::to_string(max_rows) +
+                                 " per request (keel serve --max-rows)");
+    }
+    if (auto columns = body.find("columns"); columns != body.end() && columns->is_object()) {
+      for (const auto& [column, list] : columns->items()) {
+        if (list.is_array() && list.size() > max_rows) {
+          return ErrorReply(413, "columns." + column + ": " + std::to_string(list.size()) +
+                                     " rows, more than the limit of " + std::to_string(max_rows) +
+                                     " per request (keel serve --max-rows)");
+        }
+      }
+    }
+  }
+  ParsedRequest request;
+  if (Status parsed = ParsePredictRequest(body, context.options, &request); !parsed.ok()) {
+    return ErrorReply(parsed);
+  }
+  if (request.request_id.empty()) request.request_id = http.Header("x-request-id");
+  if (request.request_id.empty()) request.request_id = NewRequestId();
+  if (Status coerced = CoerceRequestColumns(*model, &request.rows); !coerced.ok()) {
+    return ErrorReply(coerced);
+  }
+
+  PredictionEvent event;
+  event.request_id = request.request_id;
+  event.time = WallClockNow();
+  event.model = name;
+  event.version = model->version();
+  event.rows = request.rows.num_rows();
+
+  // Features: one batched read of every pinned view for every row.
+  Clock::time_point features_start = Clock::now();
+  FeatureSelection selection;
+  selection.references = model->feature_references();
+  Result<std::shared_ptr<const LookupPlan>> plan =
+      context.resolver->Plan(selection, request.rows.fields());
+  if (!plan.ok()) {
+    // A key column the request lacks (or of the wrong type) is the client's;
+    // a view the catalog lost is the server's.
+    if (plan.status().code() == StatusCode::kInvalidArgument) {
+      return ErrorReply(400, "rows: " + plan.status().message());
+    }
+  }
+  features::OnlineFeatures read;
+  std::string fallback_reason;
+  if (!plan.ok()) {
+    fallback_reason = "features: " + plan.status().message();
+  } else if (MicrosSince(start) >= request.deadline_ms * 1000) {
+    fallback_reason = "features: the deadline of " + std::to_string(request.deadline_ms) +
+                      " ms passed before they could be read";
+  } else {
+    Status fetched = features::ReadOnlineFeatures(context.store, request.rows, (*plan)->uses,
+                                                  (*plan)->views, request.at, &read);
+    if (!fetched.ok()) {
+      fallback_reason = "features: online store: " + fetched.message();
+    } else if (MicrosSince(start) > request.deadline_ms * 1000) {
+      fallback_reason = "features: not read within the deadline of " +
+                        std::to_string(request.deadline_ms) + " ms";
+    }
+  }
+  event.features_us = MicrosSince(features_start);
+
+  Clock::time_point model_start = Clock::now();
+  bool have_features = fallback_reason.empty();
+  Result<table::Table> inputs = ModelInputs(*model, request.rows, have_features ? &read : nullptr);
+  if (!inputs.ok()) return ErrorReply(inputs.status());
+  Result<std::vector<double>> scores = std::vector<double>();
+  std::string fallback_used;
+  if (have_features) {
+    scores = model->Score(*inputs, Scorer::kModel);
+    if (!scores.ok()) {
+      if (scores.status().code() == StatusCode::kInvalidArgument) {
+        return ErrorReply(400, "rows: " + scores.status().message());
+      }
+      fallback_reason = "model: " + scores.status().message();
+    }
+  }
+  if (!fallback_reason.empty()) {
+    switch (context.options.fallback) {
+      case Fallback::kError:
+        return ErrorReply(503, fallback_reason + " (fallback: error)");
+      case Fallback::kBaseline:
+        fallback_used = "baseline";
+        scores = model->Score(*inputs, Scorer::kLinear);
+        break;
+      case Fallback::kDefaults:
+        fallback_used = "defaults";
+        inputs = ModelInputs(*model, request.rows, nullptr);
+        if (!inputs.ok()) return ErrorReply(inputs.status());
+        scores = model->Score(*inputs, Scorer::kModel);
+        break;
+    }
+    if (!scores.ok()) {
+      return ErrorReply(
+          503, fallback_reason + "; the fallback failed too: " + scores.status().message());
+    }
+  }
+  event.model_us = MicrosSince(model_start);
+
+  // The answer.
+  size_t count = request.rows.num_rows();
+  std::string out = "{\"model\":";
+  AppendJsonString(name, &out);
+  out += ",\"version\":" + std::to_string(model->version()) + ",\"request_id\":";
+  AppendJsonString(request.request_id, &out);
+  out += ",\"predictions\":[";
+  for (size_t row = 0; row < count; ++row) {
+    if (row > 0) out += ',';
+    AppendDouble((*scores)[row], &out);
+  }
+  // Per row, the features that are not present (every other one is).
+  out += "],\"features\":[";
+  for (size_t row = 0; row < count; ++row) {
+    std::string missing, stale;
+    for (size_t index = 0; index < read.names.size(); ++index) {
+      const char* status = FeatureStatusText(read.statuses[index][row]);
+      if (status[0] == 'p') continue;
+      std::string* list = status[0] == 's' ? &stale : &missing;
+      if (!list->empty()) *list += ',';
+      AppendJsonString(read.names[index], list);
+      ++event.missing_features;
+      event.missing_feature_names.push_back(read.names[index]);
+    }
+    out += row > 0 ? ",{\"missing\":[" : "{\"missing\":[";
+    out += missing + "],\"stale\":[" + stale + "]}";
+  }
+  out += "],\"fallback\":";
+  if (fallback_used.empty()) {
+    out += "null";
+  } else {
+    out += "{\"used\":";
+    AppendJsonString(fallback_used, &out);
+    out += ",\"reason\":";
+    AppendJsonString(fallback_reason, &out);
+    out += '}';
+  }
+  event.total_us = MicrosSince(start);
+  out += ",\"timing_us\":{\"features\":" + std::to_string(event.features_us) +
+         ",\"model\":" + std::to_string(event.model_us) +
+         ",\"total\":" + std::to_string(event.total_us) + "}}";
+
+  if (context.on_prediction) {
+    event.fallback = fallback_used;
+    event.row_keys_json = std::move(request.row_json);
+    event.predictions = *scores;
+    for (const ModelInput& input : model->inputs()) event.input_names.push_back(input.name);
+    event.inputs.assign(count, std::vector<double>(model->inputs().size(), std::nan("")));
+    for (size_t col = 0; col < model->inputs().size(); ++col) {
+      const table::Column& column = inputs->column(col);
+      if (column.type() == DataType::kString) continue;
+      for (size_t row = 0; row < count; ++row) {
+        if (column.IsValid(row)) event.inputs[row][col] = column.NumericAt(row);
+      }
+    }
+    context.on_prediction(std::move(event));
+  }
+  return Reply(200, std::move(out));
+}
+
+// --- Open Inference Protocol ------------------------------------------------
+
+const char* OipType(DataType type) {
+  switch (type) {
+    case DataType::kString:
+      return "BYTES";
+    case DataType::kBool:
+      return "BOOL";
+    case DataType::kDouble:
+      return "FP64";
+    default:
+      return "INT64";
+  }
+}
+
+// The served model for /v2/models/{name}[/versions/{v}]: 404 for an unknown
+// name or a version other than the one serving.
+Result<std::shared_ptr<const ServingModel>> OipModel(const PredictContext& context,
+                                                     const HttpRequest& http) {
+  const std::string& name = http.captures.at(0);
+  std::shared_ptr<const ServingModel> model = context.models->Get(name);
+  if (model == nullptr) {
+    if (context.models->Has(name)) {
+      return Unavailable("model '" + name + "' has no loaded version yet");
+    }
+    return NotFound("unknown model '" + name + "'");
+  }
+  if (http.captures.size() > 1 && !http.captures[1].empty() &&
+      http.captures[1] != std::to_string(model->version())) {
+    return NotFound("model '" + name + "' version " + http.captures[1] +
+                    " is not loaded (serving version " + std::to_string(model->version()) + ")");
+  }
+  return model;
+}
+
+Reply OipMetadata(const PredictContext& context, const HttpRequest& http) {
+  Result<std::shared_ptr<const ServingModel>> model = OipModel(context, http);
+  if (!model.ok()) return ErrorReply(model.status());
+  Json inputs = Json::array();
+  for (const ModelInput& input : (*model)->inputs()) {
+    inputs.push_back({{"name", input.name}, {"datatype", OipType(input.type)}, {"shape", {-1}}});
+  }
+  Json out = {
+      {"name", (*model)->name()},
+      {"versions", {std::to_string((*model)->version())}},
+      {"platform", "keel_xgboost"},
+      {"inputs", inputs},
+      {"outputs", Json::array({Json{{"name", "predict"}, {"datatype", "FP64"}, {"shape", {-1}}}})},
+      {"parameters",
+       {{"bundle_hash", (*model)->bundle_hash()}, {"model_columns", (*model)->model_columns()}}}};
+  return Reply(200, out.dump());
+}
+
+Reply OipReady(const PredictContext& context, const HttpRequest& http) {
+  Result<std::shared_ptr<const ServingModel>> model = OipModel(context, http);
+  if (!model.ok() && model.status().code() == StatusCode::kNotFound) {
+    return ErrorReply(model.status());
+  }
+  Json out = {{"name", http.captures.at(0)}, {"ready", model.ok()}};
+  return Reply(model.ok() ? 200 : 503, out.dump());
+}
+
+// Flattens a tensor's data (flat or nested lists) into `out`.
+Status Flatten(const Json& data, std::vector<const Json*>* out, const std::string& where,
+               int depth = 0) {
+  if (depth > 8) return InvalidArgument(where + ": data nested too deeply");
+  for (const Json& item : data) {
+    if (item.is_array()) {
+      RETURN_IF_ERROR(Flatten(item, out, where, depth + 1));
+    } else {
+      out->push_back(&item);
+    }
+  }
+  return Status::Ok();
+}
+
+Reply OipInfer(const PredictContext& context, const HttpRequest& http) {
+  Result<std::shared_ptr<const ServingModel>> found = OipModel(context, http);
+  if (!found.ok()) return ErrorReply(found.status());
+  const ServingModel& model = **found;
+  Json body;
+  try {
+    body = Json::parse(http.body.begin(), http.body.end());
+  } catch (const Json::exception& error) {
+    return ErrorReply(400, "body: not valid JSON: " + JsonErrorMessage(error.what()));
+  }
+  if (!body.is_object()) return ErrorReply(400, "body: expected a JSON object with \"inputs\"");
+  for (const auto& [key, value] : body.items()) {
+    if (key != "id" && key != "inputs" && key != "outputs" && key != "parameters") {
+      return ErrorReply(400, key + ": unknown field (fields: id, inputs, outputs, parameters)");
+    }
+  }
+  auto tensors = body.find("inputs");
+  if (tensors == body.end() || !tensors->is_array() || tensors->empty()) {
+    return ErrorReply(400, "inputs: expected a non-empty list of tensors");
+  }
+  std::string id;
+  if (auto item = body.find("id"); item != body.end()) {
+    if (!item->is_string()) return ErrorReply(400, "id: expected a string");
+    id = item->get<std::string>();
+  }
+  Result<std::vector<double>> scores = std::vector<double>();
+  size_t rows = 0;
+  // One 2-D tensor of the model matrix, or one tensor per raw input.
+  const Json& first = (*tensors)[0];
+  bool matrix = tensors->size() == 1 && first.is_object() && first.contains("shape") &&
+                first["shape"].is_array() && first["shape"].size() == 2;
+  table::Table inputs;
+  std::vector<float> values;
+  for (size_t index = 0; index < tensors->size(); ++index) {
+    const Json& tensor = (*tensors)[index];
+    std::string where = "inputs[" + std::to_string(index) + "]";
+    if (!tensor.is_object()) return ErrorReply(400, where + ": expected a tensor object");
+    for (const char* field : {"name", "shape", "datatype", "data"}) {
+      if (!tensor.contains(field)) return ErrorReply(400, where + "." + field + ": missing");
+    }
+    if (!tensor["name"].is_string() || !tensor["datatype"].is_string() ||
+        !tensor["shape"].is_array() || !tensor["data"].is_array()) {
+      return ErrorReply(400, where + ": name and datatype must be strings, shape and data lists");
+    }
+    std::string name = tensor["name"].get<std::string>();
+    std::string datatype = tensor["datatype"].get<std::string>();
+    size_t elements = 1;
+    for (const Json& dim : tensor["shape"]) {
+      if (!dim.is_number_integer() || dim.get<int64_t>() < 0 || dim.get<int64_t>() > 10000000) {
+        return ErrorReply(400, where + ".shape: expected non-negative integers");
+      }
+      elements *= static_cast<size_t>(dim.get<int64_t>());
+      if (elements > 10000000) return ErrorReply(413, where + ".shape: too many elements");
+    }
+    std::vector<const Json*> data;
+    if (Status flat = Flatten(tensor["data"], &data, where + ".data"); !flat.ok()) {
+      return ErrorReply(flat);
+    }
+    if (data.size() != elements) {
+      return ErrorReply(400, where + ".data: " + std::to_string(data.size()) +
+                                 " values, the shape says " + std::to_string(elements));
+    }
+    bool numeric = datatype == "FP32" || datatype == "FP64" || datatype == "INT32" ||
+                   datatype == "INT64" || datatype == "INT16" || datatype == "INT8" ||
+                   datatype == "UINT8" || datatype == "UINT16" || datatype == "UINT32" ||
+                   datatype == "BOOL";
+    if (!numeric && datatype != "BYTES") {
+      return ErrorReply(400, where + ".datatype: '" + datatype + "' is not supported");
+    }
+    if (matrix) {
+      size_t cols = model.model_columns().size();
+      if (!numeric || tensor["shape"].size() != 2 || tensor["shape"][1].get<size_t>() != cols) {
+        return ErrorReply(400, where + ": expected one tensor per input (" +
+                                   std::to_string(model.inputs().size()) +
+                                   " inputs, see GET /v2/models/" + model.name() +
+                                   ") or a numeric [rows, " + std::to_string(cols) +
+                                   "] tensor of the model's columns");
+      }
+      rows = tensor["shape"][0].get<size_t>();
+      for (size_t item = 0; item < data.size(); ++item) {
+        const Json* value = data[item];
+        if (value->is_null()) {
+          values.push_back(std::nanf(""));
+        } else if (value->is_number() || value->is_boolean()) {
+          values.push_back(value->is_boolean() ? float(value->get<bool>()) : value->get<float>());
+        } else {
+          return ErrorReply(400, where + ".data[" + std::to_string(item) + "]: expected a number");
+        }
+      }
+      continue;
+    }
+    const ModelInput* input = nullptr;
+    for (const ModelInput& candidate : model.inputs()) {
+      if (candidate.name == name) input = &candidate;
+    }
+    if (input == nullptr) {
+      return ErrorReply(400, where + ".name: '" + name + "' is not an input of model '" +
+                                 model.name() + "' (GET /v2/models/" + model.name() + ")");
+    }
+    if (inputs.FindColumn(name) >= 0) return ErrorReply(400, where + ".name: '" + name + "' twice");
+    if (index == 0) rows = data.size();
+    if (data.size() != rows) {
+      return ErrorReply(400, where + ": " + std::to_string(data.size()) +
+                                 " values, inputs[0] has " + std::to_string(rows));
+    }
+    table::Column column(input->type, 0);
+    for (size_t item = 0; item < data.size(); ++item) {
+      const Json* value = data[item];
+      std::string at = where + ".data[" + std::to_string(item) + "]";
+      if (value->is_null()) {
+        column.AppendNull();
+      } else if (input->type == DataType::kString) {
+        if (!value->is_string()) return ErrorReply(400, at + ": expected a string (BYTES)");
+        column.AppendString(value->get_ref<const std::string&>());
+      } else if (value->is_number() || value->is_boolean()) {
+        double number = value->is_boolean() ? double(value->get<bool>()) : value->get<double>();
+        if (input->type == DataType::kDouble) {
+          column.AppendDouble(number);
+        } else if (input->type == DataType::kBool) {
+          column.AppendBool(number != 0);
+        } else {
+          column.AppendInt64(static_cast<int64_t>(number));
+        }
+      } else {
+        return ErrorReply(400, at + ": expected a number");
+      }
+    }
+    if (Status added = inputs.AddColumn(name, std::move(column)); !added.ok()) {
+      return ErrorReply(added);
+    }
+  }
+  if (matrix) {
+    scores = model.ScoreMatrix(values, Scorer::kModel);
+  } else {
+    for (const ModelInput& input : model.inputs()) {
+      if (inputs.FindColumn(input.name) < 0) {
+        return ErrorReply(400, "inputs: no tensor named '" + input.name + "'");
+      }
+    }
+    scores = model.Score(inputs, Scorer::kModel);
+  }
+  if (!scores.ok()) return ErrorReply(scores.status());
+  std::string out = "{\"model_name\":";
+  AppendJsonString(model.name(), &out);
+  out += ",\"model_version\":\"" + std::to_string(model.version()) + "\"";
+  if (!id.empty()) {
+    out += ",\"id\":";
+    AppendJsonString(id, &out);
+  }
+  out += ",\"outputs\":[{\"name\":\"predict\",\"datatype\":\"FP64\",\"shape\":[" +
+         std::to_string(scores->size()) + "],\"data\":[";
+  for (size_t row = 0; row < scores->size(); ++row) {
+    if (row > 0) out += ',';
+    AppendDouble((*scores)[row], &out);
+  }
+  out += "]}]}";
+  return Reply(200, std::move(out));
+}
+
+}  // namespace
+
+Result<Fallback> ParseFallback(std::string_view text) {
+  if (text == "baseline") return Fallback::kBaseline;
+  if (text == "defaults") return Fallback::kDefaults;
+  if (text == "error") return Fallback::kError;
+  return InvalidArgument("fallback '" + std::string(text) +
+                         "': expected baseline, defaults or error");
+}
+
+std::vector<Route> PredictRoutes(const PredictContext* context) {
+  const PredictContext& c = *context;
+  const std::string model = "/v2/models/([^/]+)(?:/versions/([^/]+))?";
+  std::vector<Route> routes;
+  routes.push_back({"POST", "/v1/models/([^/:]+):predict",
+                    [&c](const HttpRequest& request) { return Predict(c, request); }});
+  routes.push_back(
+      {"GET", "/v2/health/live", [](const HttpRequest&) { return Reply(200, "{\"live\":true}"); }});
+  routes.push_back({"GET", "/v2/health/ready", [&c](const HttpRequest&) {
+                      bool ready = true;
+                      for (const std::string& name : c.models->Names()) {
+                        ready = ready && c.models->Get(name) != nullptr;
+                      }
+                      return Reply(ready ? 200 : 503,
+                                   std::string("{\"ready\":") + (ready ? "true" : "false") + "}");
+                    }});
+  routes.push_back({"GET", "/v2", [](const HttpRequest&) {
+                      return Reply(200,
+                                   "{\"name\":\"keel\",\"version\":\"0.1.0\",\"extensions\":[]}");
+                    }});
+  routes.push_back({"GET", model, [&c](const HttpRequest& r) { return OipMetadata(c, r); }});
+  routes.push_back(
+      {"GET", model + "/ready", [&c](const HttpRequest& r) { return OipReady(c, r); }});
+  routes.push_back(
+      {"POST", model + "/infer", [&c](const HttpRequest& r) { return OipInfer(c, r); }});
+  return routes;
+}
+
+}  // namespace keel::serve
