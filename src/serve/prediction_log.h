@@ -80,9 +80,17 @@ struct PredictionLogCounters {
 // PredictionLog never appends to an existing segment, so no record is ever
 // written after a torn one.
 //
-// Thread-safety: Append, Flush and counters may be called from any number of
-// threads at once. Close may be called from any thread (once matters: later
-// calls return its result); Append after Close drops.
+// From a request handler, once the answer is known:
+//   PredictionRecord record;
+//   record.request_id = id; record.time = arrived; record.model = "delay"; ...
+//   record.feature_names = model_feature_names;  // the model's shared vector
+//   record.features = std::move(feature_vector);
+//   log->Append(std::move(record));  // false: dropped and counted; go on answering
+//
+// Thread-safety: Append, Flush, counters and queue_depth may be called from
+// any number of threads at once. Close may be called from any thread, and
+// more than once (later calls return the first one's result); Append after
+// Close drops.
 class PredictionLog {
  public:
   // Creates `dir` if missing and starts a new segment in it.
@@ -95,8 +103,8 @@ class PredictionLog {
   PredictionLog(const PredictionLog&) = delete;
   PredictionLog& operator=(const PredictionLog&) = delete;
 
-  // Queues `record` for writing (moved from, on success and on failure alike).
-  // Returns false, counting the record, when the queue is full or the log is
+  // Queues `record` for writing, moving from it. Returns false, counting the
+  // record and leaving it as it was, when the queue is full or the log is
   // closed (dropped), or when `features` and `feature_names` differ in size,
   // null names counting as none (rejected). Never blocks, never allocates.
   bool Append(PredictionRecord&& record);
@@ -117,9 +125,8 @@ class PredictionLog {
   size_t queue_depth() const;
   const std::string& dir() const { return dir_; }
 
-  struct Writer;  // the writer thread's state; private to the .cc
-
  private:
+  struct Writer;  // the writer thread's state; defined in the .cc
   PredictionLog(std::string dir, PredictionLogOptions options);
   void WriterLoop();
   // Writer thread: encodes `batch` into the current segment, starting and

@@ -191,11 +191,11 @@ TEST(PredictionLog, ConcurrentAppendsAreEachReadBackExactlyOnce) {
     threads.emplace_back([&, thread] {
       for (int index = 0; index < kPerThread; ++index) {
         PredictionRecord record = MakeRecord(thread * kPerThread + index);
-        // Retry a full queue, so that every record goes in (Append moves from
-        // the record only when it accepts it... or not: rebuild it each time).
+        // Retry a full queue, so that every record goes in; a refused record
+        // is left intact.
         while (!log->Append(std::move(record))) {
           refused.fetch_add(1);
-          record = MakeRecord(thread * kPerThread + index);
+          EXPECT_EQ(record.request_id, "req-" + std::to_string(thread * kPerThread + index));
           std::this_thread::yield();
         }
         if (index % 1000 == 999) {
