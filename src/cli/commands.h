@@ -241,4 +241,9 @@ Status RunIngest(const IngestOptions& options);
 // both must outlive app->parse.
 void AddRegistryCommands(CLI::App* app, RepoOptions* repo, Status* status);
 
+// Adds `keel logs export` (logs_command.cc): the prediction log
+// (serve/prediction_log.h) of a time range, optionally one model's, as a
+// Parquet file. Same contract for `repo` and `status` as AddRegistryCommands.
+void AddLogsCommands(CLI::App* app, RepoOptions* repo, Status* status);
+
 }  // namespace keel::cli

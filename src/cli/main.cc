@@ -343,6 +343,7 @@ int main(int argc, char** argv) {
   });
 
   keel::cli::AddRegistryCommands(&app, &repo, &status);
+  keel::cli::AddLogsCommands(&app, &repo, &status);
 
   try {
     app.parse(argc, argv);
