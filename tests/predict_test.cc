@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -11,6 +12,7 @@
 #include <thread>
 
 #include "e2e_util.h"
+#include "table/duckdb_bridge.h"
 
 namespace keel::e2e {
 namespace {
@@ -176,6 +178,28 @@ TEST_F(Predict, OneCallEqualsTheModelOnTheFeaturesTheStoreHoldsAndGoldenCasesRep
   ASSERT_EQ(status, 200) << by_columns.dump();
   EXPECT_EQ(by_columns["predictions"], answer["predictions"]);
   EXPECT_EQ(serve.Stop(), 0) << serve.Log();
+
+  // Every prediction is in the log: request id, keys, the model's inputs, output.
+  std::string parquet = temp_->Path("predictions.parquet");
+  CommandResult exported = RunKeel({"logs", "export", "--out", parquet, "--json"}, dir_);
+  ASSERT_EQ(exported.exit_code, 0) << exported.Describe();
+  Result<std::unique_ptr<table::DuckDb>> duckdb = table::DuckDb::Open(1);
+  ASSERT_TRUE(duckdb.ok());
+  Result<table::Table> logged = (*duckdb)->Query(
+      "SELECT entity_keys, output, features['hour'] AS hour, "
+      "features['driver_profile__vehicle_age'] AS age, fallback FROM read_parquet('" +
+      parquet + "') WHERE request_id = 'r-1' ORDER BY time, output");
+  ASSERT_TRUE(logged.ok()) << logged.status().ToString();
+  ASSERT_EQ(logged->num_rows(), 5u);
+  std::vector<double> expected;
+  for (const Json& p : answer["predictions"]) expected.push_back(p.get<double>());
+  std::sort(expected.begin(), expected.end());
+  for (size_t row = 0; row < 5; ++row) {
+    EXPECT_EQ(logged->column(1).doubles()[row], expected[row]) << row;
+    EXPECT_EQ(logged->column(2).doubles()[row], 9.0);
+    EXPECT_FALSE(logged->column(4).IsValid(row));  // no fallback
+  }
+  EXPECT_NE(logged->column(0).StringAt(0).find("driver_id"), std::string::npos);
 }
 
 TEST_F(Predict, FallbacksAnswerWhenFeaturesCannotBeReadInTime) {

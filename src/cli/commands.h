@@ -198,6 +198,7 @@ struct ServeOptions {
   int64_t deadline_ms = 100;
   size_t max_rows = 1000;        // rows per prediction request
   int64_t model_poll_ms = 1000;  // how often the registry is asked for production versions
+  std::string prediction_log;    // folder; "" = <root>/.keel/predictions, "none" = off
 };
 
 // `keel serve`: the HTTP feature server (serve/feature_server.h) over the

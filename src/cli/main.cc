@@ -329,6 +329,8 @@ int main(int argc, char** argv) {
                    "How often the registry is asked for each model's production version")
       ->capture_default_str()
       ->check(CLI::Range(10, 3600000));
+  serve->add_option("--prediction-log", serve_options.prediction_log,
+                    "Folder of the prediction log (default <repo>/.keel/predictions; none: off)");
   std::string serve_dedup_ttl = "24h";
   serve
       ->add_option("--dedup-ttl", serve_dedup_ttl,

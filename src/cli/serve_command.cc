@@ -19,6 +19,7 @@
 #include "serve/feature_server.h"
 #include "serve/model_manager.h"
 #include "serve/predict_api.h"
+#include "serve/prediction_log.h"
 #include "table/duckdb_bridge.h"
 
 namespace keel::cli {
@@ -121,6 +122,33 @@ Status RunServe(const ServeOptions& options) {
                    slot.last_error.c_str());
     }
   }
+  // Every prediction goes to the log, off the request's path (a full queue
+  // drops and counts rather than blocks).
+  std::unique_ptr<serve::PredictionLog> prediction_log;
+  if (!options.models.empty() && options.prediction_log != "none") {
+    std::string dir = options.prediction_log.empty() ? serve::DefaultPredictionLogDir(config.root)
+                                                     : options.prediction_log;
+    ASSIGN_OR_RETURN(prediction_log, serve::PredictionLog::Open(dir));
+    serve::PredictionLog* log = prediction_log.get();
+    predict.on_prediction = [log](serve::PredictionEvent&& event) {
+      for (size_t row = 0; row < event.rows; ++row) {
+        serve::PredictionRecord record;
+        record.request_id = event.request_id;
+        record.time = event.time;
+        record.model = event.model;
+        record.version = event.version;
+        record.variant = "production";
+        record.entity_keys_json = std::move(event.row_keys_json[row]);
+        record.feature_names = event.input_names;
+        record.features = std::move(event.inputs[row]);
+        record.output = event.predictions[row];
+        record.latency_us = event.total_us;
+        record.fallback = event.fallback;
+        (void)log->Append(std::move(record));
+      }
+    };
+    std::fprintf(stderr, "keel serve: logging predictions to %s\n", dir.c_str());
+  }
   std::vector<serve::Route> predict_routes = serve::PredictRoutes(&predict);
   server_options.routes.insert(server_options.routes.end(), predict_routes.begin(),
                                predict_routes.end());
@@ -173,6 +201,11 @@ Status RunServe(const ServeOptions& options) {
   poll_wake.notify_all();
   poller.join();
   server.reset();  // closes the store
+  if (prediction_log != nullptr) {
+    Status closed = prediction_log->Close();
+    if (!closed.ok())
+      std::fprintf(stderr, "keel serve: prediction log: %s\n", closed.message().c_str());
+  }
   if (status.ok()) std::fprintf(stderr, "keel serve: stopped\n");
   return status;
 }

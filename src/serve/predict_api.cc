@@ -478,7 +478,7 @@ Reply Predict(const PredictContext& context, const HttpRequest& http) {
     event.fallback = fallback_used;
     event.row_keys_json = std::move(request.row_json);
     event.predictions = *scores;
-    for (const ModelInput& input : model->inputs()) event.input_names.push_back(input.name);
+    event.input_names = model->input_names();
     event.inputs.assign(count, std::vector<double>(model->inputs().size(), std::nan("")));
     for (size_t col = 0; col < model->inputs().size(); ++col) {
       const table::Column& column = inputs->column(col);

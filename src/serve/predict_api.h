@@ -44,6 +44,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -77,7 +78,7 @@ struct PredictionEvent {
   // Per row: the entity keys and request columns as JSON, the model inputs
   // (raw, NaN for missing), the prediction.
   std::vector<std::string> row_keys_json;
-  std::vector<std::string> input_names;
+  std::shared_ptr<const std::vector<std::string>> input_names;
   std::vector<std::vector<double>> inputs;
   std::vector<double> predictions;
   size_t missing_features = 0;

@@ -118,6 +118,10 @@ Result<std::shared_ptr<const ServingModel>> ServingModel::Load(const std::string
     model->inputs_.push_back({input, column->type(), from_request});
   }
 
+  auto names = std::make_shared<std::vector<std::string>>();
+  for (const ModelInput& input : model->inputs_) names->push_back(input.name);
+  model->input_names_ = std::move(names);
+
   ASSIGN_OR_RETURN(std::string transforms_text,
                    train::ReadBundleFile(model->bundle_, "transforms.json"));
   nlohmann::json transforms_json = nlohmann::json::parse(transforms_text, nullptr, false);

@@ -64,6 +64,10 @@ class ServingModel {
 
   // The raw inputs in the order the transforms expect them.
   const std::vector<ModelInput>& inputs() const { return inputs_; }
+  // inputs()' names, shared (the prediction log keeps one copy per model).
+  const std::shared_ptr<const std::vector<std::string>>& input_names() const {
+    return input_names_;
+  }
   // The request inputs (spine columns or expressions over them).
   const std::vector<train::RequestInput>& request_inputs() const { return request_inputs_; }
   // The feature references the model was trained on, pinned to their
@@ -99,6 +103,7 @@ class ServingModel {
   train::BundleInfo bundle_;
   bool binary_ = true;
   std::vector<ModelInput> inputs_;
+  std::shared_ptr<const std::vector<std::string>> input_names_;
   std::vector<train::RequestInput> request_inputs_;
   std::vector<std::string> feature_references_;
   std::vector<std::string> model_columns_;
