@@ -68,12 +68,18 @@ struct TrainCommandOptions {
   std::string out;       // bundle folder; default <repo>/.keel/bundles/<pipeline name>
   bool force = false;    // rerun every step
   bool json = false;
+  bool register_model = true;  // record the run and register the model (train_registration.h)
+  std::string actor;           // who registers; default $USER, else "keel"
 };
 
 // `keel train PIPELINE.yaml`: runs the pipeline's steps (cached under
 // <repo>/.keel/cache), writes the model bundle and prints test metrics of the
-// model beside both baselines and per slice. Errors: those of the pipeline
-// file and of RunTrain (train/runner.h).
+// model beside both baselines and per slice. Unless register_model is off, it
+// records a run in the registry keel.yaml configures (failed when training
+// fails) and registers the bundle as a model version, or reports the version
+// already registered with the same bundle hash (train_registration.h).
+// Errors: those of the pipeline file, of RunTrain (train/runner.h) and of the
+// registry.
 Status RunTrainCommand(const TrainCommandOptions& options);
 
 struct BundleCommandOptions {
