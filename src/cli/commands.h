@@ -204,6 +204,9 @@ struct ServeOptions {
   int64_t deadline_ms = 100;
   size_t max_rows = 1000;        // rows per prediction request
   int64_t model_poll_ms = 1000;  // how often the registry is asked for production versions
+  // The registry API's admin token (serve/registry_api.h): this file's
+  // contents, else env KEEL_ADMIN_TOKEN; neither: transitions are disabled.
+  std::string admin_token_file;
 };
 
 // `keel serve`: the HTTP feature server (serve/feature_server.h) over the
@@ -212,6 +215,8 @@ struct ServeOptions {
 // stops accepting, answers the requests in flight, closes the store and
 // returns OK. Errors: as LoadRepoConfig, Catalog::Open and OpenOnlineStore;
 // Unavailable when it cannot listen.
+// Also serves the registry API (serve/registry_api.h) over the registry
+// keel.yaml configures; errors: LoadAdminToken's.
 Status RunServe(const ServeOptions& options);
 
 struct IngestOptions {

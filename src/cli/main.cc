@@ -337,6 +337,8 @@ int main(int argc, char** argv) {
       ->add_option("--dedup-ttl", serve_dedup_ttl,
                    "How long an applied event id is remembered (e.g. 24h, 7d)")
       ->capture_default_str();
+  serve->add_option("--admin-token-file", serve_options.admin_token_file,
+                    "File holding the token registry transitions need (else $KEEL_ADMIN_TOKEN)");
   serve->callback([&] {
     if (!ParseDurationOption(serve_dedup_ttl, "--dedup-ttl", &serve_options.dedup_ttl, &status)) {
       return;
