@@ -103,7 +103,11 @@ Result<std::unique_ptr<TrainTracker>> TrainTracker::Start(const features::RepoCo
                                                           const std::string& pipeline_file,
                                                           const std::string& actor) {
   std::unique_ptr<TrainTracker> tracker(new TrainTracker());
-  ASSIGN_OR_RETURN(tracker->registry_, OpenRepoRegistry(config));
+  Result<std::unique_ptr<registry::Registry>> opened = OpenRepoRegistry(config);
+  if (!opened.ok()) {
+    return opened.status().WithContext("recording the run (--no-register trains without it)");
+  }
+  tracker->registry_ = std::move(opened).value();
   tracker->root_ = config.root;
   tracker->experiment_ = pipeline_name;
   tracker->actor_ = actor;

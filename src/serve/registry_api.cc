@@ -41,7 +41,7 @@ class RegistryHandle {
  private:
   RegistryFactory open_;
   std::mutex mutex_;
-  std::unique_ptr<Registry> registry_;  // GUARDED_BY(mutex_) until set, then read-only
+  std::unique_ptr<Registry> registry_;  // GUARDED_BY(mutex_)
 };
 
 Reply JsonReply(const json& value) { return Reply(200, value.dump()); }
@@ -100,8 +100,9 @@ Result<std::string> StringField(const json& body, const std::string& name, bool 
 }
 
 Result<int64_t> ParseLimit(const std::string& text) {
-  bool digits = !text.empty() && text.size() <= 9 &&
-                std::all_of(text.begin(), text.end(), [](char c) { return std::isdigit(c); });
+  bool digits =
+      !text.empty() && text.size() <= 9 &&
+      std::all_of(text.begin(), text.end(), [](unsigned char c) { return std::isdigit(c) != 0; });
   int64_t limit = digits ? std::stoll(text) : 0;
   if (limit < 1 || limit > kMaxRunsLimit) {
     return InvalidArgument("query parameter 'limit': expected a whole number from 1 to " +
