@@ -95,6 +95,127 @@ TEST(TrainCli, RunsTwiceCachedThenReusesStepsAfterAParameterChange) {
       << tampered.err;
 }
 
+Json KeelJson(const std::vector<std::string>& args, const std::string& dir) {
+  CommandResult result = RunKeel(args, dir);
+  EXPECT_EQ(result.exit_code, 0) << result.Describe();
+  return result.exit_code == 0 ? Json::parse(result.out) : Json();
+}
+
+// keel train records each run in the registry and registers each new bundle
+// hash once, with its lineage pointing at an immutable copy of the bundle.
+TEST(TrainCli, RegistersTheRunAndOneVersionPerBundleHash) {
+  TempDir temp;
+  std::string dir = temp.Path("rides");
+  ASSERT_EQ(RunKeel({"init", dir}).exit_code, 0);
+  ASSERT_EQ(RunKeel({"apply"}, dir).exit_code, 0);
+  WriteFile(dir + "/pipeline.yaml", kPipeline);
+
+  Json one = KeelJson({"train", "pipeline.yaml", "--json", "--actor", "alice"}, dir);
+  ASSERT_TRUE(one["registry"].is_object()) << one.dump(2);
+  std::string hash = one["bundle_hash"].get<std::string>();
+  std::string run_id = one["registry"]["run_id"].get<std::string>();
+  EXPECT_EQ(one["registry"]["model"], "big_fare");
+  EXPECT_EQ(one["registry"]["experiment"], "big_fare");
+  EXPECT_EQ(one["registry"]["version"], 1);
+  EXPECT_EQ(one["registry"]["new_version"], true);
+  std::string stored = dir + "/.keel/bundles/by-hash/" + hash;
+  EXPECT_EQ(one["registry"]["bundle_uri"], stored);
+
+  // The version's lineage, against the bundle's manifest.
+  Json manifest = Json::parse(ReadFile(stored + "/manifest.json"));
+  Json version = KeelJson({"models", "show", "big_fare", "1", "--json"}, dir);
+  EXPECT_EQ(version["stage"], "trained");
+  const Json& lineage = version["lineage"];
+  EXPECT_EQ(lineage["run_id"], run_id);
+  EXPECT_EQ(lineage["bundle_hash"], hash);
+  EXPECT_EQ(lineage["bundle_uri"], stored);
+  EXPECT_EQ(lineage["data_hash"], manifest["training_data_hash"]);
+  EXPECT_EQ(lineage["code_version"], manifest["code_version"]);
+  std::vector<std::string> features;
+  for (const Json& feature : manifest["features"]) {
+    features.push_back(feature["view"].get<std::string>() + "@" +
+                       feature["version"].get<std::string>());
+  }
+  ASSERT_EQ(features.size(), 2u);
+  EXPECT_EQ(lineage["feature_versions"], Json(features));
+  Json history = KeelJson({"models", "history", "big_fare", "--json"}, dir);
+  ASSERT_EQ(history.size(), 1u);
+  EXPECT_EQ(history[0]["actor"], "alice");
+  // The stored copy is a whole, verified bundle, independent of --out.
+  CommandResult verify = RunKeel({"bundle", "verify", stored});
+  EXPECT_EQ(verify.exit_code, 0) << verify.Describe();
+
+  // The run: params, test metrics of the model and both baselines, tags, artifacts.
+  Json run = KeelJson({"runs", "show", run_id, "--json"}, dir);
+  EXPECT_EQ(run["status"], "finished");
+  EXPECT_EQ(run["experiment"], "big_fare");
+  EXPECT_EQ(run["params"]["model.eta"], "0.3");
+  EXPECT_EQ(run["params"]["model.max_depth"], "3");
+  EXPECT_EQ(run["params"]["seeds.model"], "3");
+  for (const char* model : {"model", "constant", "linear"}) {
+    EXPECT_DOUBLE_EQ(
+        run["metrics"][std::string("test.") + model + ".roc_auc"]["value"].get<double>(),
+        one["metrics"][model]["roc_auc"].get<double>())
+        << model;
+  }
+  EXPECT_EQ(run["tags"]["bundle_hash"], hash);
+  EXPECT_EQ(run["tags"]["code_version"], manifest["code_version"]);
+  EXPECT_EQ(run["tags"]["training_data_hash"], manifest["training_data_hash"]);
+  EXPECT_EQ(run["tags"]["steps.ran"], "dataset,validate,split,transforms,train,evaluate,bundle");
+  EXPECT_EQ(run["tags"]["steps.cached"], "");
+  EXPECT_EQ(run["tags"]["user"], "alice");
+  bool saw_model = false;
+  for (const Json& artifact : run["artifacts"]) {
+    if (artifact["path"] != "model.ubj") continue;
+    saw_model = true;
+    EXPECT_EQ(artifact["uri"], stored + "/model.ubj");
+    EXPECT_EQ(artifact["checksum"],
+              "xxh128:" + manifest["files"]["model.ubj"]["xxh128"].get<std::string>());
+    EXPECT_EQ(artifact["size_bytes"], manifest["files"]["model.ubj"]["bytes"]);
+  }
+  EXPECT_TRUE(saw_model) << run["artifacts"].dump(2);
+  EXPECT_EQ(run["artifacts"].size(), manifest["files"].size() + 2);  // + manifest.json, bundle.hash
+
+  // An unchanged re-run is a new (cached) run but registers nothing new.
+  CommandResult again = RunKeel({"train", "pipeline.yaml"}, dir);
+  ASSERT_EQ(again.exit_code, 0) << again.Describe();
+  EXPECT_NE(again.out.find("model big_fare: already registered as version 1"), std::string::npos)
+      << again.out;
+  EXPECT_NE(again.out.find("\nrun "), std::string::npos) << again.out;
+  EXPECT_EQ(KeelJson({"models", "show", "big_fare", "--json"}, dir)["versions"].size(), 1u);
+
+  // A changed parameter: a new bundle hash, version 2.
+  EditFile(dir + "/pipeline.yaml", "eta: 0.3", "eta: 0.2");
+  Json two = KeelJson({"train", "pipeline.yaml", "--json"}, dir);
+  EXPECT_EQ(two["registry"]["version"], 2);
+  EXPECT_EQ(two["registry"]["new_version"], true);
+  Json second = KeelJson({"models", "show", "big_fare", "2", "--json"}, dir);
+  EXPECT_EQ(second["lineage"]["bundle_hash"], two["bundle_hash"]);
+  EXPECT_EQ(second["lineage"]["run_id"], two["registry"]["run_id"]);
+  EXPECT_TRUE(Exists(dir + "/.keel/bundles/by-hash/" + two["bundle_hash"].get<std::string>()));
+  size_t runs = KeelJson({"runs", "list", "-e", "big_fare", "--json"}, dir).size();
+  EXPECT_EQ(runs, 3u);
+
+  // --no-register: neither a run nor a version.
+  EditFile(dir + "/pipeline.yaml", "eta: 0.2", "eta: 0.1");
+  Json unregistered = KeelJson({"train", "pipeline.yaml", "--json", "--no-register"}, dir);
+  EXPECT_TRUE(unregistered["registry"].is_null()) << unregistered.dump(2);
+  EXPECT_EQ(KeelJson({"models", "show", "big_fare", "--json"}, dir)["versions"].size(), 2u);
+  EXPECT_EQ(KeelJson({"runs", "list", "-e", "big_fare", "--json"}, dir).size(), runs);
+  EXPECT_FALSE(
+      Exists(dir + "/.keel/bundles/by-hash/" + unregistered["bundle_hash"].get<std::string>()));
+
+  // Training that fails after the run started leaves the run failed, with the error.
+  WriteFile(dir + "/unknown.yaml",
+            ReplaceOnce(kPipeline, "service: trip_model", "views: [no_such_view]"));
+  EXPECT_EQ(RunKeel({"train", "unknown.yaml"}, dir).exit_code, 3);
+  Json failed = KeelJson({"runs", "list", "-e", "big_fare", "--status", "failed", "--json"}, dir);
+  ASSERT_EQ(failed.size(), 1u);
+  EXPECT_NE(failed[0]["tags"]["error"].get<std::string>().find("no_such_view"), std::string::npos)
+      << failed[0].dump(2);
+  EXPECT_EQ(KeelJson({"models", "show", "big_fare", "--json"}, dir)["versions"].size(), 2u);
+}
+
 TEST(TrainCli, UnknownFeatureAndBadPipelineAreClearErrors) {
   TempDir temp;
   std::string dir = temp.Path("rides");

@@ -68,12 +68,18 @@ struct TrainCommandOptions {
   std::string out;       // bundle folder; default <repo>/.keel/bundles/<pipeline name>
   bool force = false;    // rerun every step
   bool json = false;
+  bool register_model = true;  // record the run and register the model (train_registration.h)
+  std::string actor;           // who registers; default $USER, else "keel"
 };
 
 // `keel train PIPELINE.yaml`: runs the pipeline's steps (cached under
 // <repo>/.keel/cache), writes the model bundle and prints test metrics of the
-// model beside both baselines and per slice. Errors: those of the pipeline
-// file and of RunTrain (train/runner.h).
+// model beside both baselines and per slice. Unless register_model is off, it
+// records a run in the registry keel.yaml configures (failed when training
+// fails) and registers the bundle as a model version, or reports the version
+// already registered with the same bundle hash (train_registration.h).
+// Errors: those of the pipeline file, of RunTrain (train/runner.h) and of the
+// registry.
 Status RunTrainCommand(const TrainCommandOptions& options);
 
 struct BundleCommandOptions {
@@ -199,6 +205,9 @@ struct ServeOptions {
   size_t max_rows = 1000;        // rows per prediction request
   int64_t model_poll_ms = 1000;  // how often the registry is asked for production versions
   std::string prediction_log;    // folder; "" = <root>/.keel/predictions, "none" = off
+  // The registry API's admin token (serve/registry_api.h): this file's
+  // contents, else env KEEL_ADMIN_TOKEN; neither: transitions are disabled.
+  std::string admin_token_file;
 };
 
 // `keel serve`: the HTTP feature server (serve/feature_server.h) over the
@@ -207,6 +216,8 @@ struct ServeOptions {
 // stops accepting, answers the requests in flight, closes the store and
 // returns OK. Errors: as LoadRepoConfig, Catalog::Open and OpenOnlineStore;
 // Unavailable when it cannot listen.
+// Also serves the registry API (serve/registry_api.h) over the registry
+// keel.yaml configures; errors: LoadAdminToken's.
 Status RunServe(const ServeOptions& options);
 
 struct IngestOptions {

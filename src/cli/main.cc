@@ -113,6 +113,9 @@ int main(int argc, char** argv) {
   train->add_option("pipeline", train_options.pipeline, "Pipeline YAML file")->required();
   train->add_flag("--force", train_options.force, "Rerun every step, cached or not");
   train->add_flag("--json", train_options.json, "Print the result as JSON");
+  train->add_flag("!--no-register", train_options.register_model,
+                  "Do not record the run nor register the model in the registry");
+  train->add_option("--actor", train_options.actor, "Who registers the model (default: $USER)");
   train->add_option("--out", train_options.out,
                     "Bundle folder (default: <repo>/.keel/bundles/<pipeline name>)");
   train->callback([&] {
@@ -336,6 +339,8 @@ int main(int argc, char** argv) {
       ->add_option("--dedup-ttl", serve_dedup_ttl,
                    "How long an applied event id is remembered (e.g. 24h, 7d)")
       ->capture_default_str();
+  serve->add_option("--admin-token-file", serve_options.admin_token_file,
+                    "File holding the token registry transitions need (else $KEEL_ADMIN_TOKEN)");
   serve->callback([&] {
     if (!ParseDurationOption(serve_dedup_ttl, "--dedup-ttl", &serve_options.dedup_ttl, &status)) {
       return;

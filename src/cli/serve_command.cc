@@ -7,12 +7,14 @@
 #include <condition_variable>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <mutex>
 #include <thread>
 
 #include "cli/commands.h"
+#include "cli/registry_commands.h"
 #include "features/catalog.h"
 #include "registry/registry.h"
 #include "serve/event_ingest.h"
@@ -20,6 +22,7 @@
 #include "serve/model_manager.h"
 #include "serve/predict_api.h"
 #include "serve/prediction_log.h"
+#include "serve/registry_api.h"
 #include "table/duckdb_bridge.h"
 
 namespace keel::cli {
@@ -87,6 +90,16 @@ Status RunServe(const ServeOptions& options) {
   server_options.max_body_bytes = options.max_body_bytes;
   server_options.limits.max_entities = options.max_entities;
   server_options.max_events = options.max_events;
+  // The registry API (serve/registry_api.h): the registry keel.yaml
+  // configures, opened on its first request (a SQLite file is created then).
+  ASSIGN_OR_RETURN(std::string admin_token, serve::LoadAdminToken(options.admin_token_file,
+                                                                  std::getenv("KEEL_ADMIN_TOKEN")));
+  for (serve::Route& route :
+       serve::RegistryRoutes([config] { return OpenRepoRegistry(config); }, admin_token)) {
+    server_options.routes.push_back(std::move(route));
+  }
+  std::fprintf(stderr, "keel serve: registry API under /v1/registry (transitions %s)\n",
+               admin_token.empty() ? "disabled: no --admin-token-file" : "need the admin token");
   ASSIGN_OR_RETURN(features::Repository repo, features::LoadRepository(options.repo.repo));
   // Events reach every view of their source (serve/event_ingest.h); the
   // sources' schemas are read once, here.

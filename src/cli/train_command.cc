@@ -6,7 +6,9 @@
 #include <optional>
 
 #include "cli/commands.h"
+#include "cli/registry_commands.h"
 #include "cli/text_table.h"
+#include "cli/train_registration.h"
 #include "common/files.h"
 #include "common/hash.h"
 #include "features/catalog.h"
@@ -235,6 +237,19 @@ void PrintReport(const train::TrainResult& result) {
               result.bundle_hash.c_str());
 }
 
+void PrintRegistration(const TrainRegistration& registration) {
+  std::printf("\nrun %s (experiment %s)\n", registration.run_id.c_str(),
+              registration.experiment.c_str());
+  if (registration.new_version) {
+    std::printf("model %s: registered as version %lld (trained)\n", registration.model.c_str(),
+                static_cast<long long>(registration.version));
+  } else {
+    std::printf("model %s: already registered as version %lld\n", registration.model.c_str(),
+                static_cast<long long>(registration.version));
+  }
+  std::printf("bundle stored at %s\n", registration.bundle_uri.c_str());
+}
+
 }  // namespace
 
 Status RunTrainCommand(const TrainCommandOptions& options) {
@@ -248,7 +263,22 @@ Status RunTrainCommand(const TrainCommandOptions& options) {
       options.out.empty() ? (fs::path(config.root) / ".keel" / "bundles" / pipeline.name).string()
                           : fs::absolute(options.out).string();
   train_options.force = options.force;
-  ASSIGN_OR_RETURN(train::TrainResult result, train::RunTrain(pipeline, &source, train_options));
+  std::unique_ptr<TrainTracker> tracker;
+  if (options.register_model) {
+    std::string actor = !options.actor.empty() ? options.actor : DefaultActor();
+    ASSIGN_OR_RETURN(tracker, TrainTracker::Start(config, pipeline.name, options.pipeline,
+                                                  actor.empty() ? "keel" : actor));
+  }
+  Result<train::TrainResult> trained = train::RunTrain(pipeline, &source, train_options);
+  if (!trained.ok()) {
+    if (tracker != nullptr) tracker->Fail(trained.status());
+    return trained.status();
+  }
+  const train::TrainResult& result = *trained;
+  std::optional<TrainRegistration> registration;
+  if (tracker != nullptr) {
+    ASSIGN_OR_RETURN(registration, tracker->Finish(result));
+  }
   if (options.json) {
     nlohmann::json steps = nlohmann::json::array();
     for (const train::StepRun& step : result.steps) {
@@ -262,11 +292,13 @@ Status RunTrainCommand(const TrainCommandOptions& options) {
                           {"bundle_hash", result.bundle_hash},
                           {"metrics", result.metrics},
                           {"slice_metrics", result.slice_metrics},
-                          {"split_rows", result.split_rows}};
+                          {"split_rows", result.split_rows},
+                          {"registry", registration ? registration->ToJson() : nlohmann::json()}};
     std::printf("%s\n", out.dump(2).c_str());
     return Status::Ok();
   }
   PrintReport(result);
+  if (registration) PrintRegistration(*registration);
   return Status::Ok();
 }
 

@@ -125,6 +125,18 @@ Result<RunPredicate> ParseRunPredicate(std::string_view text) {
   return predicate;
 }
 
+Result<ModelVersion> FindModelVersion(Registry* registry, const std::string& model,
+                                      const std::string& ref) {
+  std::string digits = ref;
+  if (digits.size() > 1 && (digits[0] == 'v' || digits[0] == 'V')) digits.erase(0, 1);
+  bool numeric = !digits.empty() && digits.find_first_not_of("0123456789") == std::string::npos;
+  if (!numeric) return registry->GetVersionByAlias(model, ref);
+  if (digits.size() > 18) {
+    return InvalidArgument("model '" + model + "': version '" + ref + "' is too large");
+  }
+  return registry->GetModelVersion(model, std::stoll(digits));
+}
+
 Timestamp SystemNow() {
   return std::chrono::duration_cast<std::chrono::microseconds>(
              std::chrono::system_clock::now().time_since_epoch())

@@ -337,6 +337,12 @@ class Registry {
                                                              Timestamp at) = 0;
 };
 
+// A version of `model` named by `ref`: "3", "v3" (or "V3"), or an alias.
+// Errors: NotFound naming the model, version or alias; InvalidArgument for a
+// version number too large to be one.
+Result<ModelVersion> FindModelVersion(Registry* registry, const std::string& model,
+                                      const std::string& ref);
+
 // How to open a registry.
 struct RegistryOptions {
   std::string type = "sqlite";  // sqlite | postgres
