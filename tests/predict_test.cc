@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cmath>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <thread>
 
 #include "e2e_util.h"
@@ -371,6 +372,122 @@ TEST_F(Predict, HotSwapFollowsPromotionAndRollbackUnderLoad) {
   EXPECT_EQ(runs, (std::vector<int64_t>{1, 2, 1})) << versions.size() << " answers";
   EXPECT_GT(versions.size(), 30u);
   EXPECT_EQ(serve.Stop(), 0) << serve.Log();
+}
+
+// `keel batch-predict`: the offline engine's point-in-time features (rows
+// before T) through the same model equal the online store materialized to T.
+TEST_F(Predict, BatchPredictionEqualsOnlinePredictionForTheSameRowsAndTimes) {
+  // The spine in another order than the request, scored two rows at a time.
+  const std::vector<int> drivers = {7, 1, 999, 3, 2};
+  auto distance = [](int driver) { return 4.5 * driver - (driver == 999 ? 4400 : 0); };
+  std::string values;
+  Json rows = Json::array();
+  for (int driver : drivers) {
+    char row[160];
+    std::snprintf(row, sizeof(row), "%s(%d, TIMESTAMP '%s', %.17g, 'r%d')",
+                  values.empty() ? "" : ", ", driver, kAt, distance(driver), driver);
+    values += row;
+    rows.push_back({{"driver_id", driver}, {"ts", kAt}, {"distance_km", distance(driver)}});
+  }
+  std::string spine =
+      "SELECT * FROM (VALUES " + values + ") AS t(driver_id, ts, distance_km, request)";
+  std::string out = temp_->Path("batch.parquet");
+  CommandResult batch = RunKeel({"batch-predict", "--bundle", temp_->Path("bundle_a"), "--spine",
+                                 spine, "--out", out, "--chunk-rows", "2", "--json"},
+                                dir_);
+  ASSERT_EQ(batch.exit_code, 0) << batch.Describe();
+  Json summary = Json::parse(batch.out);
+  EXPECT_EQ(summary["model"], "big_fare");
+  EXPECT_EQ(summary["rows"], 5);
+  EXPECT_EQ(summary["bundle_hash"], hash_a_);
+  EXPECT_NE(batch.err.find("5/5 rows"), std::string::npos) << batch.err;  // the progress
+
+  auto duckdb = table::DuckDb::Open();
+  ASSERT_TRUE(duckdb.ok());
+  auto table = (*duckdb)->Query("SELECT * FROM read_parquet(" + table::QuoteSqlString(out) + ")");
+  ASSERT_TRUE(table.ok()) << table.status().message();
+  ASSERT_EQ(table->num_rows(), 5u);
+  ASSERT_EQ(table->SchemaToString().find("prediction") != std::string::npos, true);
+  const table::Column& request = **table->GetColumn("request");
+  const table::Column& prediction = **table->GetColumn("prediction");
+  auto metadata = (*duckdb)->Query("SELECT decode(value) AS v FROM parquet_kv_metadata(" +
+                                   table::QuoteSqlString(out) + ") WHERE decode(key) = 'keel'");
+  ASSERT_TRUE(metadata.ok()) << metadata.status().message();
+  ASSERT_EQ(metadata->num_rows(), 1u);
+  Json keel = Json::parse(std::string((*metadata->GetColumn("v"))->StringAt(0)));
+  EXPECT_EQ(keel["model"], "big_fare");
+  EXPECT_EQ(keel["bundle_hash"], hash_a_);
+
+  ServeProcess serve(dir_, {"--model", "big_fare=" + temp_->Path("bundle_a")});
+  httplib::Client client("127.0.0.1", serve.port());
+  int status = 0;
+  Json online = Post(client, "/v1/models/big_fare:predict", {{"rows", rows}, {"at", kAt}}, &status);
+  ASSERT_EQ(status, 200) << online.dump();
+  ASSERT_TRUE(online["fallback"].is_null()) << online.dump();
+  std::set<double> distinct;
+  for (size_t row = 0; row < drivers.size(); ++row) {
+    EXPECT_EQ(request.StringAt(row), "r" + std::to_string(drivers[row]));  // spine order kept
+    double offline = prediction.doubles()[row];
+    double served = online["predictions"][row].get<double>();
+    EXPECT_EQ(offline, served) << "driver " << drivers[row];  // bit-identical
+    distinct.insert(offline);
+  }
+  EXPECT_GE(distinct.size(), 3u);  // the features matter: not one constant answer
+  EXPECT_EQ(serve.Stop(), 0) << serve.Log();
+
+  // The registry's versions: NAME@VERSION, and NAME (production) once promoted.
+  TempDir registry_temp;
+  std::string dir = registry_temp.Path("rides");
+  CopyTree(dir_, dir);
+  ASSERT_EQ(RunKeel({"apply"}, dir).exit_code, 0);  // the copy leaves the catalog out
+  CommandResult registered = RunKeel({"models", "register", "big_fare", "--bundle-uri",
+                                      temp_->Path("bundle_a"), "--bundle-hash", hash_a_},
+                                     dir);
+  ASSERT_EQ(registered.exit_code, 0) << registered.Describe();
+  std::string versioned = registry_temp.Path("v1.parquet");
+  CommandResult by_version = RunKeel(
+      {"batch-predict", "--model", "big_fare@1", "--spine", spine, "--out", versioned, "-q"}, dir);
+  ASSERT_EQ(by_version.exit_code, 0) << by_version.Describe();
+  EXPECT_TRUE(by_version.err.empty()) << by_version.err;  // -q: no progress bar
+  auto again = (*duckdb)->Query("SELECT prediction FROM read_parquet(" +
+                                table::QuoteSqlString(versioned) + ")");
+  ASSERT_TRUE(again.ok());
+  for (size_t row = 0; row < drivers.size(); ++row) {
+    EXPECT_EQ(again->column(0).doubles()[row], prediction.doubles()[row]);
+  }
+  CommandResult no_production =
+      RunKeel({"batch-predict", "--model", "big_fare", "--spine", spine, "--out", versioned}, dir);
+  EXPECT_EQ(no_production.exit_code, 4) << no_production.Describe();
+  EXPECT_NE(no_production.err.find("no production version"), std::string::npos)
+      << no_production.err;
+}
+
+TEST_F(Predict, BatchPredictRefusesABadModelOrSpineWithAClearError) {
+  std::string out = temp_->Path("bad.parquet");
+  std::string spine = "SELECT 1 AS driver_id, TIMESTAMP '2024-03-15' AS ts, 2.0 AS distance_km";
+  auto expect = [&](const std::vector<std::string>& args, const std::string& needle) {
+    std::vector<std::string> command = {"batch-predict", "--out", out};
+    command.insert(command.end(), args.begin(), args.end());
+    CommandResult result = RunKeel(command, dir_);
+    EXPECT_NE(result.exit_code, 0) << result.Describe();
+    EXPECT_EQ(result.signal, 0) << result.Describe();
+    EXPECT_NE(result.err.find(needle), std::string::npos) << result.Describe();
+    EXPECT_FALSE(Exists(out));
+  };
+  std::string bundle = temp_->Path("bundle_a");
+  expect({"--spine", spine}, "--model");
+  expect({"--model", "nope", "--spine", spine}, "nope");
+  expect({"--model", "big_fare@x", "--spine", spine}, "positive integer");
+  expect({"--bundle", temp_->Path("missing"), "--spine", spine}, "--bundle");
+  expect({"--bundle", dir_, "--spine", spine}, "--model");  // a folder that is no bundle
+  expect({"--bundle", bundle, "--spine", "no_such_source"}, "spine");
+  expect({"--bundle", bundle, "--spine", "SELECT * FROM nowhere"}, "spine");
+  expect({"--bundle", bundle, "--spine", "SELECT 1 AS driver_id, TIMESTAMP '2024-03-15' AS ts"},
+         "distance_km");
+  expect({"--bundle", bundle, "--spine", "SELECT TIMESTAMP '2024-03-15' AS ts, 2.0 AS distance_km"},
+         "driver_id");
+  expect({"--bundle", bundle, "--spine", spine + " WHERE false"}, "no rows");
+  expect({"--bundle", bundle, "--spine", spine, "--time", "when"}, "when");
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -11,6 +12,12 @@
 
 namespace keel::table {
 class DuckDb;
+}
+namespace keel::features {
+class Catalog;
+}
+namespace keel::serve {
+class ServingModel;
 }
 
 namespace CLI {
@@ -245,6 +252,49 @@ struct IngestOptions {
 // de-duplication makes that exact. Stops on SIGTERM / SIGINT after the batch
 // in hand, or after --idle-exit-ms without entries; prints what it did.
 Status RunIngest(const IngestOptions& options);
+
+struct OfflinePredictOptions {
+  size_t chunk_rows = 100000;  // spine rows built and scored at a time
+  int threads = 0;             // offline engine threads; 0: every core
+  // Called with (rows done, rows in all) before the first chunk and after each.
+  std::function<void(size_t, size_t)> progress;
+};
+
+// Batch prediction: `model`'s predictions (Scorer::kModel) for every row of
+// `spine`, in spine order, with its view features built by the offline engine
+// point in time at `time_column` (source rows with ts < the row's time) from
+// exactly the view versions the bundle pins, its request inputs computed by
+// train::AddRequestInputs, then the same transforms and compiled trees as
+// the prediction server. Sources are read once (the engine caches them
+// across chunks). Errors: InvalidArgument for an empty spine, a missing time
+// or request input or key column (naming it); NotFound when the catalog lacks
+// a pinned view version; those of OfflineEngine::Build and ServingModel::Score.
+Result<std::vector<double>> PredictOffline(const serve::ServingModel& model,
+                                           const features::RepoConfig& config,
+                                           features::Catalog* catalog, table::DuckDb* duckdb,
+                                           const table::Table& spine,
+                                           const std::string& time_column,
+                                           const OfflinePredictOptions& options);
+
+struct BatchPredictOptions {
+  RepoOptions repo;
+  std::string model;       // NAME (the registry's production version) or NAME@VERSION
+  std::string bundle;      // a bundle folder instead of the registry (--model optional)
+  std::string spine;       // a source name, a file or SQL, as dataset build takes it
+  std::string spine_time;  // default: the source's timestamp, or timestamp/event_timestamp/ts
+  std::string out;         // Parquet file
+  size_t chunk_rows = 100000;
+  int threads = 0;
+  bool quiet = false;  // no progress bar on stderr
+  bool json = false;
+};
+
+// `keel batch-predict`: PredictOffline over the spine, written (atomically)
+// as Parquet: the spine's columns plus `prediction`, with the model's name,
+// version, bundle hash and pinned features in the file's "keel" metadata.
+// Errors: InvalidArgument / NotFound naming --model, --bundle, --spine or
+// --out; FailedPrecondition for a NAME without a production version.
+Status RunBatchPredict(const BatchPredictOptions& options);
 
 // Adds `keel runs list|show|compare|log` and `keel models
 // list|show|history|promote|archive|rollback|alias|register` to `app`

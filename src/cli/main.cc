@@ -349,6 +349,28 @@ int main(int argc, char** argv) {
     status = keel::cli::RunServe(serve_options);
   });
 
+  keel::cli::BatchPredictOptions batch_options;
+  CLI::App* batch = app.add_subcommand(
+      "batch-predict", "Score a spine with point-in-time offline features (same model as serving)");
+  add_repo(batch);
+  batch->add_option("--model", batch_options.model,
+                    "NAME (the registry's production version) or NAME@VERSION");
+  batch->add_option("--bundle", batch_options.bundle, "A bundle folder instead of the registry");
+  batch->add_option("--spine", batch_options.spine, "Spine: a source name, a file or SQL")
+      ->required();
+  batch->add_option("--spine-time,--time", batch_options.spine_time, "Spine timestamp column");
+  batch->add_option("--out", batch_options.out, "Parquet file to write")->required();
+  batch->add_option("--chunk-rows", batch_options.chunk_rows, "Spine rows scored at a time")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  batch->add_option("--threads", batch_options.threads, "Offline engine threads (0: every core)");
+  batch->add_flag("--quiet,-q", batch_options.quiet, "No progress bar");
+  batch->add_flag("--json", batch_options.json, "Print the summary as JSON");
+  batch->callback([&] {
+    batch_options.repo = repo;
+    status = keel::cli::RunBatchPredict(batch_options);
+  });
+
   keel::cli::AddRegistryCommands(&app, &repo, &status);
   keel::cli::AddLogsCommands(&app, &repo, &status);
 

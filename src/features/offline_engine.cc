@@ -311,6 +311,10 @@ Result<Table> OfflineEngine::Build(Table spine, const std::string& time_column,
   }
   if (spine.num_rows() == 0) return InvalidArgument("the spine is empty: no rows to build");
   if (spine.num_rows() >= Column::kNullRow) return InvalidArgument("the spine has too many rows");
+  // Spine groups belong to one spine: a later Build on another spine (batch
+  // prediction builds a spine in chunks) must not reuse them. Sources,
+  // groupings and expressions depend on the sources only and stay cached.
+  cache_->spine_groups.clear();
   // A private copy: the spine's columns move into the output, which then grows.
   const std::vector<Timestamp> spine_ts = (*time)->ints();
   std::vector<uint8_t> ts_valid(spine.num_rows(), 1);
