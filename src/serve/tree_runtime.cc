@@ -2,8 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <system_error>
+#include <thread>
 
 namespace keel::serve {
 
@@ -42,6 +45,11 @@ Result<std::vector<T>> Array(const Json& tree, const char* name, size_t size, si
 }  // namespace
 
 Result<CompiledTrees> CompiledTrees::FromXgboostJson(std::string_view text) {
+  return FromXgboostJson(text, kDefaultMaxCompleteDepth);
+}
+
+Result<CompiledTrees> CompiledTrees::FromXgboostJson(std::string_view text,
+                                                     int max_complete_depth) {
   Json model;
   try {
     model = Json::parse(text.begin(), text.end());
@@ -139,7 +147,80 @@ Result<CompiledTrees> CompiledTrees::FromXgboostJson(std::string_view text) {
     return InvalidArgument(std::string("model: unexpected shape: ") + error.what());
   }
   if (compiled.nodes_.size() >= kDefaultLeft) return InvalidArgument("model: too many nodes");
+  compiled.BuildCompleteLayout(max_complete_depth);
   return compiled;
+}
+
+void CompiledTrees::BuildCompleteLayout(int max_complete_depth) {
+  // The model's depth; any non-finite threshold keeps the linked layout (the
+  // widened row's infinities are only right against finite thresholds).
+  int depth = 0;
+  std::vector<std::pair<uint32_t, int>> stack;
+  for (uint32_t root : roots_) {
+    stack.push_back({root, 0});
+    while (!stack.empty()) {
+      auto [at, level] = stack.back();
+      stack.pop_back();
+      const Node& node = nodes_[at];
+      if (node.feature < 0) {
+        depth = std::max(depth, level);
+        continue;
+      }
+      if (!std::isfinite(node.value)) return;
+      uint32_t left = node.left & ~kDefaultLeft;
+      stack.push_back({left, level + 1});
+      stack.push_back({left + 1, level + 1});
+    }
+  }
+  if (depth > std::min(max_complete_depth, kMaxCompleteDepth)) return;
+  // Padding grows a sparse deep tree exponentially: keep the linked layout
+  // when the complete one would be much larger (and not small anyway).
+  const size_t complete_bytes =
+      roots_.size() * (((size_t{1} << depth) - 1) * sizeof(Split) + (size_t{1} << depth) * 4);
+  if (complete_bytes > std::max<size_t>(8 * nodes_.size() * sizeof(Node), 1 << 20)) return;
+  const size_t splits_per_tree = (size_t{1} << depth) - 1, leaves_per_tree = size_t{1} << depth;
+  splits_.assign(roots_.size() * splits_per_tree, Split{});
+  leaves_.assign(roots_.size() * leaves_per_tree, 0.0f);
+  // Padding splits (below a leaf shallower than `depth`) lead to copies of
+  // that leaf whichever way a row goes; +inf sends nearly every row left.
+  const Split padding{std::numeric_limits<float>::infinity(), 0};
+  struct Item {
+    uint32_t node;
+    uint32_t slot;  // breadth-first index in the complete tree
+    int level;
+  };
+  std::vector<Item> work;
+  for (size_t tree_idx = 0; tree_idx < roots_.size(); ++tree_idx) {
+    Split* splits = splits_.data() + tree_idx * splits_per_tree;
+    float* leaves = leaves_.data() + tree_idx * leaves_per_tree;
+    work.push_back({roots_[tree_idx], 0, 0});
+    while (!work.empty()) {
+      Item item = work.back();
+      work.pop_back();
+      const Node& node = nodes_[item.node];
+      if (item.level == depth) {
+        leaves[item.slot - splits_per_tree] = node.value;
+        continue;
+      }
+      uint32_t left = node.left & ~kDefaultLeft;
+      if (node.feature < 0) {
+        splits[item.slot] = padding;
+        work.push_back({item.node, 2 * item.slot + 1, item.level + 1});
+        work.push_back({item.node, 2 * item.slot + 2, item.level + 1});
+      } else {
+        bool missing_left = (node.left & kDefaultLeft) != 0;
+        splits[item.slot] = {node.value,
+                             static_cast<uint32_t>(node.feature) +
+                                 (missing_left ? 0 : static_cast<uint32_t>(num_features_))};
+        work.push_back({left, 2 * item.slot + 1, item.level + 1});
+        work.push_back({left + 1, 2 * item.slot + 2, item.level + 1});
+      }
+    }
+  }
+  depth_ = depth;
+  layout_name_ = "complete depth " + std::to_string(depth);
+  nodes_.clear();
+  nodes_.shrink_to_fit();
 }
 
 inline uint32_t CompiledTrees::Next(const Node& node, const float* row) const {
@@ -149,7 +230,7 @@ inline uint32_t CompiledTrees::Next(const Node& node, const float* row) const {
   return left + (go_right ? 1 : 0);
 }
 
-float CompiledTrees::PredictMargin(std::span<const float> row) const {
+float CompiledTrees::PredictMarginLinked(const float* row) const {
   // Several trees walked in lockstep: their node loads are independent, so
   // the memory system overlaps them instead of waiting for one at a time.
   // Leaves are still added in tree order (XGBoost's float roundings).
@@ -165,7 +246,7 @@ float CompiledTrees::PredictMargin(std::span<const float> row) const {
       for (size_t lane = 0; lane < lanes; ++lane) {
         const Node& node = nodes_[at[lane]];
         if (node.feature < 0) continue;
-        at[lane] = Next(node, row.data());
+        at[lane] = Next(node, row);
         moving = true;
       }
     }
@@ -174,8 +255,8 @@ float CompiledTrees::PredictMargin(std::span<const float> row) const {
   return sum;
 }
 
-void CompiledTrees::PredictMargins(const float* values, size_t rows, size_t stride,
-                                   float* out) const {
+void CompiledTrees::PredictMarginsLinked(const float* values, size_t rows, size_t stride,
+                                         float* out) const {
   // Blocks of rows, tree by tree (a tree's nodes stay in cache for the
   // block), the block's rows walked in lockstep (independent loads overlap).
   constexpr size_t kBlock = 64;
@@ -201,6 +282,183 @@ void CompiledTrees::PredictMargins(const float* values, size_t rows, size_t stri
     }
     std::copy(sums, sums + count, out + begin);
   }
+}
+
+void CompiledTrees::Widen(const float* row, float* wide) const {
+  constexpr float kInf = std::numeric_limits<float>::infinity();
+  for (size_t feature = 0; feature < num_features_; ++feature) {
+    float value = row[feature];
+    bool missing = std::isnan(value);
+    wide[feature] = missing ? -kInf : value;
+    wide[num_features_ + feature] = missing ? kInf : value;
+  }
+}
+
+namespace {
+
+// Walks K trees of the complete layout (depth D) in lockstep for one widened
+// row: their loads are independent, so they overlap.
+template <int D, size_t K, typename Split>
+inline void WalkTrees(const Split* splits, const float* wide, size_t* at) {
+  constexpr size_t kSplits = (size_t{1} << D) - 1;
+  for (size_t lane = 0; lane < K; ++lane) at[lane] = 0;
+  for (int level = 0; level < D; ++level) {
+    for (size_t lane = 0; lane < K; ++lane) {
+      const Split& split = splits[lane * kSplits + at[lane]];
+      at[lane] = 2 * at[lane] + 1 + (wide[split.feature] >= split.threshold ? 1 : 0);
+    }
+  }
+}
+
+template <int D, typename Split>
+float SumComplete(const Split* splits, const float* leaves, size_t trees, const float* wide,
+                  float sum) {
+  constexpr size_t kSplits = (size_t{1} << D) - 1, kLeaves = size_t{1} << D;
+  constexpr size_t kLanes = 16;
+  size_t at[kLanes];
+  size_t tree = 0;
+  for (; tree + kLanes <= trees; tree += kLanes) {
+    WalkTrees<D, kLanes>(splits + tree * kSplits, wide, at);
+    for (size_t lane = 0; lane < kLanes; ++lane) {
+      sum += leaves[(tree + lane) * kLeaves + at[lane] - kSplits];
+    }
+  }
+  for (; tree < trees; ++tree) {
+    WalkTrees<D, 1>(splits + tree * kSplits, wide, at);
+    sum += leaves[tree * kLeaves + at[0] - kSplits];
+  }
+  return sum;
+}
+
+// Adds every tree's leaf to sums[0, count) for `count` widened rows (`width`
+// floats apart): tree by tree (its splits stay in L1), rows in lockstep.
+template <int D, typename Split>
+void AddComplete(const Split* splits, const float* leaves, size_t trees, const float* wide,
+                 size_t width, size_t count, float* sums) {
+  constexpr size_t kSplits = (size_t{1} << D) - 1, kLeaves = size_t{1} << D;
+  constexpr size_t kLanes = 16;
+  for (size_t tree = 0; tree < trees; ++tree) {
+    const Split* tree_splits = splits + tree * kSplits;
+    const float* tree_leaves = leaves + tree * kLeaves;
+    size_t row = 0;
+    for (; row + kLanes <= count; row += kLanes) {
+      size_t at[kLanes] = {};
+      for (int level = 0; level < D; ++level) {
+        for (size_t lane = 0; lane < kLanes; ++lane) {
+          const Split& split = tree_splits[at[lane]];
+          at[lane] = 2 * at[lane] + 1 +
+                     (wide[(row + lane) * width + split.feature] >= split.threshold ? 1 : 0);
+        }
+      }
+      for (size_t lane = 0; lane < kLanes; ++lane) {
+        sums[row + lane] += tree_leaves[at[lane] - kSplits];
+      }
+    }
+    for (; row < count; ++row) {
+      size_t at = 0;
+      for (int level = 0; level < D; ++level) {
+        const Split& split = tree_splits[at];
+        at = 2 * at + 1 + (wide[row * width + split.feature] >= split.threshold ? 1 : 0);
+      }
+      sums[row] += tree_leaves[at - kSplits];
+    }
+  }
+}
+
+// Calls fn.template operator()<D>() for the runtime depth (0..kMaxCompleteDepth).
+template <typename Fn>
+decltype(auto) WithDepth(int depth, Fn&& fn) {
+  switch (depth) {
+    case 0:
+      return fn.template operator()<0>();
+    case 1:
+      return fn.template operator()<1>();
+    case 2:
+      return fn.template operator()<2>();
+    case 3:
+      return fn.template operator()<3>();
+    case 4:
+      return fn.template operator()<4>();
+    case 5:
+      return fn.template operator()<5>();
+    case 6:
+      return fn.template operator()<6>();
+    case 7:
+      return fn.template operator()<7>();
+    case 8:
+      return fn.template operator()<8>();
+    case 9:
+      return fn.template operator()<9>();
+    default:
+      return fn.template operator()<10>();
+  }
+}
+
+}  // namespace
+
+float CompiledTrees::PredictMargin(std::span<const float> row) const {
+  if (depth_ < 0) return PredictMarginLinked(row.data());
+  constexpr size_t kStackFloats = 1024;
+  float stack[kStackFloats];
+  std::vector<float> heap;
+  float* wide = stack;
+  if (2 * num_features_ > kStackFloats) {
+    heap.resize(2 * num_features_);
+    wide = heap.data();
+  }
+  Widen(row.data(), wide);
+  return WithDepth(depth_, [&]<int D>() {
+    return SumComplete<D>(splits_.data(), leaves_.data(), roots_.size(), wide, base_margin_);
+  });
+}
+
+void CompiledTrees::PredictMarginsComplete(const float* values, size_t rows, size_t stride,
+                                           float* out) const {
+  // Blocks of widened rows small enough to stay in L1 beside one tree.
+  const size_t width = 2 * num_features_;
+  const size_t block = std::clamp<size_t>(32768 / (width * sizeof(float) + 1), 8, 256);
+  std::vector<float> wide(block * width);
+  for (size_t begin = 0; begin < rows; begin += block) {
+    size_t count = std::min(block, rows - begin);
+    for (size_t i = 0; i < count; ++i) Widen(values + (begin + i) * stride, &wide[i * width]);
+    float* sums = out + begin;
+    std::fill(sums, sums + count, base_margin_);
+    WithDepth(depth_, [&]<int D>() {
+      AddComplete<D>(splits_.data(), leaves_.data(), roots_.size(), wide.data(), width, count,
+                     sums);
+    });
+  }
+}
+
+void CompiledTrees::PredictMargins(const float* values, size_t rows, size_t stride, float* out,
+                                   int threads) const {
+  auto run = [this, stride](const float* part, size_t count, float* part_out) {
+    if (depth_ < 0) {
+      PredictMarginsLinked(part, count, stride, part_out);
+    } else {
+      PredictMarginsComplete(part, count, stride, part_out);
+    }
+  };
+  constexpr size_t kMinRowsPerThread = 256;
+  size_t parts = std::min<size_t>(std::max(threads, 1), rows / kMinRowsPerThread);
+  if (parts <= 1) {
+    run(values, rows, out);
+    return;
+  }
+  std::vector<std::thread> helpers;
+  size_t per_part = (rows + parts - 1) / parts;
+  for (size_t part = 1; part < parts; ++part) {
+    size_t begin = part * per_part;
+    if (begin >= rows) break;
+    size_t count = std::min(per_part, rows - begin);
+    try {
+      helpers.emplace_back(run, values + begin * stride, count, out + begin);
+    } catch (const std::system_error&) {
+      run(values + begin * stride, count, out + begin);  // no thread to be had: do it here
+    }
+  }
+  run(values, per_part, out);
+  for (std::thread& helper : helpers) helper.join();
 }
 
 float CompiledTrees::Transform(float margin) const {

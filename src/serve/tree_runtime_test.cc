@@ -63,6 +63,13 @@ TEST_P(CompiledTreesTest, EqualsXgboostOnRandomRowsWithMissingValues) {
   Result<CompiledTrees> compiled = CompiledTrees::FromXgboostJson(*json);
   ASSERT_TRUE(compiled.ok()) << compiled.status().ToString();
   EXPECT_EQ(compiled->num_features(), 12u);
+  // Depth <= 10 compiles to the complete layout, deeper to the linked one;
+  // both are checked against XGBoost below, and against each other.
+  EXPECT_EQ(std::string(compiled->layout_name()),
+            c.depth <= 10 ? "complete depth " + std::to_string(c.depth) : "linked");
+  Result<CompiledTrees> linked = CompiledTrees::FromXgboostJson(*json, -1);
+  ASSERT_TRUE(linked.ok()) << linked.status().ToString();
+  EXPECT_STREQ(linked->layout_name(), "linked");
 
   DenseMatrix test = RandomMatrix(random, 100000, 12, &unused, c.task);
   // Half the rows take their values from the model's own split conditions,
@@ -90,13 +97,18 @@ TEST_P(CompiledTreesTest, EqualsXgboostOnRandomRowsWithMissingValues) {
   auto margins = (*model)->PredictMargin(test);
   auto outputs = (*model)->Predict(test);
   ASSERT_TRUE(margins.ok() && outputs.ok());
-  std::vector<float> batch(test.rows);
+  std::vector<float> batch(test.rows), batch_threads(test.rows), batch_linked(test.rows);
   compiled->PredictMargins(test.values.data(), test.rows, test.cols, batch.data());
+  compiled->PredictMargins(test.values.data(), test.rows, test.cols, batch_threads.data(), 3);
+  linked->PredictMargins(test.values.data(), test.rows, test.cols, batch_linked.data());
   double worst_margin = 0, worst_output = 0;
   size_t bit_equal = 0;
   for (size_t row = 0; row < test.rows; ++row) {
     float single = compiled->PredictMargin(test.row(row));
     ASSERT_EQ(single, batch[row]) << "row " << row;  // one code path, one answer
+    ASSERT_EQ(single, batch_threads[row]) << "row " << row;
+    ASSERT_EQ(single, batch_linked[row]) << "row " << row;
+    ASSERT_EQ(single, linked->PredictMargin(test.row(row))) << "row " << row;
     worst_margin = std::max(worst_margin, std::abs(single - (*margins)[row]));
     worst_output = std::max(worst_output, std::abs(compiled->Transform(single) - (*outputs)[row]));
     bit_equal += single == static_cast<float>((*margins)[row]);
@@ -112,6 +124,67 @@ INSTANTIATE_TEST_SUITE_P(Models, CompiledTreesTest,
                                          Case{train::Task::kBinaryClassification, 10, 30},
                                          Case{train::Task::kRegression, 6, 40},
                                          Case{train::Task::kRegression, 12, 15}));
+
+// The layouts agree on what XGBoost cannot be asked about here: infinite
+// values (+inf goes right, -inf left), odd row strides, tails of batches.
+TEST(CompiledTrees, LayoutsAgreeOnInfinitiesStridesAndTails) {
+  std::mt19937_64 random(5);
+  std::vector<double> labels, unused;
+  DenseMatrix train_matrix = RandomMatrix(random, 3000, 7, &labels, train::Task::kRegression);
+  train::XgboostParams params;
+  params.task = train::Task::kRegression;
+  params.max_depth = 5;
+  params.num_rounds = 37;  // not a multiple of the lanes
+  auto model = train::XgboostModel::Train(params, train_matrix, labels);
+  ASSERT_TRUE(model.ok()) << model.status().ToString();
+  std::string json = *(*model)->SaveJson();
+  Result<CompiledTrees> complete = CompiledTrees::FromXgboostJson(json);
+  Result<CompiledTrees> linked = CompiledTrees::FromXgboostJson(json, -1);
+  ASSERT_TRUE(complete.ok() && linked.ok());
+  EXPECT_STREQ(complete->layout_name(), "complete depth 5");
+  const size_t rows = 1037, stride = 9;  // two padding floats per row
+  DenseMatrix test = RandomMatrix(random, rows, stride, &unused, train::Task::kRegression);
+  for (size_t row = 0; row < rows; ++row) {
+    for (size_t col = 0; col < 7; ++col) {
+      if (random() % 7 == 0) test.values[row * stride + col] = (random() % 2 ? 1 : -1) * INFINITY;
+    }
+  }
+  std::vector<float> batch_complete(rows), batch_linked(rows), batch_threads(rows);
+  complete->PredictMargins(test.values.data(), rows, stride, batch_complete.data());
+  complete->PredictMargins(test.values.data(), rows, stride, batch_threads.data(), 2);
+  linked->PredictMargins(test.values.data(), rows, stride, batch_linked.data());
+  for (size_t row = 0; row < rows; ++row) {
+    std::span<const float> values(test.values.data() + row * stride, 7);
+    float single = linked->PredictMargin(values);
+    ASSERT_EQ(complete->PredictMargin(values), single) << "row " << row;
+    ASSERT_EQ(batch_complete[row], single) << "row " << row;
+    ASSERT_EQ(batch_threads[row], single) << "row " << row;
+    ASSERT_EQ(batch_linked[row], single) << "row " << row;
+  }
+}
+
+// Trees that are a single leaf (nothing worth splitting): depth 0.
+TEST(CompiledTrees, EvaluatesTreesWithoutSplits) {
+  std::mt19937_64 random(9);
+  std::vector<double> labels;
+  DenseMatrix matrix = RandomMatrix(random, 500, 4, &labels, train::Task::kBinaryClassification);
+  train::XgboostParams params;
+  params.num_rounds = 5;
+  params.min_child_weight = 1e9;
+  auto model = train::XgboostModel::Train(params, matrix, labels);
+  ASSERT_TRUE(model.ok()) << model.status().ToString();
+  Result<CompiledTrees> compiled = CompiledTrees::FromXgboostJson(*(*model)->SaveJson());
+  ASSERT_TRUE(compiled.ok()) << compiled.status().ToString();
+  EXPECT_STREQ(compiled->layout_name(), "complete depth 0");
+  auto margins = (*model)->PredictMargin(matrix);
+  ASSERT_TRUE(margins.ok());
+  std::vector<float> batch(matrix.rows);
+  compiled->PredictMargins(matrix.values.data(), matrix.rows, matrix.cols, batch.data());
+  for (size_t row = 0; row < matrix.rows; ++row) {
+    EXPECT_EQ(compiled->PredictMargin(matrix.row(row)), static_cast<float>((*margins)[row]));
+    EXPECT_EQ(batch[row], static_cast<float>((*margins)[row]));
+  }
+}
 
 TEST(CompiledTrees, RefusesWhatItCannotEvaluate) {
   EXPECT_EQ(CompiledTrees::FromXgboostJson("{").status().code(), StatusCode::kInvalidArgument);
