@@ -6,7 +6,6 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
-#include "features/expr.h"
 #include "features/online.h"
 #include "serve/features_json.h"
 #include "serve/lookup.h"
@@ -201,57 +200,51 @@ Status ParsePredictRequest(const Json& body, const PredictOptions& options,
   return Status::Ok();
 }
 
-// A string column that a request input expression reads as a timestamp
-// becomes a timestamp column (training's spine had it typed).
-Status CoerceRequestColumns(const ServingModel& model, table::Table* rows) {
-  for (const train::RequestInput& input : model.request_inputs()) {
-    if (input.expression.empty()) continue;
-    Result<features::Expression> expression = features::Expression::Parse(input.expression);
-    if (!expression.ok()) return Internal("request input " + input.name + ": bundle expression");
-    for (const std::string& name : expression->ReferencedColumns()) {
+// A string column that a request input expression reads becomes a
+// timestamp column when every value is a time (training's spine had it
+// typed); then the request inputs are computed as training did.
+Status AddRequestInputs(const ServingModel& model, table::Table* rows) {
+  const train::RequestInputPlan& plan = model.request_plan();
+  Status unparsed;  // the first value that is not a time, reported if binding fails
+  for (size_t input = 0; input < plan.inputs().size(); ++input) {
+    for (const std::string& name : plan.referenced(input)) {
       int index = rows->FindColumn(name);
       if (index < 0) continue;
-      features::Expression probe = *expression;
-      if (probe.Bind(rows->fields()).ok()) break;
-      table::Column& column = rows->mutable_column(static_cast<size_t>(index));
+      const table::Column& column = rows->column(static_cast<size_t>(index));
       if (column.type() != DataType::kString) continue;
       table::Column times(DataType::kTimestamp, 0);
-      for (size_t row = 0; row < column.size(); ++row) {
+      times.Reserve(column.size());
+      bool all = true;
+      for (size_t row = 0; row < column.size() && all; ++row) {
         if (!column.IsValid(row)) {
           times.AppendNull();
           continue;
         }
         Result<Timestamp> parsed = ParseTimestamp(column.StringAt(row));
         if (!parsed.ok()) {
-          return parsed.status().WithContext("rows[" + std::to_string(row) + "]." + name);
+          all = false;
+          if (unparsed.ok()) {
+            unparsed = parsed.status().WithContext("rows[" + std::to_string(row) + "]." + name);
+          }
+          break;
         }
         times.AppendInt64(*parsed);
       }
-      table::Table rebuilt;
-      for (size_t col = 0; col < rows->num_columns(); ++col) {
-        RETURN_IF_ERROR(rebuilt.AddColumn(rows->fields()[col].name, static_cast<int>(col) == index
-                                                                        ? std::move(times)
-                                                                        : rows->column(col)));
-      }
-      *rows = std::move(rebuilt);
+      if (all) RETURN_IF_ERROR(rows->ReplaceColumn(static_cast<size_t>(index), std::move(times)));
     }
   }
-  for (const train::RequestInput& input : model.request_inputs()) {
+  for (const train::RequestInput& input : plan.inputs()) {
     if (input.expression.empty() && rows->FindColumn(input.name) < 0) {
-      return InvalidArgument("rows: request input '" + input.name + "' missing (the model's " +
-                             "request inputs: " +
-                             [&] {
-                               std::string list;
-                               for (const train::RequestInput& item : model.request_inputs()) {
-                                 list += (list.empty() ? "" : ", ") + item.name;
-                               }
-                               return list;
-                             }() +
-                             ")");
+      std::string list;
+      for (const train::RequestInput& item : plan.inputs()) {
+        list += (list.empty() ? "" : ", ") + item.name;
+      }
+      return InvalidArgument("rows: request input '" + input.name +
+                             "' missing (the model's request inputs: " + list + ")");
     }
   }
-  Status added = train::AddRequestInputs(model.request_inputs(), rows);
-  if (!added.ok()) return InvalidArgument(added.message());
+  Status added = plan.AddTo(rows);
+  if (!added.ok()) return unparsed.ok() ? InvalidArgument(added.message()) : unparsed;
   return Status::Ok();
 }
 
@@ -352,7 +345,7 @@ Reply Predict(const PredictContext& context, const HttpRequest& http) {
   }
   if (request.request_id.empty()) request.request_id = http.Header("x-request-id");
   if (request.request_id.empty()) request.request_id = NewRequestId();
-  if (Status coerced = CoerceRequestColumns(*model, &request.rows); !coerced.ok()) {
+  if (Status coerced = AddRequestInputs(*model, &request.rows); !coerced.ok()) {
     return ErrorReply(coerced);
   }
 

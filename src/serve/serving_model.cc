@@ -103,6 +103,10 @@ Result<std::shared_ptr<const ServingModel>> ServingModel::Load(const std::string
     return InvalidArgument(where + ": manifest.json: " + error.what());
   }
 
+  Result<train::RequestInputPlan> plan = train::RequestInputPlan::Make(model->request_inputs_);
+  if (!plan.ok()) return plan.status().WithContext(where + ": manifest.json");
+  model->request_plan_ = std::move(plan).value();
+
   ASSIGN_OR_RETURN(std::string profile_text, train::ReadBundleFile(model->bundle_, "profile.json"));
   ASSIGN_OR_RETURN(validate::Profile profile, validate::Profile::FromJson(profile_text));
   for (const nlohmann::json& name_json : manifest.at("input_columns")) {
@@ -194,6 +198,17 @@ Result<std::shared_ptr<const ServingModel>> ServingModel::Load(const std::string
 }
 
 Result<train::DenseMatrix> ServingModel::Matrix(const table::Table& inputs) const {
+  // Inputs of the trained types (the usual case) are transformed as they are.
+  bool as_trained = true;
+  for (const ModelInput& input : inputs_) {
+    int index = inputs.FindColumn(input.name);
+    as_trained =
+        as_trained && index >= 0 && inputs.fields()[static_cast<size_t>(index)].type == input.type;
+  }
+  if (as_trained) {
+    ASSIGN_OR_RETURN(table::Table transformed, transforms_.Apply(inputs));
+    return train::BuildDenseMatrix(transformed, model_columns_);
+  }
   table::Table raw;
   for (const ModelInput& input : inputs_) {
     int index = inputs.FindColumn(input.name);

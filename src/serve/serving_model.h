@@ -70,6 +70,8 @@ class ServingModel {
   }
   // The request inputs (spine columns or expressions over them).
   const std::vector<train::RequestInput>& request_inputs() const { return request_inputs_; }
+  // The same with their expressions parsed (computed as training did).
+  const train::RequestInputPlan& request_plan() const { return request_plan_; }
   // The feature references the model was trained on, pinned to their
   // versions, in keel's reference syntax ("view@version(key=column) as alias").
   const std::vector<std::string>& feature_references() const { return feature_references_; }
@@ -105,6 +107,7 @@ class ServingModel {
   std::vector<ModelInput> inputs_;
   std::shared_ptr<const std::vector<std::string>> input_names_;
   std::vector<train::RequestInput> request_inputs_;
+  train::RequestInputPlan request_plan_;
   std::vector<std::string> feature_references_;
   std::vector<std::string> model_columns_;
   train::FittedTransforms transforms_;

@@ -238,6 +238,17 @@ Status Table::AddColumn(std::string name, Column column) {
   return Status::Ok();
 }
 
+Status Table::ReplaceColumn(size_t index, Column column) {
+  if (column.size() != num_rows()) {
+    return InvalidArgument("column '" + fields_[index].name + "' has " +
+                           std::to_string(num_rows()) + " rows, its replacement " +
+                           std::to_string(column.size()));
+  }
+  fields_[index].type = column.type();
+  columns_[index] = std::move(column);
+  return Status::Ok();
+}
+
 std::string Table::SchemaToString() const {
   std::string out;
   for (const Field& field : fields_) {

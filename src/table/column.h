@@ -121,6 +121,9 @@ class Table {
   // Appends a column. Errors: AlreadyExists for a duplicate name, InvalidArgument
   // when its length differs from the table's.
   Status AddColumn(std::string name, Column column);
+  // Replaces column `index` (keeping its name; the field takes the new type).
+  // Errors: InvalidArgument for another row count. Precondition: index < num_columns().
+  Status ReplaceColumn(size_t index, Column column);
 
   // Comma-separated "name type" list, for messages.
   std::string SchemaToString() const;

@@ -401,22 +401,47 @@ Result<PipelineSpec> LoadPipeline(const std::string& path) {
 }
 
 Status AddRequestInputs(const std::vector<RequestInput>& inputs, table::Table* table) {
+  ASSIGN_OR_RETURN(RequestInputPlan plan, RequestInputPlan::Make(inputs));
+  return plan.AddTo(table);
+}
+
+Result<RequestInputPlan> RequestInputPlan::Make(const std::vector<RequestInput>& inputs) {
+  RequestInputPlan plan;
+  plan.inputs_ = inputs;
   for (const RequestInput& input : inputs) {
-    if (input.expression.empty()) continue;
-    std::string what = "request_inputs '" + input.name + "' (" + input.expression + ")";
+    if (input.expression.empty()) {
+      plan.expressions_.emplace_back();
+      plan.referenced_.emplace_back();
+      continue;
+    }
     Result<features::Expression> expression = features::Expression::Parse(input.expression);
-    if (!expression.ok()) return expression.status().WithContext(what);
-    if (Status bound = expression->Bind(table->fields()); !bound.ok()) {
+    if (!expression.ok()) {
+      return expression.status().WithContext("request_inputs '" + input.name + "' (" +
+                                             input.expression + ")");
+    }
+    plan.referenced_.push_back(expression->ReferencedColumns());
+    plan.expressions_.push_back(std::move(expression).value());
+  }
+  return plan;
+}
+
+Status RequestInputPlan::AddTo(table::Table* table) const {
+  for (size_t index = 0; index < inputs_.size(); ++index) {
+    if (!expressions_[index]) continue;
+    const RequestInput& input = inputs_[index];
+    std::string what = "request_inputs '" + input.name + "' (" + input.expression + ")";
+    features::Expression expression = *expressions_[index];
+    if (Status bound = expression.Bind(table->fields()); !bound.ok()) {
       return bound.WithContext(what);
     }
-    ASSIGN_OR_RETURN(table::Column values, expression->Evaluate(*table));
+    ASSIGN_OR_RETURN(table::Column values, expression.Evaluate(*table));
     int existing = table->FindColumn(input.name);
     if (existing >= 0) {
       if (table->fields()[static_cast<size_t>(existing)].type != values.type()) {
         return InvalidArgument(what + ": the input already has a column '" + input.name +
                                "' of another type");
       }
-      table->mutable_column(static_cast<size_t>(existing)) = std::move(values);
+      RETURN_IF_ERROR(table->ReplaceColumn(static_cast<size_t>(existing), std::move(values)));
       continue;
     }
     RETURN_IF_ERROR(table->AddColumn(input.name, std::move(values)));

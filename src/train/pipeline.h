@@ -34,12 +34,14 @@
 // runs. Expressions are DuckDB SQL over the spine's columns.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "common/status.h"
 #include "common/time.h"
 #include "features/definitions.h"
+#include "features/expr.h"
 #include "train/model.h"
 #include "train/transforms.h"
 #include "train/xgboost_model.h"
@@ -62,6 +64,24 @@ struct RequestInput {
 // the input for an expression that does not parse or bind to the table's
 // columns, or a same-named column of another type.
 Status AddRequestInputs(const std::vector<RequestInput>& inputs, table::Table* table);
+
+// The same with the expressions parsed once (the prediction server's form).
+// Thread-safety: immutable; AddTo may be called from many threads at once.
+class RequestInputPlan {
+ public:
+  // Errors: InvalidArgument naming the input for an expression that does not parse.
+  static Result<RequestInputPlan> Make(const std::vector<RequestInput>& inputs);
+  // As AddRequestInputs. Errors: as AddRequestInputs.
+  Status AddTo(table::Table* table) const;
+  // The columns input `index`'s expression reads (none for a plain column).
+  const std::vector<std::string>& referenced(size_t index) const { return referenced_[index]; }
+  const std::vector<RequestInput>& inputs() const { return inputs_; }
+
+ private:
+  std::vector<RequestInput> inputs_;
+  std::vector<std::optional<features::Expression>> expressions_;
+  std::vector<std::vector<std::string>> referenced_;
+};
 
 enum class SplitKind { kTime, kRandom };
 
