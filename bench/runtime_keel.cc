@@ -21,10 +21,11 @@
 // repeated --reps times; printed is the median of the repetitions' medians
 // (and their range). XGBoost runs with nthread=1 and nthread=2 (two boosters
 // loaded from the same bytes); keel with one thread, and its batch also with
-// two (PredictMargins with threads=2). Ratios are XGBoost / keel at the same
-// thread count. --max-complete-depth -1 measures keel's linked layout
-// instead of the complete one; --only-model skips the random model. The run fails when any margin
-// or probability differs from XGBoost's by more than 1e-6.
+// two (PredictMargins with threads=2). Batch ratios are XGBoost / keel at the
+// same thread count; single-row keel is always one thread. --max-complete-
+// depth -1 measures keel's linked layout instead of the complete one;
+// --only-model skips the random model. The run fails when any margin or
+// probability differs from XGBoost's by more than 1e-6.
 #include <algorithm>
 #include <chrono>
 #include <cmath>

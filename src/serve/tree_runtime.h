@@ -66,7 +66,8 @@ class CompiledTrees {
   // (stride >= num_features()) into out[0, rows), each equal to
   // PredictMargin of that row. With threads > 1 and enough rows (>= 256 per
   // thread) the rows are split among that many threads started for the call
-  // (the calling thread is one of them).
+  // (the calling thread is one of them); on a machine whose cores are busy
+  // the extra threads may wait to be scheduled and make the call slower.
   void PredictMargins(const float* values, size_t rows, size_t stride, float* out,
                       int threads = 1) const;
   // The model's output for a margin: the probability for binary:logistic,
