@@ -19,6 +19,7 @@
 #include "registry/registry.h"
 #include "serve/event_ingest.h"
 #include "serve/feature_server.h"
+#include "serve/metrics.h"
 #include "serve/model_manager.h"
 #include "serve/predict_api.h"
 #include "serve/prediction_log.h"
@@ -100,6 +101,10 @@ Status RunServe(const ServeOptions& options) {
   }
   std::fprintf(stderr, "keel serve: registry API under /v1/registry (transitions %s)\n",
                admin_token.empty() ? "disabled: no --admin-token-file" : "need the admin token");
+  // GET /metrics (Prometheus). The registry outlives the server (declared first).
+  serve::MetricsRegistry metrics;
+  std::vector<serve::MetricRegistration> process_metrics = serve::RegisterProcessMetrics(&metrics);
+  server_options.routes.push_back(serve::MetricsRoute(&metrics));
   ASSIGN_OR_RETURN(features::Repository repo, features::LoadRepository(options.repo.repo));
   // Events reach every view of their source (serve/event_ingest.h); the
   // sources' schemas are read once, here.
@@ -138,6 +143,7 @@ Status RunServe(const ServeOptions& options) {
   // Every prediction goes to the log, off the request's path (a full queue
   // drops and counts rather than blocks).
   std::unique_ptr<serve::PredictionLog> prediction_log;
+  serve::MetricRegistration log_metrics;  // goes before the log does
   if (!options.models.empty() && options.prediction_log != "none") {
     std::string dir = options.prediction_log.empty() ? serve::DefaultPredictionLogDir(config.root)
                                                      : options.prediction_log;
@@ -160,6 +166,18 @@ Status RunServe(const ServeOptions& options) {
         (void)log->Append(std::move(record));
       }
     };
+    log_metrics = metrics.AddCallback(
+        serve::MetricType::kCounter, "keel_prediction_log_records_total",
+        "Prediction log records by outcome: appended, dropped (queue full), rejected, written, "
+        "failed (lost to a write error).",
+        {"outcome"}, [log] {
+          serve::PredictionLogCounters c = log->counters();
+          return std::vector<serve::MetricSample>{{{"appended"}, static_cast<double>(c.appended)},
+                                                  {{"dropped"}, static_cast<double>(c.dropped)},
+                                                  {{"rejected"}, static_cast<double>(c.rejected)},
+                                                  {{"written"}, static_cast<double>(c.written)},
+                                                  {{"failed"}, static_cast<double>(c.failed)}};
+        });
     std::fprintf(stderr, "keel serve: logging predictions to %s\n", dir.c_str());
   }
   std::vector<serve::Route> predict_routes = serve::PredictRoutes(&predict);
