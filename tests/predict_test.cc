@@ -221,6 +221,24 @@ TEST_F(Predict, FallbacksAnswerWhenFeaturesCannotBeReadInTime) {
     Json normal =
         Post(client, "/v1/models/big_fare:predict", {{"rows", Rows()}, {"at", kAt}}, &status);
     EXPECT_NE(normal["predictions"], answer["predictions"]);
+    Post(client, "/v1/models/nope:predict", Json::object(), &status);
+    // The metrics say what answered.
+    auto scraped = client.Get("/metrics");
+    ASSERT_TRUE(scraped);
+    ASSERT_EQ(scraped->status, 200);
+    const std::string& text = scraped->body;
+    for (const char* line :
+         {"keel_predictions_total{model=\"big_fare\",version=\"0\",status=\"fallback\"} 1\n",
+          "keel_predictions_total{model=\"big_fare\",version=\"0\",status=\"ok\"} 1\n",
+          "keel_predictions_total{model=\"unknown\",version=\"\",status=\"not_found\"} 1\n",
+          "keel_model_loads_total{model=\"big_fare\",result=\"ok\"} 1\n",
+          "keel_prediction_latency_seconds_count{model=\"big_fare\",stage=\"total\"} 2\n",
+          "keel_prediction_latency_seconds_count{model=\"big_fare\",stage=\"model\"} 2\n",
+          "keel_feature_missing_total{model=\"big_fare\",feature=\"driver_activity__trips_1h\"} "
+          "1\n",
+          "keel_requests_in_flight 0\n"}) {
+      EXPECT_NE(text.find(line), std::string::npos) << line << text;
+    }
   }
   {
     ServeProcess serve(dir_, {"--model", bundle, "--fallback", "defaults"});

@@ -121,9 +121,15 @@ Status RunServe(const ServeOptions& options) {
   // Models: loaded (and later swapped) by the manager; the prediction routes
   // read through the server's resolver and store, set once the server exists.
   serve::ModelManager models;
+  serve::ServingMetrics serving_metrics(&metrics);
+  models.set_on_load([&serving_metrics](const std::string& name, bool ok, bool swapped) {
+    serving_metrics.model_loads.With({name, ok ? "ok" : "error"}).Inc();
+    if (swapped) serving_metrics.model_swaps.With({name}).Inc();
+  });
   std::shared_ptr<registry::Registry> model_registry;
   serve::PredictContext predict;
   predict.models = &models;
+  predict.metrics = &serving_metrics;
   ASSIGN_OR_RETURN(predict.options.fallback, serve::ParseFallback(options.fallback));
   predict.options.deadline_ms = options.deadline_ms;
   predict.options.max_rows = options.max_rows;

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <random>
 
 #include "features/online.h"
@@ -299,10 +300,16 @@ void AppendDouble(double value, std::string* out) {
   *out += text;
 }
 
-Reply Predict(const PredictContext& context, const HttpRequest& http) {
+// Answers one prediction request; fills `event` (model and version once the
+// model is known; the rest for an answered request).
+Reply PredictImpl(const PredictContext& context, const HttpRequest& http, PredictionEvent* filled) {
   Clock::time_point start = Clock::now();
   const std::string& name = http.captures.at(0);
   std::shared_ptr<const ServingModel> model = context.models->Get(name);
+  if (model != nullptr) {
+    filled->model = name;
+    filled->version = model->version();
+  }
   if (model == nullptr) {
     if (context.models->Has(name)) {
       return ErrorReply(503, "model '" + name + "' has no loaded version yet (see /v2/models/" +
@@ -349,7 +356,7 @@ Reply Predict(const PredictContext& context, const HttpRequest& http) {
     return ErrorReply(coerced);
   }
 
-  PredictionEvent event;
+  PredictionEvent& event = *filled;
   event.request_id = request.request_id;
   event.time = WallClockNow();
   event.model = name;
@@ -467,10 +474,10 @@ Reply Predict(const PredictContext& context, const HttpRequest& http) {
          ",\"model\":" + std::to_string(event.model_us) +
          ",\"total\":" + std::to_string(event.total_us) + "}}";
 
+  event.fallback = fallback_used;
+  event.predictions = *scores;
   if (context.on_prediction) {
-    event.fallback = fallback_used;
     event.row_keys_json = std::move(request.row_json);
-    event.predictions = *scores;
     event.input_names = model->input_names();
     event.inputs.assign(count, std::vector<double>(model->inputs().size(), std::nan("")));
     for (size_t col = 0; col < model->inputs().size(); ++col) {
@@ -480,9 +487,42 @@ Reply Predict(const PredictContext& context, const HttpRequest& http) {
         if (column.IsValid(row)) event.inputs[row][col] = column.NumericAt(row);
       }
     }
-    context.on_prediction(std::move(event));
   }
   return Reply(200, std::move(out));
+}
+
+const char* StatusLabel(int http_status, const PredictionEvent& event) {
+  if (http_status == 200) return event.fallback.empty() ? "ok" : "fallback";
+  if (http_status == 400 || http_status == 413) return "bad_request";
+  if (http_status == 404) return "not_found";
+  if (http_status == 503) return "unavailable";
+  return "error";
+}
+
+// PredictImpl with its metrics and the prediction log's event.
+Reply Predict(const PredictContext& context, const HttpRequest& http) {
+  std::optional<InFlight> in_flight;
+  if (context.metrics != nullptr) in_flight.emplace(&context.metrics->in_flight);
+  Clock::time_point start = Clock::now();
+  PredictionEvent event;
+  Reply reply = PredictImpl(context, http, &event);
+  if (context.metrics != nullptr) {
+    ServingMetrics& metrics = *context.metrics;
+    // Unknown names are one label value, so clients cannot grow the series.
+    std::string model = context.models->Has(http.captures.at(0)) ? http.captures.at(0) : "unknown";
+    std::string version = event.model.empty() ? "" : std::to_string(event.version);
+    metrics.predictions.With({model, version, StatusLabel(reply.http_status, event)}).Inc();
+    metrics.latency.With({model, "total"}).ObserveSince(start);
+    if (reply.http_status == 200) {
+      metrics.latency.With({model, "features"}).Observe(event.features_us / 1e6);
+      metrics.latency.With({model, "model"}).Observe(event.model_us / 1e6);
+      for (const std::string& feature : event.missing_feature_names) {
+        metrics.feature_missing.With({model, feature}).Inc();
+      }
+    }
+  }
+  if (reply.http_status == 200 && context.on_prediction) context.on_prediction(std::move(event));
+  return reply;
 }
 
 // --- Open Inference Protocol ------------------------------------------------

@@ -50,6 +50,7 @@
 
 #include "serve/feature_resolver.h"
 #include "serve/http_route.h"
+#include "serve/metrics.h"
 #include "serve/model_manager.h"
 #include "store/online_store.h"
 
@@ -92,6 +93,10 @@ struct PredictContext {
   FeatureResolver* resolver = nullptr;
   store::OnlineStore* store = nullptr;
   PredictOptions options;
+  // Request counts by model, version and status ("ok", "fallback",
+  // "bad_request", "not_found", "unavailable", "error"), latency (total,
+  // features, model), missing features, requests in flight; may be null.
+  ServingMetrics* metrics = nullptr;
   // Called after every prediction request that reached a model (answered
   // or fallen back), on the request's thread; must not block.
   std::function<void(PredictionEvent&&)> on_prediction;
