@@ -52,20 +52,10 @@
 #include "serve/http_route.h"
 #include "serve/metrics.h"
 #include "serve/model_manager.h"
+#include "serve/predict_request.h"
 #include "store/online_store.h"
 
 namespace keel::serve {
-
-enum class Fallback { kBaseline, kDefaults, kError };
-
-// "baseline" | "defaults" | "error". Errors: InvalidArgument naming the choices.
-Result<Fallback> ParseFallback(std::string_view text);
-
-struct PredictOptions {
-  Fallback fallback = Fallback::kBaseline;
-  int64_t deadline_ms = 100;  // per request, unless the request says otherwise
-  size_t max_rows = 1000;     // rows per request (413 beyond)
-};
 
 // One answered prediction request, for the prediction log and metrics.
 struct PredictionEvent {
