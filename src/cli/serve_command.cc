@@ -44,13 +44,7 @@ Result<std::pair<std::string, serve::ModelManager::Locator>> ModelLocator(
                      })};
   }
   if (*shared_registry == nullptr) {
-    registry::RegistryOptions options;
-    options.type = config.registry_type;
-    options.path = config.registry_path;
-    options.url = config.registry_url;
-    Result<std::unique_ptr<registry::Registry>> opened = registry::OpenRegistry(options);
-    if (!opened.ok()) return opened.status().WithContext("keel.yaml registry");
-    *shared_registry = std::move(opened).value();
+    ASSIGN_OR_RETURN(*shared_registry, OpenRepoRegistry(config));
   }
   std::shared_ptr<registry::Registry> registry = *shared_registry;
   return std::pair{spec,

@@ -323,4 +323,16 @@ std::string ErrorJson(std::string_view message) {
   return out;
 }
 
+Result<Timestamp> RequestTime(const nlohmann::ordered_json& body, Timestamp now) {
+  auto at = body.find("at");
+  if (at == body.end() || at->is_null()) return now;
+  if (!at->is_string()) {
+    return InvalidArgument("at: expected a time string such as \"2024-03-03 12:00:00\", got " +
+                           DescribeJson(*at));
+  }
+  Result<Timestamp> parsed = ParseTimestamp(at->get_ref<const std::string&>());
+  if (!parsed.ok()) return parsed.status().WithContext("at");
+  return parsed;
+}
+
 }  // namespace keel::serve

@@ -33,6 +33,10 @@ Result<table::Table> EntitiesFromJson(const nlohmann::ordered_json& entities);
 // can be deep enough to exhaust the stack of a recursive writer).
 std::string DescribeJson(const nlohmann::ordered_json& value);
 
+// The "at" field of a request (keel's replay time): `now` when absent or
+// null. Errors: InvalidArgument "at: ..." for a value that is not a time string.
+Result<Timestamp> RequestTime(const nlohmann::ordered_json& body, Timestamp now);
+
 // Appends `text` as a JSON string literal (quotes included).
 void AppendJsonString(std::string_view text, std::string* out);
 

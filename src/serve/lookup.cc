@@ -111,16 +111,7 @@ Status ParseRequest(const Json& body, LookupShape shape, LookupRequest* request)
     return InvalidArgument("entities: missing (entity key columns, e.g. {\"user_id\": [1, 2]})");
   }
   request->entities = &*entities;
-  request->at = WallClockNow();
-  if (auto at = body.find("at"); at != body.end() && !at->is_null()) {
-    if (!at->is_string()) {
-      return InvalidArgument("at: expected a time string such as \"2024-03-03 12:00:00\", got " +
-                             DescribeJson(*at));
-    }
-    Result<Timestamp> parsed = ParseTimestamp(at->get_ref<const std::string&>());
-    if (!parsed.ok()) return parsed.status().WithContext("at");
-    request->at = *parsed;
-  }
+  ASSIGN_OR_RETURN(request->at, RequestTime(body, WallClockNow()));
   if (auto full = body.find("full_feature_names"); full != body.end()) {
     if (!full->is_boolean()) {
       return InvalidArgument("full_feature_names: expected true or false, got " +

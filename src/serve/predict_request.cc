@@ -144,16 +144,7 @@ Status ParsePredictRequest(const Json& body, const PredictOptions& options,
     ASSIGN_OR_RETURN(table::Column column, ColumnFromJson(values[col], type));
     RETURN_IF_ERROR(request->rows.AddColumn(name, std::move(column)));
   }
-  request->at = WallClockNow();
-  if (auto at = body.find("at"); at != body.end() && !at->is_null()) {
-    if (!at->is_string()) {
-      return InvalidArgument("at: expected a time string such as \"2024-03-03 12:00:00\", got " +
-                             DescribeJson(*at));
-    }
-    Result<Timestamp> parsed = ParseTimestamp(at->get_ref<const std::string&>());
-    if (!parsed.ok()) return parsed.status().WithContext("at");
-    request->at = *parsed;
-  }
+  ASSIGN_OR_RETURN(request->at, RequestTime(body, WallClockNow()));
   if (auto id = body.find("request_id"); id != body.end() && !id->is_null()) {
     if (!id->is_string() || id->get_ref<const std::string&>().empty() ||
         id->get_ref<const std::string&>().size() > 128) {
