@@ -63,7 +63,7 @@ import time
 import redis
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from serve_bench import (BenchError, fmt_ms, http, lua_script, median_of, run,  # noqa: E402
+from serve_bench import (BenchError, fmt_ms, http, lua_script, median_of, run, wait_ready,  # noqa: E402
                          start, stop, wrk, parse_ms)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -166,20 +166,6 @@ def request_rows(duckdb, count):
 
 
 # --- servers ------------------------------------------------------------------
-
-def wait_http(port, path, proc, what, seconds=120):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise BenchError(f"{what} exited ({proc.returncode})")
-        try:
-            if http(port, path, timeout=2)[0] == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise BenchError(f"{what} not ready on port {port} after {seconds} s")
-
 
 def post(port, path, body):
     status, raw = http(port, path, body)
@@ -382,7 +368,7 @@ def main():
                            "--threads", str(args.keel_threads), "--model", MODEL,
                            "--model-poll-ms", str(args.poll_ms)],
                           os.path.join(WORK, "keel_serve.log"))
-        wait_http(args.keel_port, "/v2/health/ready", keel_proc, "keel serve")
+        wait_ready(args.keel_port, "/v2/health/ready", keel_proc, "keel serve", seconds=120)
         store = redis.Redis.from_url(args.redis)
         written = export_features(args.keel_port, airports, store)
         log(f"wrote {written} feature view values (keel's, at {AT}) to Redis")
@@ -398,7 +384,7 @@ def main():
                            str(args.peer_port), "--workers", str(args.workers),
                            "--no-access-log", "--log-level", "warning"],
                           os.path.join(WORK, "peer.log"), env=env, cwd=ROOT)
-        wait_http(args.peer_port, "/health", peer_proc, "the peer")
+        wait_ready(args.peer_port, "/health", peer_proc, "the peer", seconds=120)
 
         compared, mismatches, worst, problems = check_agreement(args.keel_port, args.peer_port,
                                                                 rows)

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/registry_commands.h"
 #include "common/files.h"
 #include "features/catalog.h"
 #include "features/definitions.h"
@@ -67,13 +68,7 @@ Result<ModelSource> LocateModel(const BatchPredictOptions& options,
     }
     version = parsed;
   }
-  registry::RegistryOptions registry_options;
-  registry_options.type = config.registry_type;
-  registry_options.path = config.registry_path;
-  registry_options.url = config.registry_url;
-  Result<std::unique_ptr<registry::Registry>> opened = registry::OpenRegistry(registry_options);
-  if (!opened.ok()) return opened.status().WithContext("keel.yaml registry");
-  std::unique_ptr<registry::Registry> registry = std::move(opened).value();
+  ASSIGN_OR_RETURN(std::unique_ptr<registry::Registry> registry, OpenRepoRegistry(config));
   if (version == 0) {
     Result<registry::RegisteredModel> model = registry->GetModel(name);
     if (!model.ok()) return model.status().WithContext("--model");
