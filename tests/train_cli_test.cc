@@ -62,6 +62,12 @@ TEST(TrainCli, RunsTwiceCachedThenReusesStepsAfterAParameterChange) {
   ASSERT_EQ(second.exit_code, 0) << second.Describe();
   Json two = Json::parse(second.out);
   EXPECT_TRUE(Ran(two).empty()) << second.out;
+  // XGBoost's own time is reported when the train step ran, within the run's total.
+  double total = 0;
+  for (const Json& step : one["steps"]) total += step["seconds"].get<double>();
+  EXPECT_GT(one["xgboost_seconds"].get<double>(), 0.0);
+  EXPECT_LT(one["xgboost_seconds"].get<double>(), total);
+  EXPECT_EQ(two["xgboost_seconds"].get<double>(), 0.0);
   EXPECT_EQ(two["bundle_hash"], one["bundle_hash"]);
 
   CommandResult text = RunKeel({"train", "pipeline.yaml"}, dir);

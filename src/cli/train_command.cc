@@ -211,6 +211,14 @@ void PrintReport(const train::TrainResult& result) {
   const nlohmann::json& rows = result.split_rows;
   std::printf("rows: train %s, validation %s, test %s\n", rows["train"].dump().c_str(),
               rows["validation"].dump().c_str(), rows["test"].dump().c_str());
+  if (result.xgboost_seconds > 0) {
+    double total = 0;
+    for (const train::StepRun& step : result.steps) total += step.seconds;
+    std::printf(
+        "time: %.2f s in all, of which XGBoost's own DMatrix + boosting %.2f s: keel's overhead "
+        "%.0f %%\n",
+        total, result.xgboost_seconds, 100.0 * (total / result.xgboost_seconds - 1.0));
+  }
   std::printf("\ntest metrics (model vs baselines):\n");
   TextTable metrics({"metric", "model", "constant", "linear"});
   for (const auto& item : result.metrics["model"].items()) {
@@ -293,6 +301,7 @@ Status RunTrainCommand(const TrainCommandOptions& options) {
                           {"metrics", result.metrics},
                           {"slice_metrics", result.slice_metrics},
                           {"split_rows", result.split_rows},
+                          {"xgboost_seconds", result.xgboost_seconds},
                           {"registry", registration ? registration->ToJson() : nlohmann::json()}};
     std::printf("%s\n", out.dump(2).c_str());
     return Status::Ok();

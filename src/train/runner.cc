@@ -167,6 +167,7 @@ Result<TrainResult> Run::Execute() {
     ASSIGN_OR_RETURN(std::string transforms,
                      cache_.Read("transforms", transforms_key_, "transforms.json"));
     ASSIGN_OR_RETURN(TrainedModels models, TrainModels(pipeline_, *data_, transforms));
+    result_.xgboost_seconds = models.xgboost_seconds;
     for (const BundleFile& file : models.files)
       RETURN_IF_ERROR(WriteIn(dir, file.name, file.bytes));
     return Status::Ok();

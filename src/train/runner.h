@@ -76,6 +76,10 @@ struct TrainResult {
   nlohmann::json metrics;        // {"model": {...}, "constant": {...}, "linear": {...}} on test
   nlohmann::json slice_metrics;  // {column: [{value, count, model: {...}, ...}]}
   nlohmann::json split_rows;     // {"train": n, "validation": n, "test": n}
+  // When the train step ran in this run: XGBoost's own time in it (DMatrix
+  // and boosting), to set against the run's total (issue 5's overhead); 0
+  // when the step was cached.
+  double xgboost_seconds = 0;
 };
 
 // Runs the pipeline. Errors: InvalidArgument naming the pipeline file for a

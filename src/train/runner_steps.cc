@@ -1,6 +1,7 @@
 #include "train/runner_steps.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <map>
 
@@ -222,9 +223,12 @@ Result<TrainedModels> TrainModels(const PipelineSpec& pipeline, const Prepared& 
         "early stopping needs validation rows; the validation split is empty");
   }
   XgboostTrainingReport report;
+  auto boosting_start = std::chrono::steady_clock::now();
   ASSIGN_OR_RETURN(std::unique_ptr<XgboostModel> model,
                    XgboostModel::Train(params, train, train_labels,
                                        valid.rows > 0 ? &valid : nullptr, valid_labels, &report));
+  double xgboost_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - boosting_start).count();
   ASSIGN_OR_RETURN(std::unique_ptr<ConstantModel> constant,
                    ConstantModel::Train(pipeline.task, train, train_labels));
   LinearScaling scaling = LinearScaling::Fit(train);
@@ -248,6 +252,7 @@ Result<TrainedModels> TrainModels(const PipelineSpec& pipeline, const Prepared& 
                                  {"best_iteration", report.best_iteration},
                                  {"rounds_kept", model->num_rounds()}};
   TrainedModels out;
+  out.xgboost_seconds = xgboost_seconds;
   ASSIGN_OR_RETURN(std::string model_bytes, model->Save());
   ASSIGN_OR_RETURN(std::string constant_bytes, constant->Save());
   ASSIGN_OR_RETURN(std::string linear_bytes, linear->Save());

@@ -56,6 +56,9 @@ Result<nlohmann::json> FitTransforms(const PipelineSpec& pipeline, const Prepare
 
 struct TrainedModels {
   std::vector<BundleFile> files;  // kModelFiles
+  // Wall time of XGBoost's own work (DMatrix construction and boosting with
+  // early stopping), for the overhead report; never written to the bundle.
+  double xgboost_seconds = 0;
 };
 
 // Trains XGBoost (early stopping on the validation split) and the constant
