@@ -7,10 +7,12 @@
 #include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "cli/commands.h"
 #include "cli/registry_commands.h"
 #include "common/files.h"
+#include "common/progress.h"
 #include "features/catalog.h"
 #include "features/definitions.h"
 #include "features/offline_engine.h"
@@ -85,32 +87,29 @@ Result<ModelSource> LocateModel(const BatchPredictOptions& options,
   return ModelSource{dir, name, found->version};
 }
 
-// Rows done out of all, on stderr: a redrawn bar on a terminal, else a line
-// per update. Thread-safety: one thread.
-class ProgressBar {
+// Rows done out of all, on stderr: the shared bar (common/progress.h) on a
+// terminal; elsewhere (a log, which the bar leaves alone) a line per update.
+// Thread-safety: one thread.
+class BatchProgress {
  public:
-  explicit ProgressBar(bool enabled) : enabled_(enabled), tty_(isatty(STDERR_FILENO) != 0) {}
+  explicit BatchProgress(bool enabled) : enabled_(enabled), tty_(isatty(STDERR_FILENO) != 0) {}
 
   void Update(size_t done, size_t total) {
     if (!enabled_) return;
-    double share = total == 0 ? 1.0 : static_cast<double>(done) / static_cast<double>(total);
-    if (!tty_) {
-      std::fprintf(stderr, "batch-predict: %zu/%zu rows (%.0f%%)\n", done, total, 100 * share);
+    if (tty_) {
+      if (!bar_) bar_.emplace("batch-predict", total);
+      bar_->Update(done);
+      if (done == total) bar_->Finish();
       return;
     }
-    constexpr int kWidth = 30;
-    int filled = static_cast<int>(share * kWidth);
-    std::string bar(static_cast<size_t>(filled), '#');
-    bar.append(static_cast<size_t>(kWidth - filled), '.');
-    std::fprintf(stderr, "\rbatch-predict [%s] %3.0f%% %zu/%zu rows", bar.c_str(), 100 * share,
-                 done, total);
-    if (done == total) std::fputc('\n', stderr);
-    std::fflush(stderr);
+    double share = total == 0 ? 1.0 : static_cast<double>(done) / static_cast<double>(total);
+    std::fprintf(stderr, "batch-predict: %zu/%zu rows (%.0f%%)\n", done, total, 100 * share);
   }
 
  private:
   bool enabled_;
   bool tty_;
+  std::optional<keel::ProgressBar> bar_;
 };
 
 double Since(std::chrono::steady_clock::time_point start) {
@@ -215,7 +214,7 @@ Status RunBatchPredict(const BatchPredictOptions& options) {
   if (spine.table.FindColumn("prediction") >= 0) {
     return InvalidArgument("spine: already has a column 'prediction' (rename it in a SQL spine)");
   }
-  ProgressBar bar(!options.quiet);
+  BatchProgress bar(!options.quiet);
   OfflinePredictOptions predict_options;
   predict_options.chunk_rows = options.chunk_rows;
   predict_options.threads = options.threads;
