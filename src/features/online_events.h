@@ -17,6 +17,7 @@
 // batch, not one per event.
 
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -47,6 +48,13 @@ Status DropSeenEvents(const OnlineView& view, const table::Column& event_ids,
                       const std::vector<std::string>& entity_keys, store::OnlineStore* store,
                       Timestamp now, Duration ttl, Grouping* grouping,
                       std::vector<std::string>* sets, uint64_t* duplicates);
+
+// DropSeenEvents with the stored sets already read: stored[e] is entity e's
+// (nullopt: none), e.g. from the same batched read as the entity states.
+Status DropSeenEventsIn(const OnlineView& view, const table::Column& event_ids,
+                        std::span<const std::optional<std::string_view>> stored, Timestamp now,
+                        Duration ttl, Grouping* grouping, std::vector<std::string>* sets,
+                        uint64_t* duplicates);
 
 // A meta record holding a timestamp (decimal microseconds), or nullopt when
 // absent. Errors: the store's; InvalidArgument naming the record when corrupt.
