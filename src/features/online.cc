@@ -541,9 +541,37 @@ Status OnlineUpdater::Apply(const Table& rows, store::OnlineStore* store, ApplyS
     newest_value = std::to_string(std::max(stats->newest, recorded.value_or(kMinTimestamp)));
     meta.push_back({newest_name, newest_value});
   }
-  RETURN_IF_ERROR(store->Write(entries, meta));
+  if (options.pending != nullptr) {
+    options.pending->Add(entries, meta);
+  } else {
+    RETURN_IF_ERROR(store->Write(entries, meta));
+  }
   stats->entities += written.size();
   return Status::Ok();
+}
+
+// --- PendingWrites -----------------------------------------------------------
+
+void PendingWrites::Add(std::span<const store::StoreEntry> entries,
+                        std::span<const store::MetaEntry> meta) {
+  auto keep = [&](std::string_view bytes) -> std::string_view {
+    return bytes_.emplace_back(bytes);
+  };
+  for (const store::StoreEntry& entry : entries) {
+    entries_.push_back(
+        {{keep(entry.key.entity), keep(entry.key.view)}, keep(entry.value), entry.ttl});
+  }
+  for (const store::MetaEntry& record : meta) {
+    meta_.push_back({keep(record.name), keep(record.value)});
+  }
+}
+
+Status PendingWrites::Commit(store::OnlineStore* store) {
+  Status written = store->Write(entries_, meta_);
+  entries_.clear();
+  meta_.clear();
+  bytes_.clear();
+  return written;
 }
 
 // --- Reads -------------------------------------------------------------------

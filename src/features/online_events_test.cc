@@ -238,6 +238,64 @@ TEST_P(OnlineEventsTest, NewestEventAppliedIsRecordedAndNeverGoesBack) {
   EXPECT_EQ(NewestEventApplied(store.get(), *view).status().code(), StatusCode::kInvalidArgument);
 }
 
+// Apply with PendingWrites writes nothing until Commit; then the store holds
+// exactly what applying straight to it gives, for every view of the batch.
+TEST_P(OnlineEventsTest, PendingWritesReachTheStoreOnlyOnCommit) {
+  std::unique_ptr<store::OnlineStore> store = OpenStore("pending");
+  std::unique_ptr<store::OnlineStore> reference = store::NewMemoryStore("events_test");
+  std::vector<std::shared_ptr<const OnlineView>> views = {
+      OnlineView::Make(View(ViewKind::kWindow), "1").value(),
+      OnlineView::Make(View(ViewKind::kSnapshot), "1").value()};
+  Column ids;
+  std::vector<table::Field> fields = EventsTable({}, &ids).fields();
+  std::vector<std::unique_ptr<OnlineUpdater>> updaters, plain;
+  for (const auto& view : views) {
+    updaters.push_back(OnlineUpdater::Make(view, fields).value());
+    plain.push_back(OnlineUpdater::Make(view, fields).value());
+  }
+  for (int batch = 0; batch < 3; ++batch) {
+    std::vector<Event> events;
+    for (int i = 0; i < 20; ++i) {
+      events.push_back({i % 4, kStart + (batch * 20 + i) * kMicrosPerMinute, 1.5 * i,
+                        "p-" + std::to_string(batch * 20 + i)});
+    }
+    events.push_back(events.front());  // a repeat, dropped
+    Table rows = EventsTable(events, &ids);
+    PendingWrites pending;
+    ApplyStats stats, reference_stats;
+    for (size_t v = 0; v < views.size(); ++v) {
+      ASSERT_TRUE(updaters[v]
+                      ->Apply(rows, store.get(), &stats,
+                              {.event_ids = &ids, .record_newest = true, .pending = &pending})
+                      .ok());
+      ASSERT_TRUE(plain[v]
+                      ->Apply(rows, reference.get(), &reference_stats,
+                              {.event_ids = &ids, .record_newest = true})
+                      .ok());
+    }
+    EXPECT_EQ(stats.duplicates, 2u);
+    EXPECT_FALSE(pending.empty());
+    if (batch == 0) {  // nothing written yet
+      for (const auto& view : views) {
+        for (const auto& state : States(store.get(), *view, 4)) EXPECT_FALSE(state.has_value());
+        EXPECT_FALSE(NewestEventApplied(store.get(), *view).value().has_value());
+      }
+    }
+    ASSERT_TRUE(pending.Commit(store.get()).ok());
+    EXPECT_TRUE(pending.empty());
+    for (const auto& view : views) {
+      std::vector<std::optional<std::string>> got = States(store.get(), *view, 4);
+      std::vector<std::optional<std::string>> want = States(reference.get(), *view, 4);
+      for (int k = 0; k < 4; ++k) {
+        ASSERT_TRUE(want[k].has_value());
+        EXPECT_TRUE(got[k] == want[k]) << view->store_view() << " entity " << k;
+      }
+      EXPECT_EQ(NewestEventApplied(store.get(), *view).value(),
+                NewestEventApplied(reference.get(), *view).value());
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Stores, OnlineEventsTest,
                          testing::Values("memory", "rocksdb", "redis", "redis-cluster"));
 
