@@ -434,7 +434,7 @@ Status OnlineUpdater::Apply(const Table& rows, store::OnlineStore* store, ApplyS
     EncodeEntityKey(def.entity.name, keys, grouping->order[grouping->offsets[entity]],
                     &entity_keys[entity]);
   }
-  std::vector<std::string> recent_events;  // per entity; empty: none to write
+  std::vector<RecentEventsWrite> recent_events;  // per entity; empty: none to write
   std::vector<std::string> encoded;
   std::vector<size_t> written;
   encoded.reserve(entities);
@@ -443,9 +443,10 @@ Status OnlineUpdater::Apply(const Table& rows, store::OnlineStore* store, ApplyS
   // ids their recent-id sets) as the store holds them, uncopied.
   auto apply = [&](std::span<const std::optional<std::string_view>> stored) -> Status {
     if (dedup) {
-      RETURN_IF_ERROR(DropSeenEventsIn(view, *options.event_ids, stored.subspan(entities),
-                                       WallClockNow(), options.dedup_ttl, grouping.get(),
-                                       &recent_events, &stats->duplicates));
+      RETURN_IF_ERROR(DropSeenEventsIn(view, *options.event_ids, stored.subspan(entities, entities),
+                                       stored.subspan(2 * entities, entities), WallClockNow(),
+                                       options.dedup_ttl, grouping.get(), &recent_events,
+                                       &stats->duplicates));
     }
     std::unique_ptr<ProgressBar> progress;
     if (!progress_label_.empty()) {
@@ -510,27 +511,32 @@ Status OnlineUpdater::Apply(const Table& rows, store::OnlineStore* store, ApplyS
     RETURN_IF_ERROR(apply({}));
   } else {
     // One batched read: every entity's state, then (with event ids) every
-    // entity's recent-id set.
-    const std::string recent_view = RecentEventsView(view);
+    // entity's recent-id sets, main and tail.
+    const std::string main_view = RecentEventsView(view), tail_view = RecentEventsTailView(view);
     std::vector<store::StoreKey> store_keys;
-    store_keys.reserve(dedup ? 2 * entities : entities);
+    store_keys.reserve(dedup ? 3 * entities : entities);
     for (const std::string& key : entity_keys) store_keys.push_back({key, view.store_view()});
     if (dedup) {
-      for (const std::string& key : entity_keys) store_keys.push_back({key, recent_view});
+      for (const std::string& key : entity_keys) store_keys.push_back({key, main_view});
+      for (const std::string& key : entity_keys) store_keys.push_back({key, tail_view});
     }
     RETURN_IF_ERROR(store->ReadViews(store_keys, apply));
   }
   std::vector<store::StoreEntry> entries;
-  entries.reserve(2 * written.size());
-  const std::string recent_view = RecentEventsView(view);
+  entries.reserve(3 * written.size());
+  const std::string main_view = RecentEventsView(view), tail_view = RecentEventsTailView(view);
   for (size_t i = 0; i < written.size(); ++i) {
     const std::string& entity_key = entity_keys[written[i]];
     entries.push_back({{entity_key, view.store_view()}, encoded[i], view.store_ttl()});
     // The entity's recent event ids go with its state (an entity's entries
     // are written atomically).
-    if (!recent_events.empty() && !recent_events[written[i]].empty()) {
-      entries.push_back(
-          {{entity_key, recent_view}, recent_events[written[i]], 2 * options.dedup_ttl});
+    if (recent_events.empty()) continue;
+    const RecentEventsWrite& sets = recent_events[written[i]];
+    if (!sets.main.empty()) {
+      entries.push_back({{entity_key, main_view}, sets.main, 2 * options.dedup_ttl});
+    }
+    if (!sets.tail.empty()) {
+      entries.push_back({{entity_key, tail_view}, sets.tail, 2 * options.dedup_ttl});
     }
   }
   std::vector<store::MetaEntry> meta(options.meta.begin(), options.meta.end());

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <bit>
 #include <cstring>
+#include <map>
 
 #include "common/bytes.h"
 #include "common/hash.h"
@@ -13,6 +14,7 @@ using table::Column;
 using table::DataType;
 
 std::string RecentEventsView(const OnlineView& view) { return view.store_view() + "#events"; }
+std::string RecentEventsTailView(const OnlineView& view) { return view.store_view() + "#events+"; }
 
 namespace {
 
@@ -20,6 +22,11 @@ constexpr uint8_t kRecentEventsVersion = 1;
 // Expiries are rounded up to ttl / kGenerations, so one set holds at most
 // about that many generations however often its entity is written.
 constexpr Duration kGenerations = 64;
+// The tail set is folded into the main set when it would hold more than
+// max(kMinTail, main / kTailShare) ids: each batch then rewrites the tail
+// (at most a quarter of the main set), and the main set only every so often.
+constexpr size_t kMinTail = 512;
+constexpr size_t kTailShare = 4;
 
 // The id of row `row` hashed; false for a null id.
 bool EventIdHash(const Column& ids, size_t row, uint64_t* out) {
@@ -30,6 +37,13 @@ bool EventIdHash(const Column& ids, size_t row, uint64_t* out) {
     *out = Hash64(std::to_string(ids.ints()[row]));
   }
   return true;
+}
+
+// When ids applied at `now` are forgotten: now + ttl rounded up to the
+// generation granule.
+Timestamp ExpiryOf(Timestamp now, Duration ttl) {
+  Duration granule = std::max<Duration>(1, ttl / kGenerations);
+  return ((now + ttl) / granule + 1) * granule;
 }
 
 uint64_t LoadU64(const char* bytes) {
@@ -113,8 +127,7 @@ Status ParseRecentEvents(std::string_view bytes, Timestamp now, RecentEvents* ou
 // last generation.
 void EncodeWithAdded(const RecentEvents& recent, std::span<const uint64_t> added, Timestamp now,
                      Duration ttl, std::string* out) {
-  Duration granule = std::max<Duration>(1, ttl / kGenerations);
-  Timestamp expires = ((now + ttl) / granule + 1) * granule;
+  Timestamp expires = ExpiryOf(now, ttl);
   const size_t kept = recent.generations.size();
   const bool merge = kept > 0 && recent.generations.back().expires == expires;
   size_t total = 1 + 4;
@@ -155,35 +168,75 @@ void EncodeWithAdded(const RecentEvents& recent, std::span<const uint64_t> added
   }
 }
 
+size_t CountIds(const RecentEvents& events) {
+  size_t count = 0;
+  for (const RecentEvents::Generation& generation : events.generations) count += generation.count;
+  return count;
+}
+
+// The encoding of every generation of `sets` (unexpired) and `added` (kept
+// until `expires`), generations of equal expiry merged, in expiry order.
+void EncodeFolded(std::span<const RecentEvents* const> sets, std::span<const uint64_t> added,
+                  Timestamp expires, std::string* out) {
+  std::map<Timestamp, std::vector<uint64_t>> generations;
+  for (const RecentEvents* set : sets) {
+    for (const RecentEvents::Generation& generation : set->generations) {
+      std::vector<uint64_t>& into = generations[generation.expires];
+      for (size_t i = 0; i < generation.count; ++i) into.push_back(generation.At(i));
+    }
+  }
+  if (!added.empty()) {
+    std::vector<uint64_t>& into = generations[expires];
+    into.insert(into.end(), added.begin(), added.end());
+  }
+  out->clear();
+  PutU8(out, kRecentEventsVersion);
+  PutU32(out, static_cast<uint32_t>(generations.size()));
+  for (auto& [generation_expires, hashes] : generations) {
+    std::sort(hashes.begin(), hashes.end());
+    hashes.erase(std::unique(hashes.begin(), hashes.end()), hashes.end());
+    PutI64(out, generation_expires);
+    PutU32(out, static_cast<uint32_t>(hashes.size()));
+    size_t at = out->size();
+    out->resize(at + 8 * hashes.size());
+    for (size_t i = 0; i < hashes.size(); ++i) StoreU64(out->data() + at + 8 * i, hashes[i]);
+  }
+}
+
 }  // namespace
 
 Status DropSeenEventsIn(const OnlineView& view, const Column& event_ids,
-                        std::span<const std::optional<std::string_view>> stored, Timestamp now,
-                        Duration ttl, Grouping* grouping, std::vector<std::string>* sets,
+                        std::span<const std::optional<std::string_view>> stored_main,
+                        std::span<const std::optional<std::string_view>> stored_tail, Timestamp now,
+                        Duration ttl, Grouping* grouping, std::vector<RecentEventsWrite>* writes,
                         uint64_t* duplicates) {
   if (event_ids.type() != DataType::kString && event_ids.type() != DataType::kInt64) {
     return InvalidArgument("event ids must be strings or integers, not " +
                            std::string(table::DataTypeName(event_ids.type())));
   }
-  const size_t entities = stored.size();
-  sets->assign(entities, std::string());
+  const size_t entities = stored_main.size();
+  writes->assign(entities, RecentEventsWrite());
   // Compact the grouping in place, keeping each entity's order.
   size_t kept = 0;
   std::vector<uint32_t> offsets(entities + 1, 0);
-  RecentEvents recent;
+  RecentEvents main, tail;
   std::vector<std::pair<uint64_t, uint32_t>> hashed;  // (hash, position in the entity's rows)
   std::vector<uint8_t> drop;                          // per position
   std::vector<uint64_t> added;                        // sorted, unique
+  auto parse = [&](const std::optional<std::string_view>& bytes, RecentEvents* out) -> Status {
+    out->generations.clear();
+    if (!bytes.has_value()) return Status::Ok();
+    Status parsed = ParseRecentEvents(*bytes, now, out);
+    if (!parsed.ok()) {
+      return InvalidArgument("online store: corrupt event ids of " + view.store_view() + ": " +
+                             parsed.message());
+    }
+    return Status::Ok();
+  };
   for (size_t entity = 0; entity < entities; ++entity) {
     offsets[entity] = static_cast<uint32_t>(kept);
-    recent.generations.clear();
-    if (stored[entity].has_value()) {
-      Status parsed = ParseRecentEvents(*stored[entity], now, &recent);
-      if (!parsed.ok()) {
-        return InvalidArgument("online store: corrupt event ids of " + view.store_view() + ": " +
-                               parsed.message());
-      }
-    }
+    RETURN_IF_ERROR(parse(stored_main[entity], &main));
+    RETURN_IF_ERROR(parse(stored_tail[entity], &tail));
     const size_t begin = grouping->offsets[entity], end = grouping->offsets[entity + 1];
     hashed.clear();
     for (size_t i = begin; i < end; ++i) {
@@ -193,13 +246,13 @@ Status DropSeenEventsIn(const OnlineView& view, const Column& event_ids,
       }
     }
     // Sorted by (hash, position): the first row with an id is the one applied
-    // (unless the stored set holds it); its repeats later in the batch are not.
+    // (unless a stored set holds it); its repeats later in the batch are not.
     std::sort(hashed.begin(), hashed.end());
     drop.assign(end - begin, 0);
     added.clear();
     for (size_t h = 0; h < hashed.size(); ++h) {
       const uint64_t hash = hashed[h].first;
-      if ((h > 0 && hashed[h - 1].first == hash) || recent.Contains(hash)) {
+      if ((h > 0 && hashed[h - 1].first == hash) || tail.Contains(hash) || main.Contains(hash)) {
         drop[hashed[h].second] = 1;
         ++*duplicates;
         continue;
@@ -212,7 +265,17 @@ Status DropSeenEventsIn(const OnlineView& view, const Column& event_ids,
       grouping->sorted_ts[kept] = grouping->sorted_ts[i];
       ++kept;
     }
-    if (!added.empty()) EncodeWithAdded(recent, added, now, ttl, &(*sets)[entity]);
+    if (added.empty()) continue;
+    RecentEventsWrite& write = (*writes)[entity];
+    const size_t tail_after = CountIds(tail) + added.size();
+    if (tail_after <= std::max(kMinTail, CountIds(main) / kTailShare)) {
+      EncodeWithAdded(tail, added, now, ttl, &write.tail);  // the usual case: the tail only
+      continue;
+    }
+    // Fold: everything into the main set, and an empty tail, in one write.
+    const RecentEvents* both[] = {&main, &tail};
+    EncodeFolded(both, added, ExpiryOf(now, ttl), &write.main);
+    EncodeFolded({}, {}, 0, &write.tail);
   }
   offsets[entities] = static_cast<uint32_t>(kept);
   grouping->order.resize(kept);
@@ -224,13 +287,16 @@ Status DropSeenEventsIn(const OnlineView& view, const Column& event_ids,
 Status DropSeenEvents(const OnlineView& view, const Column& event_ids,
                       const std::vector<std::string>& entity_keys, store::OnlineStore* store,
                       Timestamp now, Duration ttl, Grouping* grouping,
-                      std::vector<std::string>* sets, uint64_t* duplicates) {
-  const std::string ids_view = RecentEventsView(view);
+                      std::vector<RecentEventsWrite>* writes, uint64_t* duplicates) {
+  const std::string main_view = RecentEventsView(view), tail_view = RecentEventsTailView(view);
   std::vector<store::StoreKey> keys;
-  keys.reserve(entity_keys.size());
-  for (const std::string& key : entity_keys) keys.push_back({key, ids_view});
+  keys.reserve(2 * entity_keys.size());
+  for (const std::string& key : entity_keys) keys.push_back({key, main_view});
+  for (const std::string& key : entity_keys) keys.push_back({key, tail_view});
+  const size_t entities = entity_keys.size();
   return store->ReadViews(keys, [&](std::span<const std::optional<std::string_view>> stored) {
-    return DropSeenEventsIn(view, event_ids, stored, now, ttl, grouping, sets, duplicates);
+    return DropSeenEventsIn(view, event_ids, stored.subspan(0, entities), stored.subspan(entities),
+                            now, ttl, grouping, writes, duplicates);
   });
 }
 

@@ -238,6 +238,62 @@ TEST_P(OnlineEventsTest, NewestEventAppliedIsRecordedAndNeverGoesBack) {
   EXPECT_EQ(NewestEventApplied(store.get(), *view).status().code(), StatusCode::kInvalidArgument);
 }
 
+// Enough ids per entity that the tail set is folded into the main set many
+// times: resends of batches whose ids now live in the main set, in the tail,
+// or in both (a batch straddling a fold) are all dropped, and the states end
+// byte-identical to applying every event once.
+TEST_P(OnlineEventsTest, ResendsAreDroppedAcrossTailFolds) {
+  std::unique_ptr<store::OnlineStore> store = OpenStore("folds");
+  std::unique_ptr<store::OnlineStore> reference = store::NewMemoryStore("events_test");
+  std::shared_ptr<const OnlineView> view = OnlineView::Make(View(ViewKind::kWindow), "1").value();
+  Column ids;
+  std::vector<table::Field> fields = EventsTable({}, &ids).fields();
+  std::unique_ptr<OnlineUpdater> updater = OnlineUpdater::Make(view, fields).value();
+  std::unique_ptr<OnlineUpdater> plain = OnlineUpdater::Make(view, fields).value();
+  std::mt19937_64 random(11);
+  std::vector<std::vector<Event>> batches;
+  ApplyStats stats, reference_stats;
+  uint64_t resent = 0;
+  for (int b = 0; b < 60; ++b) {
+    std::vector<Event> batch;
+    for (int i = 0; i < 90; ++i) {
+      int n = b * 90 + i;
+      batch.push_back({n % 2, kStart + n * kMicrosPerSecond, static_cast<double>(n % 13),
+                       "fold-" + std::to_string(n)});
+    }
+    Table rows = EventsTable(batch, &ids);
+    ASSERT_TRUE(updater->Apply(rows, store.get(), &stats, {.event_ids = &ids}).ok());
+    Column unused;
+    ASSERT_TRUE(plain->Apply(EventsTable(batch, &unused), reference.get(), &reference_stats).ok());
+    batches.push_back(std::move(batch));
+    if (b % 3 == 2) {  // a resend of an earlier batch, whole
+      const std::vector<Event>& again = batches[random() % batches.size()];
+      Table resend = EventsTable(again, &ids);
+      ASSERT_TRUE(updater->Apply(resend, store.get(), &stats, {.event_ids = &ids}).ok());
+      resent += again.size();
+    }
+  }
+  EXPECT_EQ(stats.duplicates, resent);
+  EXPECT_EQ(stats.rows, reference_stats.rows);
+  std::vector<std::optional<std::string>> got = States(store.get(), *view, 2);
+  std::vector<std::optional<std::string>> want = States(reference.get(), *view, 2);
+  for (int k = 0; k < 2; ++k) EXPECT_TRUE(got[k] == want[k]) << "entity " << k;
+  // Both sets exist: the main one was written by folds, the tail after them.
+  Column key(DataType::kInt64, 0);
+  key.AppendInt64(0);
+  std::string entity;
+  EncodeEntityKey("e", {&key}, 0, &entity);
+  std::string main_view = RecentEventsView(*view), tail_view = RecentEventsTailView(*view);
+  std::vector<store::StoreKey> keys = {{entity, main_view}, {entity, tail_view}};
+  std::vector<std::optional<std::string>> sets;
+  ASSERT_TRUE(store->Read(keys, &sets).ok());
+  ASSERT_TRUE(sets[0].has_value());
+  ASSERT_TRUE(sets[1].has_value());
+  // 2700 ids of entity 0, 8 bytes each: all in the main set and the tail.
+  EXPECT_GE(sets[0]->size() + sets[1]->size(), 2700u * 8);
+  EXPECT_LT(sets[1]->size(), sets[0]->size());
+}
+
 // Apply with PendingWrites writes nothing until Commit; then the store holds
 // exactly what applying straight to it gives, for every view of the batch.
 TEST_P(OnlineEventsTest, PendingWritesReachTheStoreOnlyOnCommit) {
