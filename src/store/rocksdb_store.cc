@@ -109,7 +109,14 @@ class RocksDbStore final : public OnlineStore {
   Status Write(std::span<const StoreEntry> entries, std::span<const MetaEntry> meta) override {
     if (read_only_) return FailedPrecondition("online store (rocksdb) was opened read-only");
     Timestamp now = WallClockNow();
-    rocksdb::WriteBatch batch;
+    // Sized up front: growing the batch's buffer would copy it again and again.
+    size_t bytes = 64;
+    for (const StoreEntry& entry : entries) {
+      bytes += entry.key.entity.size() + entry.key.view.size() + project_.size() + 32 +
+               entry.value.size() + kSuffix;
+    }
+    for (const MetaEntry& record : meta) bytes += record.name.size() + record.value.size() + 64;
+    rocksdb::WriteBatch batch(bytes);
     std::string key, suffix;
     for (const StoreEntry& entry : entries) {
       FlatKeyInto(project_, entry.key, &key);
