@@ -12,6 +12,11 @@
 // Usage: bench_online --repo examples/flights [--redis redis://127.0.0.1:6390]
 //                     [--lookups 20000] [--batch 2000,10000] [--ingest-days 30]
 //                     [--only lookup|ingest] [--store DIR]
+//        bench_online --handler-repo DIR [--handler-body JSON] [--lookups 20000]
+// The second form times keel serve's /v1/features handler in-process
+// (serve::FeatureLookup::Lookup: JSON request in, JSON answer out, no HTTP)
+// on a repository that was applied and materialized (bench/serve_bench.py's,
+// under .cache/bench/serve/repo: 1 entity x 50 features from Redis).
 // --store keeps the RocksDB store in DIR and materializes only when DIR holds
 // no watermark yet (for profiling the lookups alone; the ingest runs change it).
 // The repository must have been applied (keel apply). Prints a summary and a
@@ -29,6 +34,8 @@
 #include "bench_util.h"
 #include "features/catalog.h"
 #include "features/online.h"
+#include "serve/feature_resolver.h"
+#include "serve/lookup.h"
 #include "table/duckdb_bridge.h"
 
 namespace keel::bench {
@@ -176,7 +183,51 @@ Status Ingest(const Table& events, size_t batch,
   return Status::Ok();
 }
 
+// Times serve::FeatureLookup::Lookup on one request body, as keel serve
+// answers POST /v1/features (minus HTTP).
+Status RunHandler(const Flags& flags) {
+  std::string repo_dir = flags.Get("handler-repo");
+  int lookups = std::stoi(flags.Get("lookups", "20000"));
+  std::string body = flags.Get(
+      "handler-body",
+      R"({"features":["origin_stats"],"entities":{"iata":["ATL"]},"at":"2001-06-01 00:00:00"})");
+  ASSIGN_OR_RETURN(features::Repository repo, features::LoadRepository(repo_dir));
+  ASSIGN_OR_RETURN(std::unique_ptr<features::Catalog> catalog,
+                   features::Catalog::Open(repo.config.catalog_path));
+  store::StoreOptions options;
+  options.type = repo.config.online_type;
+  options.path = repo.config.online_path;
+  options.url = repo.config.online_url;
+  options.project = repo.config.project;
+  ASSIGN_OR_RETURN(std::unique_ptr<store::OnlineStore> store, store::OpenOnlineStore(options));
+  serve::FeatureResolver resolver(std::move(catalog));
+  RETURN_IF_ERROR(resolver.Refresh());
+  serve::FeatureLookup lookup(&resolver, store.get(), serve::LookupLimits{});
+  std::vector<double> micros;
+  size_t bytes = 0;
+  for (int i = -lookups / 10; i < lookups; ++i) {
+    Stopwatch watch;
+    serve::Reply reply = lookup.Lookup(body, serve::LookupShape::kKeel);
+    double elapsed = watch.Seconds() * 1e6;
+    if (reply.http_status != 200) {
+      return Internal("handler answered " + std::to_string(reply.http_status) + ": " + reply.body);
+    }
+    bytes = reply.body.size();
+    if (i >= 0) micros.push_back(elapsed);
+  }
+  Percentiles p = Summarise(micros);
+  std::printf(
+      "handler /v1/features in-process (%s store): p50 %.1f us, p99 %.1f us, p99.9 %.1f us, "
+      "answer %zu bytes\n",
+      store->type().data(), p.p50, p.p99, p.p999, bytes);
+  nlohmann::json result;
+  result["handler"] = ToJson(p);
+  std::printf("%s\n", result.dump().c_str());
+  return Status::Ok();
+}
+
 Status Run(const Flags& flags) {
+  if (!flags.Get("handler-repo").empty()) return RunHandler(flags);
   ASSIGN_OR_RETURN(std::string repo_dir, flags.Require("repo"));
   int lookups = std::stoi(flags.Get("lookups", "20000"));
   std::vector<size_t> batches;  // --batch 2000,10000: one ingest run per size

@@ -646,15 +646,23 @@ Status BuildOnlineFeatures(const std::vector<ResolvedUse>& uses,
     column_name.assign(prefix);
     column_name.append("__");
     column_name.append(name);
-    out->values.emplace_back(type, 0);
-    out->values.back().Reserve(rows);
+    if (out->values.size() <= features) out->values.emplace_back(type, 0);
+    Column& column = out->values[features];
+    if (column.type() == type && type != DataType::kString && type != DataType::kBool) {
+      // The caller's column from its previous lookup: emptied, keeping its buffers.
+      column.mutable_validity().clear();
+      type == DataType::kDouble ? column.doubles().clear() : column.ints().clear();
+      column.ResizeAfterBulkAppend(0);
+    } else {
+      column = Column(type, 0);
+    }
+    column.Reserve(rows);
     statuses_out = &out->statuses[features];
     event_ts_out = &out->event_timestamps[features];
     statuses_out->assign(rows, FeatureStatus::kNotFound);
     event_ts_out->assign(rows, kMinTimestamp);
     ++features;
   };
-  out->values.clear();
   std::vector<std::optional<EntityState>>& states = scratch.states;
   std::vector<WindowValue>& windows = scratch.windows;
   states.resize(rows);
@@ -735,7 +743,7 @@ Status BuildOnlineFeatures(const std::vector<ResolvedUse>& uses,
       if (!selected[output_index]) continue;
       const OnlineOutput& output = outputs[output_index];
       next_feature(use.prefix, output.name, output.type);
-      Column& column = out->values.back();
+      Column& column = out->values[features - 1];
       std::vector<FeatureStatus>& statuses = *statuses_out;
       std::vector<Timestamp>& event_ts = *event_ts_out;
       for (size_t row = 0; row < rows; ++row) {
@@ -797,6 +805,7 @@ Status BuildOnlineFeatures(const std::vector<ResolvedUse>& uses,
     }
   }
   out->names.resize(features);
+  out->values.resize(features);
   out->statuses.resize(features);
   out->event_timestamps.resize(features);
   return Status::Ok();

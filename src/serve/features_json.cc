@@ -163,6 +163,19 @@ void AppendJsonString(std::string_view text, std::string* out) {
   out->push_back('"');
   size_t i = 0;
   while (i < text.size()) {
+    // A run of characters that need no escaping (names, codes: usually all
+    // of them) is appended whole.
+    size_t plain = i;
+    while (plain < text.size()) {
+      unsigned char p = static_cast<unsigned char>(text[plain]);
+      if (p < 0x20 || p == '"' || p == '\\' || p >= 0x80) break;
+      ++plain;
+    }
+    if (plain > i) {
+      out->append(text.substr(i, plain - i));
+      i = plain;
+      if (i == text.size()) break;
+    }
     unsigned char c = static_cast<unsigned char>(text[i]);
     if (c >= 0x80) {
       size_t length = Utf8SequenceLength(text.substr(i));
