@@ -135,8 +135,15 @@ TEST_P(StoreContract, ReadViewsEqualsReadAndNests) {
   ASSERT_TRUE(store_->Write(entries).ok());
   std::vector<StoreKey> keys;
   for (int i = 39; i >= 0; --i) keys.push_back({names[i], "v@1"});
+  keys.push_back({names[3], "v@1"});  // a key twice (two uses of one view and entity)
+  keys.push_back({names[4], "v@1"});
+  keys.push_back({names[4], "v@1"});
   std::vector<std::optional<std::string>> expected;
   ASSERT_TRUE(store_->Read(keys, &expected).ok());
+  ASSERT_EQ(expected.size(), keys.size());
+  EXPECT_EQ(expected[40], values[3]);
+  EXPECT_EQ(expected[41], std::nullopt);
+  EXPECT_EQ(expected[42], std::nullopt);
   int calls = 0;
   Status status =
       store_->ReadViews(keys, [&](std::span<const std::optional<std::string_view>> views) {
