@@ -2,6 +2,7 @@
 // runs every step, an unchanged re-run runs none and gives the same bundle
 // hash, a changed model parameter reruns only the steps after the split.
 #include <gtest/gtest.h>
+#include <stdio.h>
 
 #include <nlohmann/json.hpp>
 #include <set>
@@ -282,6 +283,34 @@ TEST(TrainCli, ConcurrentRunsOfOneNewBundleRegisterItOnce) {
   Json versions = KeelJson({"models", "show", "big_fare", "--json"}, dir)["versions"];
   EXPECT_EQ(versions.size(), 1u) << versions.dump(2);
   EXPECT_EQ(KeelJson({"models", "history", "big_fare", "--json"}, dir).size(), 1u);
+}
+
+// The output of a shell command, trailing newline removed.
+std::string Shell(const std::string& command) {
+  std::string out;
+  FILE* pipe = ::popen(command.c_str(), "r");
+  if (pipe == nullptr) return out;
+  char buffer[256];
+  while (std::fgets(buffer, sizeof(buffer), pipe) != nullptr) out += buffer;
+  ::pclose(pipe);
+  while (!out.empty() && out.back() == '\n') out.pop_back();
+  return out;
+}
+
+// The code version bundles and lineage record is the commit the binary was
+// built from, taken at build time (not when cmake configured): HEAD, with
+// "-dirty" when tracked files differ from it.
+TEST(CodeVersion, IsTheCheckedOutCommitAtBuildTime) {
+  const std::string git = "git -C '" + SourceDir() + "' ";
+  std::string commit = Shell(git + "rev-parse --short=12 HEAD 2>/dev/null");
+  ASSERT_EQ(commit.size(), 12u) << "run from a git checkout of keel: " << commit;
+  bool dirty = !Shell(git + "status --porcelain --untracked-files=no").empty();
+  std::string expected = commit + (dirty ? "-dirty" : "");
+  CommandResult version = RunKeel({"--version"});
+  ASSERT_EQ(version.exit_code, 0) << version.Describe();
+  EXPECT_NE(version.out.find("(" + expected + ")"), std::string::npos)
+      << version.out << " is not the checkout's " << expected
+      << " (rebuild keel after committing or changing files)";
 }
 
 TEST(TrainCli, UnknownFeatureAndBadPipelineAreClearErrors) {
