@@ -186,6 +186,7 @@ Result<TrainResult> Run::Execute() {
     result_.xgboost_cpu_seconds = models.xgboost_cpu_seconds;
     for (const BundleFile& file : models.files)
       RETURN_IF_ERROR(WriteIn(dir, file.name, file.bytes));
+    clock_.Mark("write model files");
     return Status::Ok();
   }));
 
@@ -207,6 +208,8 @@ Result<TrainResult> Run::Execute() {
   RETURN_IF_ERROR(Step("evaluate", evaluate_key, [&](const std::string& dir) -> Status {
     RETURN_IF_ERROR(LoadSplits());
     ASSIGN_OR_RETURN(std::vector<BundleFile> models, read_models());
+    Result<std::string> margins = cache_.Read("train", train_key_, kTrainingMarginsFile);
+    if (margins.ok()) models.push_back({kTrainingMarginsFile, std::move(margins).value()});
     ASSIGN_OR_RETURN(std::vector<BundleFile> outputs, Evaluate(pipeline_, *data_, models, &clock_));
     for (const BundleFile& file : outputs) RETURN_IF_ERROR(WriteIn(dir, file.name, file.bytes));
     return Status::Ok();
