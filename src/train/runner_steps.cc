@@ -106,6 +106,7 @@ namespace {
 // value: integers and strings directly, timestamps and doubles (whose
 // formatting is slow) through a one-value memo per column, since a spine
 // sorted by time repeats its timestamps and many values in a row.
+// Thread-safety: one thread (the memo is mutable state).
 class ValueAppender {
  public:
   explicit ValueAppender(const table::Column& column) : column_(column) {}

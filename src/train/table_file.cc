@@ -19,6 +19,7 @@ struct FileCloser {
 using FilePtr = std::unique_ptr<std::FILE, FileCloser>;
 
 // Writes blocks and folds each block's Hash64 into a running hash.
+// Thread-safety: one thread.
 class Writer {
  public:
   explicit Writer(std::FILE* file) : file_(file) {}
@@ -45,7 +46,7 @@ class Writer {
   uint64_t hash_ = 0;
 };
 
-// Reads blocks, folding hashes as Writer does.
+// Reads blocks, folding hashes as Writer does. Thread-safety: one thread.
 class Reader {
  public:
   explicit Reader(std::FILE* file) : file_(file) {}
