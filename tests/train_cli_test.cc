@@ -2,8 +2,11 @@
 // runs every step, an unchanged re-run runs none and gives the same bundle
 // hash, a changed model parameter reruns only the steps after the split.
 #include <gtest/gtest.h>
+#include <stdio.h>
 
 #include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
 
 #include "e2e_util.h"
 
@@ -169,6 +172,9 @@ TEST(TrainCli, RegistersTheRunAndOneVersionPerBundleHash) {
   EXPECT_EQ(run["tags"]["training_data_hash"], manifest["training_data_hash"]);
   EXPECT_EQ(run["tags"]["steps.ran"], "dataset,validate,split,transforms,train,evaluate,bundle");
   EXPECT_EQ(run["tags"]["steps.cached"], "");
+  EXPECT_EQ(run["tags"]["cached"], "none");
+  EXPECT_EQ(one["registry"]["cached"], "none");
+  EXPECT_EQ(one["registry"]["version_run_id"], run_id);
   EXPECT_EQ(run["tags"]["user"], "alice");
   bool saw_model = false;
   for (const Json& artifact : run["artifacts"]) {
@@ -189,6 +195,22 @@ TEST(TrainCli, RegistersTheRunAndOneVersionPerBundleHash) {
       << again.out;
   EXPECT_NE(again.out.find("\nrun "), std::string::npos) << again.out;
   EXPECT_EQ(KeelJson({"models", "show", "big_fare", "--json"}, dir)["versions"].size(), 1u);
+  // Recorded as an audit trail entry that says it trained nothing and names
+  // the run that registered the bundle.
+  Json cached = KeelJson({"train", "pipeline.yaml", "--json"}, dir);
+  EXPECT_EQ(cached["registry"]["cached"], "all");
+  EXPECT_EQ(cached["registry"]["new_version"], false);
+  EXPECT_EQ(cached["registry"]["version"], 1);
+  EXPECT_EQ(cached["registry"]["version_run_id"], run_id);
+  EXPECT_NE(cached["registry"]["run_id"], run_id);
+  Json cached_run =
+      KeelJson({"runs", "show", cached["registry"]["run_id"].get<std::string>(), "--json"}, dir);
+  EXPECT_EQ(cached_run["status"], "finished");
+  EXPECT_EQ(cached_run["tags"]["cached"], "all");
+  EXPECT_EQ(cached_run["tags"]["version_run_id"], run_id);
+  EXPECT_EQ(cached_run["tags"]["steps.ran"], "");
+  EXPECT_EQ(cached_run["tags"]["registered_version"], "1 (already registered)");
+  EXPECT_NE(again.out.find("every step was cached"), std::string::npos) << again.out;
 
   // A changed parameter: a new bundle hash, version 2.
   EditFile(dir + "/pipeline.yaml", "eta: 0.3", "eta: 0.2");
@@ -198,9 +220,10 @@ TEST(TrainCli, RegistersTheRunAndOneVersionPerBundleHash) {
   Json second = KeelJson({"models", "show", "big_fare", "2", "--json"}, dir);
   EXPECT_EQ(second["lineage"]["bundle_hash"], two["bundle_hash"]);
   EXPECT_EQ(second["lineage"]["run_id"], two["registry"]["run_id"]);
+  EXPECT_EQ(two["registry"]["cached"], "some");  // dataset to transforms were cached
   EXPECT_TRUE(Exists(dir + "/.keel/bundles/by-hash/" + two["bundle_hash"].get<std::string>()));
   size_t runs = KeelJson({"runs", "list", "-e", "big_fare", "--json"}, dir).size();
-  EXPECT_EQ(runs, 3u);
+  EXPECT_EQ(runs, 4u);
 
   // --no-register: neither a run nor a version.
   EditFile(dir + "/pipeline.yaml", "eta: 0.2", "eta: 0.1");
@@ -220,6 +243,74 @@ TEST(TrainCli, RegistersTheRunAndOneVersionPerBundleHash) {
   EXPECT_NE(failed[0]["tags"]["error"].get<std::string>().find("no_such_view"), std::string::npos)
       << failed[0].dump(2);
   EXPECT_EQ(KeelJson({"models", "show", "big_fare", "--json"}, dir)["versions"].size(), 2u);
+}
+
+// Several `keel train` processes finish the same new bundle at once (here:
+// trained before with --no-register, so each run is cached and they race on
+// registering it): exactly one registers version 1, the others are told it
+// is already registered as version 1.
+TEST(TrainCli, ConcurrentRunsOfOneNewBundleRegisterItOnce) {
+  TempDir temp;
+  std::string dir = temp.Path("rides");
+  ASSERT_EQ(RunKeel({"init", dir}).exit_code, 0);
+  ASSERT_EQ(RunKeel({"apply"}, dir).exit_code, 0);
+  WriteFile(dir + "/pipeline.yaml", kPipeline);
+  Json trained = KeelJson({"train", "pipeline.yaml", "--json", "--no-register"}, dir);
+  constexpr int kRuns = 4;
+  std::vector<CommandResult> results(kRuns);
+  std::vector<std::thread> threads;
+  for (int index = 0; index < kRuns; ++index) {
+    threads.emplace_back([&, index] {
+      results[index] = RunKeel(
+          {"train", "pipeline.yaml", "--json", "--out", temp.Path("out" + std::to_string(index))},
+          dir);
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  int created = 0;
+  std::set<std::string> runs;
+  for (const CommandResult& result : results) {
+    ASSERT_EQ(result.exit_code, 0) << result.Describe();
+    Json json = Json::parse(result.out);
+    EXPECT_EQ(json["bundle_hash"], trained["bundle_hash"]);
+    EXPECT_EQ(json["registry"]["version"], 1);
+    EXPECT_EQ(json["registry"]["cached"], "all");
+    if (json["registry"]["new_version"].get<bool>()) ++created;
+    runs.insert(json["registry"]["run_id"].get<std::string>());
+  }
+  EXPECT_EQ(created, 1);
+  EXPECT_EQ(runs.size(), static_cast<size_t>(kRuns));
+  Json versions = KeelJson({"models", "show", "big_fare", "--json"}, dir)["versions"];
+  EXPECT_EQ(versions.size(), 1u) << versions.dump(2);
+  EXPECT_EQ(KeelJson({"models", "history", "big_fare", "--json"}, dir).size(), 1u);
+}
+
+// The output of a shell command, trailing newline removed.
+std::string Shell(const std::string& command) {
+  std::string out;
+  FILE* pipe = ::popen(command.c_str(), "r");
+  if (pipe == nullptr) return out;
+  char buffer[256];
+  while (std::fgets(buffer, sizeof(buffer), pipe) != nullptr) out += buffer;
+  ::pclose(pipe);
+  while (!out.empty() && out.back() == '\n') out.pop_back();
+  return out;
+}
+
+// The code version bundles and lineage record is the commit the binary was
+// built from, taken at build time (not when cmake configured): HEAD, with
+// "-dirty" when tracked files differ from it.
+TEST(CodeVersion, IsTheCheckedOutCommitAtBuildTime) {
+  const std::string git = "git -C '" + SourceDir() + "' ";
+  std::string commit = Shell(git + "rev-parse --short=12 HEAD 2>/dev/null");
+  ASSERT_EQ(commit.size(), 12u) << "run from a git checkout of keel: " << commit;
+  bool dirty = !Shell(git + "status --porcelain --untracked-files=no").empty();
+  std::string expected = commit + (dirty ? "-dirty" : "");
+  CommandResult version = RunKeel({"--version"});
+  ASSERT_EQ(version.exit_code, 0) << version.Describe();
+  EXPECT_NE(version.out.find("(" + expected + ")"), std::string::npos)
+      << version.out << " is not the checkout's " << expected
+      << " (rebuild keel after committing or changing files)";
 }
 
 TEST(TrainCli, UnknownFeatureAndBadPipelineAreClearErrors) {

@@ -93,11 +93,12 @@ class RepoDatasetSource : public train::DatasetSource {
     return CheckSourcesBeforeBuild(*repo_, sources_, "", duckdb_.get());
   }
 
-  Result<train::BuiltDataset> Build() override {
+  Result<train::BuiltDataset> Build(train::PhaseClock* clock) override {
     RETURN_IF_ERROR(OpenDuckDb());
     ASSIGN_OR_RETURN(LoadedSpine loaded,
                      LoadSpine(pipeline_.spine, pipeline_.spine_time, repo_dir_, duckdb_.get()));
     table::Table spine = std::move(loaded.table);
+    train::MarkPhase(clock, "load spine");
     if (!pipeline_.label_expression.empty()) {
       RETURN_IF_ERROR(duckdb_->CreateTable("keel_train_spine", spine));
       Result<table::Table> extended =
@@ -109,10 +110,13 @@ class RepoDatasetSource : public train::DatasetSource {
     // Request inputs go through keel's own expression evaluator, the one the
     // prediction server runs on each request (serve/serving_model.h): the
     // same code computes them for training and for serving.
+    train::MarkPhase(clock, "label expression");
     RETURN_IF_ERROR(train::AddRequestInputs(pipeline_.request_inputs, &spine));
+    train::MarkPhase(clock, "request inputs");
     if (pipeline_.sample_fraction < 1.0) {
       spine = train::GatherRows(
           spine, train::SampleRows(spine, pipeline_.sample_fraction, pipeline_.sample_seed));
+      train::MarkPhase(clock, "sample");
     }
     std::vector<features::ResolvedUse> resolved;
     for (const auto& [use, info] : uses_) {
@@ -133,6 +137,7 @@ class RepoDatasetSource : public train::DatasetSource {
     features::OfflineEngine engine(*config_, duckdb_.get(), 2);
     features::BuildReport report;
     ASSIGN_OR_RETURN(out.table, engine.Build(std::move(spine), out.time_column, resolved, &report));
+    train::MarkPhase(clock, "offline engine (point-in-time features)");
     for (size_t column = first_feature; column < out.table.num_columns(); ++column) {
       out.input_columns.push_back(out.table.fields()[column].name);
     }
@@ -201,23 +206,39 @@ std::string Number(const nlohmann::json& value) {
 }
 
 void PrintReport(const train::TrainResult& result) {
-  TextTable steps({"step", "status", "seconds"});
+  TextTable steps({"step", "status", "seconds", "cpu seconds"});
+  auto format_seconds = [](double value) {
+    char text[32];
+    std::snprintf(text, sizeof(text), "%.2f", value);
+    return std::string(text);
+  };
+  steps.AddRow({"plan", "ran", format_seconds(result.plan_seconds), ""});
   for (const train::StepRun& step : result.steps) {
-    char seconds[32];
-    std::snprintf(seconds, sizeof(seconds), "%.2f", step.seconds);
-    steps.AddRow({step.name, step.cached ? "cached" : "ran", seconds});
+    steps.AddRow({step.name, step.cached ? "cached" : "ran", format_seconds(step.seconds),
+                  format_seconds(step.cpu_seconds)});
+    for (const train::Phase& phase : step.phases) {
+      steps.AddRow({"  " + phase.name, "", format_seconds(phase.seconds),
+                    format_seconds(phase.cpu_seconds)});
+    }
   }
+  steps.AddRow({"finish", "ran", format_seconds(result.finish_seconds), ""});
   std::fputs(steps.ToString().c_str(), stdout);
   const nlohmann::json& rows = result.split_rows;
   std::printf("rows: train %s, validation %s, test %s\n", rows["train"].dump().c_str(),
               rows["validation"].dump().c_str(), rows["test"].dump().c_str());
   if (result.xgboost_seconds > 0) {
-    double total = 0;
-    for (const train::StepRun& step : result.steps) total += step.seconds;
     std::printf(
         "time: %.2f s in all, of which XGBoost's own DMatrix + boosting %.2f s: keel's overhead "
         "%.0f %%\n",
-        total, result.xgboost_seconds, 100.0 * (total / result.xgboost_seconds - 1.0));
+        result.total_seconds, result.xgboost_seconds,
+        100.0 * (result.total_seconds / result.xgboost_seconds - 1.0));
+    std::printf(
+        "cpu:  %.2f s in all, of which XGBoost's own %.2f s: keel's overhead %.0f %% of CPU "
+        "time\n",
+        result.total_cpu_seconds, result.xgboost_cpu_seconds,
+        100.0 * (result.total_cpu_seconds / result.xgboost_cpu_seconds - 1.0));
+  } else {
+    std::printf("time: %.2f s in all\n", result.total_seconds);
   }
   std::printf("\ntest metrics (model vs baselines):\n");
   TextTable metrics({"metric", "model", "constant", "linear"});
@@ -252,8 +273,12 @@ void PrintRegistration(const TrainRegistration& registration) {
     std::printf("model %s: registered as version %lld (trained)\n", registration.model.c_str(),
                 static_cast<long long>(registration.version));
   } else {
-    std::printf("model %s: already registered as version %lld\n", registration.model.c_str(),
-                static_cast<long long>(registration.version));
+    std::printf("model %s: already registered as version %lld (by run %s)\n",
+                registration.model.c_str(), static_cast<long long>(registration.version),
+                registration.version_run_id.c_str());
+  }
+  if (registration.cached == "all") {
+    std::printf("every step was cached: this run trained nothing (recorded with tag cached=all)\n");
   }
   std::printf("bundle stored at %s\n", registration.bundle_uri.c_str());
 }
@@ -290,19 +315,36 @@ Status RunTrainCommand(const TrainCommandOptions& options) {
   if (options.json) {
     nlohmann::json steps = nlohmann::json::array();
     for (const train::StepRun& step : result.steps) {
+      nlohmann::json phases = nlohmann::json::array();
+      for (const train::Phase& phase : step.phases) {
+        phases.push_back({{"phase", phase.name},
+                          {"seconds", phase.seconds},
+                          {"cpu_seconds", phase.cpu_seconds}});
+      }
       steps.push_back({{"step", step.name},
                        {"key", step.key},
                        {"cached", step.cached},
-                       {"seconds", step.seconds}});
+                       {"seconds", step.seconds},
+                       {"cpu_seconds", step.cpu_seconds},
+                       {"phases", phases}});
     }
-    nlohmann::json out = {{"steps", steps},
-                          {"bundle", result.bundle_dir},
-                          {"bundle_hash", result.bundle_hash},
-                          {"metrics", result.metrics},
-                          {"slice_metrics", result.slice_metrics},
-                          {"split_rows", result.split_rows},
-                          {"xgboost_seconds", result.xgboost_seconds},
-                          {"registry", registration ? registration->ToJson() : nlohmann::json()}};
+    nlohmann::json out = {
+        {"steps", steps},
+        {"bundle", result.bundle_dir},
+        {"bundle_hash", result.bundle_hash},
+        {"metrics", result.metrics},
+        {"slice_metrics", result.slice_metrics},
+        {"split_rows", result.split_rows},
+        {"xgboost_seconds", result.xgboost_seconds},
+        {"total_seconds", result.total_seconds},
+        {"xgboost_cpu_seconds", result.xgboost_cpu_seconds},
+        {"total_cpu_seconds", result.total_cpu_seconds},
+        {"plan_seconds", result.plan_seconds},
+        {"finish_seconds", result.finish_seconds},
+        {"overhead", result.xgboost_seconds > 0
+                         ? nlohmann::json(result.total_seconds / result.xgboost_seconds - 1.0)
+                         : nlohmann::json(nullptr)},
+        {"registry", registration ? registration->ToJson() : nlohmann::json()}};
     std::printf("%s\n", out.dump(2).c_str());
     return Status::Ok();
   }

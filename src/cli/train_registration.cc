@@ -45,8 +45,14 @@ std::string TemporarySibling(const fs::path& final_dir) {
 }  // namespace
 
 json TrainRegistration::ToJson() const {
-  return {{"run_id", run_id},   {"experiment", experiment},   {"model", model},
-          {"version", version}, {"new_version", new_version}, {"bundle_uri", bundle_uri}};
+  return {{"run_id", run_id},
+          {"experiment", experiment},
+          {"model", model},
+          {"version", version},
+          {"new_version", new_version},
+          {"bundle_uri", bundle_uri},
+          {"version_run_id", version_run_id},
+          {"cached", cached}};
 }
 
 Result<std::string> StoreBundleByHash(const std::string& bundle_dir, const std::string& bundle_hash,
@@ -160,11 +166,13 @@ Result<TrainRegistration> TrainTracker::Register(const train::TrainResult& resul
   }
   std::vector<std::string> ran, cached;
   for (const train::StepRun& step : result.steps) (step.cached ? cached : ran).push_back(step.name);
+  const std::string cached_all = ran.empty() ? "all" : cached.empty() ? "none" : "some";
   std::string code_version = manifest.value("code_version", std::string());
   std::string data_hash = manifest.value("training_data_hash", std::string());
   log.tags = {{"bundle_hash", bundle.hash},   {"bundle_uri", bundle_uri},
               {"code_version", code_version}, {"training_data_hash", data_hash},
-              {"steps.ran", JoinNames(ran)},  {"steps.cached", JoinNames(cached)}};
+              {"steps.ran", JoinNames(ran)},  {"steps.cached", JoinNames(cached)},
+              {"cached", cached_all}};
   for (const fs::directory_entry& entry : fs::directory_iterator(bundle_uri)) {
     ASSIGN_OR_RETURN(std::string bytes, ReadFileToString(entry.path().string()));
     log.artifacts.push_back({entry.path().filename().string(), entry.path().string(),
@@ -177,33 +185,30 @@ Result<TrainRegistration> TrainTracker::Register(const train::TrainResult& resul
   out.experiment = experiment_;
   out.model = manifest.value("name", experiment_);
   out.bundle_uri = bundle_uri;
-  Result<std::vector<registry::ModelVersion>> versions = registry_->ListModelVersions(out.model);
-  if (!versions.ok() && versions.status().code() != StatusCode::kNotFound) return versions.status();
-  if (versions.ok()) {
-    for (const registry::ModelVersion& version : *versions) {
-      if (version.lineage.bundle_hash == bundle.hash) out.version = version.version;
-    }
+  registry::Lineage lineage;
+  lineage.run_id = run_id_;
+  lineage.bundle_hash = bundle.hash;
+  lineage.bundle_uri = bundle_uri;
+  lineage.data_hash = data_hash;
+  lineage.code_version = code_version;
+  for (const json& feature : manifest.value("features", json::array())) {
+    lineage.feature_versions.push_back(feature.value("view", std::string()) + "@" +
+                                       feature.value("version", std::string()));
   }
-  if (out.version == 0) {
-    registry::Lineage lineage;
-    lineage.run_id = run_id_;
-    lineage.bundle_hash = bundle.hash;
-    lineage.bundle_uri = bundle_uri;
-    lineage.data_hash = data_hash;
-    lineage.code_version = code_version;
-    for (const json& feature : manifest.value("features", json::array())) {
-      lineage.feature_versions.push_back(feature.value("view", std::string()) + "@" +
-                                         feature.value("version", std::string()));
-    }
-    ASSIGN_OR_RETURN(registry::ModelVersion created,
-                     registry_->CreateModelVersion(out.model, lineage, actor_,
-                                                   "trained by keel train, run " + run_id_));
-    out.version = created.version;
-    out.new_version = true;
-  }
+  // One transaction: two runs of the same new bundle register it once.
+  ASSIGN_OR_RETURN(registry::BundleRegistration registration,
+                   registry_->RegisterBundle(out.model, lineage, actor_,
+                                             "trained by keel train, run " + run_id_));
+  out.version = registration.version.version;
+  out.new_version = registration.created;
+  out.version_run_id = registration.version.lineage.run_id;
+  out.cached = cached_all;
   registry::RunLog registered;
   registered.tags["registered_version"] =
       std::to_string(out.version) + (out.new_version ? "" : " (already registered)");
+  if (!out.new_version && !out.version_run_id.empty() && out.version_run_id != run_id_) {
+    registered.tags["version_run_id"] = out.version_run_id;
+  }
   RETURN_IF_ERROR(registry_->LogToRun(run_id_, registered));
   return out;
 }

@@ -25,8 +25,15 @@ struct TrainRegistration {
   int64_t version = 0;
   bool new_version = false;  // false: a version with this bundle hash was already registered
   std::string bundle_uri;    // the immutable copy the version's lineage names
+  // The run in the version's lineage: this run when it registered the
+  // version, else the earlier run that did.
+  std::string version_run_id;
+  // "all" when every step came from the cache (the run trained nothing),
+  // "some" or "none".
+  std::string cached;
 
-  // {"run_id", "experiment", "model", "version", "new_version", "bundle_uri"}.
+  // {"run_id", "experiment", "model", "version", "new_version", "bundle_uri",
+  // "version_run_id", "cached"}.
   nlohmann::json ToJson() const;
 };
 
@@ -66,11 +73,17 @@ class TrainTracker {
   // Records a successful training: params (FlattenParams), metrics
   // ("test.<model|constant|linear>.<metric>", "rows.<split>"), tags
   // (bundle_hash, code_version, training_data_hash, steps.ran, steps.cached,
-  // bundle_uri, registered_version), artifacts (every file of the stored
-  // bundle, with "xxh128:<hex>" checksums and sizes); stores the bundle by
-  // hash under <repo root>/.keel/bundles; registers a model version with its
-  // lineage unless a version of the model already has this bundle hash; and
-  // ends the run finished. On an error the run ends failed.
+  // bundle_uri, registered_version, cached = all|some|none and, when another
+  // run registered the bundle, version_run_id naming it), artifacts (every
+  // file of the stored bundle, with "xxh128:<hex>" checksums and sizes);
+  // stores the bundle by hash under <repo root>/.keel/bundles; registers a
+  // model version with its lineage unless a version of the model already has
+  // this bundle hash (Registry::RegisterBundle: atomic, so concurrent runs of
+  // one new bundle make one version); and ends the run finished. A re-run
+  // whose every step was cached is still recorded, as an audit trail entry
+  // (who re-ran what, when), tagged cached=all and pointing at the run that
+  // produced the version; it never makes a version. On an error the run ends
+  // failed.
   // Errors: those of train::VerifyBundle, StoreBundleByHash and the registry.
   Result<TrainRegistration> Finish(const train::TrainResult& result);
 

@@ -73,6 +73,10 @@ bool FileExists(const std::string& path) {
   return ::stat(path.c_str(), &info) == 0;
 }
 
-std::string_view CodeVersion() { return KEEL_GIT_COMMIT; }
+namespace detail {
+extern const char kCodeVersion[];  // generated at build time (cmake/code_version.cmake)
+}  // namespace detail
+
+std::string_view CodeVersion() { return detail::kCodeVersion; }
 
 }  // namespace keel

@@ -29,7 +29,9 @@ void RemoveFileQuietly(const std::string& path);
 
 bool FileExists(const std::string& path);
 
-// The git commit keel was built from ("unknown" outside a checkout).
+// The git commit keel was built from, taken at build time (12 hex digits;
+// "-dirty" appended when tracked files had uncommitted changes; "unknown"
+// outside a checkout).
 std::string_view CodeVersion();
 
 }  // namespace keel

@@ -159,6 +159,13 @@ struct ModelVersion {
   std::vector<std::string> aliases;  // sorted
 };
 
+// The answer of RegisterBundle: the version holding the bundle and whether
+// this call created it (false: the bundle was already registered as it).
+struct BundleRegistration {
+  ModelVersion version;
+  bool created = false;
+};
+
 // Who agreed that a version may serve production traffic, and why.
 struct SignOff {
   std::string by;
@@ -280,6 +287,17 @@ class Registry {
   virtual Result<ModelVersion> CreateModelVersion(const std::string& model, const Lineage& lineage,
                                                   const std::string& actor,
                                                   const std::string& description = "") = 0;
+  // Registers the bundle lineage.bundle_hash as the next version of `model`
+  // unless a version of `model` already holds that bundle hash: then returns
+  // that version with created = false and changes nothing. The check and the
+  // registration are one transaction, so any number of concurrent calls
+  // (threads or processes) with the same bundle make exactly one version.
+  // Errors: those of CreateModelVersion; InvalidArgument for an empty
+  // bundle hash.
+  virtual Result<BundleRegistration> RegisterBundle(const std::string& model,
+                                                    const Lineage& lineage,
+                                                    const std::string& actor,
+                                                    const std::string& description = "") = 0;
 
   // Errors: NotFound naming the model or the version.
   virtual Result<ModelVersion> GetModelVersion(const std::string& model, int64_t version) = 0;

@@ -429,6 +429,98 @@ TEST_P(RegistryContract, VersionsCarryLineageAndNumbersGrow) {
   EXPECT_EQ(registry_->GetModel("delay")->latest_version, 2);
 }
 
+TEST_P(RegistryContract, RegisterBundleReusesTheVersionOfTheSameBundle) {
+  Result<registry::Run> run = registry_->CreateRun(MakeRun("delay", "train"));
+  ASSERT_TRUE(run.ok());
+  Lineage lineage{run->id, "bundle-a", "/bundles/a", "data", {"view@1"}, "code"};
+  Result<BundleRegistration> first = registry_->RegisterBundle("delay", lineage, "trainer");
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_TRUE(first->created);
+  EXPECT_EQ(first->version.version, 1);
+  EXPECT_EQ(first->version.lineage.run_id, run->id);
+
+  Result<registry::Run> rerun = registry_->CreateRun(MakeRun("delay", "train"));
+  ASSERT_TRUE(rerun.ok());
+  lineage.run_id = rerun->id;
+  Result<BundleRegistration> again = registry_->RegisterBundle("delay", lineage, "trainer");
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_FALSE(again->created);
+  EXPECT_EQ(again->version.version, 1);
+  EXPECT_EQ(again->version.lineage.run_id, run->id) << "the run that registered it";
+  EXPECT_EQ(registry_->History("delay")->size(), 1u) << "nothing recorded for the repeat";
+
+  lineage.bundle_hash = "bundle-b";
+  Result<BundleRegistration> other = registry_->RegisterBundle("delay", lineage, "trainer");
+  ASSERT_TRUE(other.ok());
+  EXPECT_TRUE(other->created);
+  EXPECT_EQ(other->version.version, 2);
+  // The same bundle under another model is another model's first version.
+  Result<BundleRegistration> elsewhere = registry_->RegisterBundle("delay_v2", lineage, "trainer");
+  ASSERT_TRUE(elsewhere.ok());
+  EXPECT_TRUE(elsewhere->created);
+  EXPECT_EQ(elsewhere->version.version, 1);
+
+  lineage.bundle_hash = "";
+  EXPECT_TRUE(HasError(registry_->RegisterBundle("delay", lineage, "trainer").status(),
+                       StatusCode::kInvalidArgument, {"delay", "bundle hash"}));
+  lineage.bundle_hash = "bundle-c";
+  EXPECT_EQ(registry_->RegisterBundle("delay", lineage, "").status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(registry_->GetModel("delay")->latest_version, 2);
+}
+
+// N processes register one new bundle at once (the model does not exist yet
+// either): exactly one makes version 1, the others get it back as already
+// registered.
+TEST_P(RegistryContract, ConcurrentRegistrationsOfOneBundleMakeOneVersion) {
+  constexpr int kProcesses = 8;
+  registry_.reset();  // children open their own connections
+  RegistryOptions options = GetParam().options(database_);
+  std::vector<pid_t> children;
+  for (int child = 0; child < kProcesses; ++child) {
+    pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      // Exit codes: 20 + version when this child created it, 60 + version
+      // when it found it registered; 10+ the step that failed.
+      Result<std::unique_ptr<Registry>> opened = OpenRegistry(options);
+      if (!opened.ok()) ::_exit(10);
+      Lineage lineage;
+      lineage.bundle_hash = "the-one-bundle";
+      lineage.bundle_uri = "/bundles/by-hash/the-one-bundle";
+      Result<BundleRegistration> registered =
+          (*opened)->RegisterBundle("raced_bundle", lineage, "trainer-" + std::to_string(child));
+      if (!registered.ok()) {
+        std::fprintf(stderr, "child %d: %s\n", child, registered.status().ToString().c_str());
+        ::_exit(11);
+      }
+      const int64_t version = registered->version.version;
+      if (version < 1 || version > 30) ::_exit(12);
+      ::_exit(static_cast<int>((registered->created ? 20 : 60) + version));
+    }
+    children.push_back(pid);
+  }
+  int created = 0, found = 0;
+  for (pid_t pid : children) {
+    int status = 0;
+    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFEXITED(status)) << "child killed";
+    int code = WEXITSTATUS(status);
+    EXPECT_TRUE(code == 21 || code == 61) << "child exit " << code << " (21/61: version 1)";
+    if (code == 21) ++created;
+    if (code == 61) ++found;
+  }
+  EXPECT_EQ(created, 1);
+  EXPECT_EQ(found, kProcesses - 1);
+  registry_ = Open();
+  ASSERT_NE(registry_, nullptr);
+  Result<std::vector<ModelVersion>> versions = registry_->ListModelVersions("raced_bundle");
+  ASSERT_TRUE(versions.ok()) << versions.status().ToString();
+  ASSERT_EQ(versions->size(), 1u);
+  EXPECT_EQ(versions->front().lineage.bundle_hash, "the-one-bundle");
+  EXPECT_EQ(registry_->History("raced_bundle")->size(), 1u);
+}
+
 TEST_P(RegistryContract, IllegalTransitionsAreRefused) {
   Lineage lineage;
   ASSERT_TRUE(registry_->CreateModelVersion("m", lineage, "trainer").ok());

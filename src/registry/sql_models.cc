@@ -262,6 +262,25 @@ Result<ModelVersion> SqlRegistry::CreateModelVersion(const std::string& model,
                                                      const Lineage& lineage,
                                                      const std::string& actor,
                                                      const std::string& description) {
+  ASSIGN_OR_RETURN(BundleRegistration registered,
+                   AddVersion(model, lineage, actor, description, false));
+  return registered.version;
+}
+
+Result<BundleRegistration> SqlRegistry::RegisterBundle(const std::string& model,
+                                                       const Lineage& lineage,
+                                                       const std::string& actor,
+                                                       const std::string& description) {
+  if (lineage.bundle_hash.empty()) {
+    return InvalidArgument("model '" + model + "': registering a bundle needs its bundle hash");
+  }
+  return AddVersion(model, lineage, actor, description, true);
+}
+
+Result<BundleRegistration> SqlRegistry::AddVersion(const std::string& model, const Lineage& lineage,
+                                                   const std::string& actor,
+                                                   const std::string& description,
+                                                   bool reuse_bundle) {
   if (model.empty()) return InvalidArgument("model version: empty model name");
   if (actor.empty()) return InvalidArgument("model '" + model + "': registering needs an actor");
   for (const std::string& feature : lineage.feature_versions) {
@@ -270,8 +289,13 @@ Result<ModelVersion> SqlRegistry::CreateModelVersion(const std::string& model,
     }
   }
   std::lock_guard<std::mutex> lock(mutex_);
-  ModelVersion created;
+  BundleRegistration out;
+  // One write transaction (SQLite: BEGIN IMMEDIATE, one writer at a time;
+  // PostgreSQL: SERIALIZABLE plus the model row locked FOR UPDATE, retried on
+  // a serialization failure), so "is this bundle registered?" and "register
+  // it" cannot interleave with another registration.
   RETURN_IF_ERROR(InTransaction(true, [&]() -> Status {
+    out = BundleRegistration();
     Result<int64_t> found = ModelId(model, true);
     int64_t model_id = 0;
     if (found.ok()) {
@@ -280,6 +304,16 @@ Result<ModelVersion> SqlRegistry::CreateModelVersion(const std::string& model,
       ASSIGN_OR_RETURN(model_id, CreateModelRow(model, ""));
     } else {
       return found.status();
+    }
+    if (reuse_bundle) {
+      ASSIGN_OR_RETURN(SqlRows existing,
+                       connection_->Query("SELECT MIN(version) FROM model_versions WHERE "
+                                          "model_id = $1 AND bundle_hash = $2",
+                                          {model_id, lineage.bundle_hash}));
+      if (!existing.IsNull(0, 0)) {
+        ASSIGN_OR_RETURN(out.version, LoadVersion(model, model_id, existing.Int(0, 0)));
+        return Status::Ok();
+      }
     }
     if (!lineage.run_id.empty()) {
       ASSIGN_OR_RETURN(SqlRows run,
@@ -309,10 +343,11 @@ Result<ModelVersion> SqlRegistry::CreateModelVersion(const std::string& model,
     entry.reason = "registered";
     entry.kind = "register";
     RETURN_IF_ERROR(Record(model_id, entry));
-    ASSIGN_OR_RETURN(created, LoadVersion(model, model_id, version));
+    ASSIGN_OR_RETURN(out.version, LoadVersion(model, model_id, version));
+    out.created = true;
     return Status::Ok();
   }));
-  return created;
+  return out;
 }
 
 Result<ModelVersion> SqlRegistry::GetModelVersion(const std::string& model, int64_t version) {

@@ -46,6 +46,9 @@ class SqlRegistry : public Registry {
   Result<ModelVersion> CreateModelVersion(const std::string& model, const Lineage& lineage,
                                           const std::string& actor,
                                           const std::string& description) override;
+  Result<BundleRegistration> RegisterBundle(const std::string& model, const Lineage& lineage,
+                                            const std::string& actor,
+                                            const std::string& description) override;
   Result<ModelVersion> GetModelVersion(const std::string& model, int64_t version) override;
   Result<std::vector<ModelVersion>> ListModelVersions(const std::string& model) override;
   Result<ModelVersion> TransitionStage(const TransitionRequest& request) override;
@@ -92,6 +95,11 @@ class SqlRegistry : public Registry {
   Result<std::vector<ModelVersion>> LoadVersions(const std::string& model, int64_t model_id,
                                                  std::optional<int64_t> version);
   Result<ModelVersion> LoadVersion(const std::string& model, int64_t model_id, int64_t version);
+  // CreateModelVersion and RegisterBundle: with `reuse_bundle`, an existing
+  // version holding lineage.bundle_hash is returned instead of a new one.
+  Result<BundleRegistration> AddVersion(const std::string& model, const Lineage& lineage,
+                                        const std::string& actor, const std::string& description,
+                                        bool reuse_bundle);
   Result<Stage> VersionStage(const std::string& model, int64_t model_id, int64_t version);
   Status SetStage(int64_t model_id, int64_t version, Stage stage);
   Status Record(int64_t model_id, const StageTransition& entry);

@@ -273,6 +273,55 @@ TEST(XgboostModel, SameSeedAndDataGiveByteIdenticalModelsWithTwoThreads) {
   EXPECT_NE(*(*other)->Save(), first_bytes);
 }
 
+// The training margins Train keeps (read from XGBoost's prediction cache)
+// are exactly the kept model's margins of the training rows, and
+// OutputFromMargin turns them into exactly XGBoost's predictions, with early
+// stopping (the model cut to its best round), without it, with missing
+// values, row subsampling, both tasks. Keeping them changes no model byte.
+TEST(XgboostModel, KeptTrainingMarginsEqualATreeWalkBitForBit) {
+  for (Task task : {Task::kBinaryClassification, Task::kRegression}) {
+    for (int early_stopping : {0, 6}) {
+      const Split train = MakeSplit(task, 5000, 7, true, 21);
+      const Split valid = MakeSplit(task, 1500, 7, true, 22);
+      XgboostParams params;
+      params.task = task;
+      params.num_rounds = 80;
+      params.max_depth = 5;
+      params.subsample = 0.8;
+      params.seed = 3;
+      params.nthread = 2;
+      params.early_stopping_rounds = early_stopping;
+      XgboostTrainingReport report;
+      auto model = XgboostModel::Train(params, train.x, train.y, &valid.x, valid.y, &report,
+                                       /*keep_training_margins=*/true);
+      ASSERT_TRUE(model.ok()) << model.status().ToString();
+      if (early_stopping > 0) {
+        EXPECT_LT((*model)->num_rounds(), report.rounds_boosted) << "the test needs a cut model";
+      }
+      auto margins = (*model)->PredictMargin(train.x);
+      auto predictions = (*model)->Predict(train.x);
+      ASSERT_TRUE(margins.ok() && predictions.ok());
+      ASSERT_EQ(report.training_margins.size(), train.x.rows);
+      size_t margin_mismatches = 0, output_mismatches = 0;
+      for (size_t row = 0; row < train.x.rows; ++row) {
+        if (std::bit_cast<uint32_t>(report.training_margins[row]) !=
+            std::bit_cast<uint32_t>(static_cast<float>((*margins)[row]))) {
+          ++margin_mismatches;
+        }
+        if (std::bit_cast<uint64_t>(OutputFromMargin(task, report.training_margins[row])) !=
+            std::bit_cast<uint64_t>((*predictions)[row])) {
+          ++output_mismatches;
+        }
+      }
+      EXPECT_EQ(margin_mismatches, 0u) << TaskName(task) << " early stopping " << early_stopping;
+      EXPECT_EQ(output_mismatches, 0u) << TaskName(task) << " early stopping " << early_stopping;
+      auto plain = XgboostModel::Train(params, train.x, train.y, &valid.x, valid.y);
+      ASSERT_TRUE(plain.ok());
+      EXPECT_EQ(*(*plain)->Save(), *(*model)->Save()) << "keeping margins changed the model";
+    }
+  }
+}
+
 TEST(XgboostModel, SaveLoadRoundTripKeepsPredictionsAndTask) {
   const Split train = MakeSplit(Task::kRegression, 1000, 4, true, 13);
   XgboostParams params;

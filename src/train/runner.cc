@@ -8,17 +8,20 @@
 
 #include "common/files.h"
 #include "common/hash.h"
-#include "table/duckdb_bridge.h"
 #include "train/bundle.h"
 #include "train/golden.h"
 #include "train/matrix.h"
 #include "train/runner_steps.h"
 #include "train/step_cache.h"
+#include "train/table_file.h"
 
 namespace keel::train {
 namespace {
 
 namespace fs = std::filesystem;
+
+// The training set in the dataset step's cache entry (table_file.h).
+constexpr const char* kDatasetFile = "dataset.keeltable";
 
 std::string IndexBytes(const std::vector<uint32_t>& rows) {
   return std::string(reinterpret_cast<const char*>(rows.data()), rows.size() * sizeof(uint32_t));
@@ -58,7 +61,7 @@ class Run {
   TrainOptions options_;
   StepCache cache_;
   TrainResult result_;
-  std::unique_ptr<table::DuckDb> duckdb_;
+  PhaseClock clock_;
   std::optional<Prepared> data_;
   std::string dataset_key_, split_key_, transforms_key_, train_key_;
 };
@@ -66,30 +69,32 @@ class Run {
 Status Run::Step(const std::string& name, const std::string& key,
                  const std::function<Status(const std::string& dir)>& body) {
   auto start = std::chrono::steady_clock::now();
-  StepRun run{name, key, cache_.Has(name, key), 0};
+  double start_cpu = ProcessCpuSeconds();
+  StepRun run{name, key, cache_.Has(name, key), 0, 0, {}};
   if (!run.cached) {
+    clock_.Restart();
     Status status = cache_.Store(name, key, body);
     if (!status.ok()) return status.WithContext("step " + name);
+    clock_.Mark("write cache entry");
+    run.phases = clock_.phases();
   }
   run.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  run.cpu_seconds = ProcessCpuSeconds() - start_cpu;
   result_.steps.push_back(run);
   return Status::Ok();
 }
 
 Result<const Prepared*> Run::Data() {
   if (data_.has_value()) return &*data_;
-  if (duckdb_ == nullptr) {
-    ASSIGN_OR_RETURN(duckdb_, table::DuckDb::Open(2));
-  }
   ASSIGN_OR_RETURN(std::string meta_text, cache_.Read("dataset", dataset_key_, "meta.json"));
   nlohmann::json meta = nlohmann::json::parse(meta_text);
-  std::string path = (fs::path(cache_.Dir("dataset", dataset_key_)) / "dataset.parquet").string();
+  std::string path = (fs::path(cache_.Dir("dataset", dataset_key_)) / kDatasetFile).string();
   Prepared prepared;
-  ASSIGN_OR_RETURN(prepared.dataset.table, duckdb_->Query("SELECT * FROM read_parquet(" +
-                                                          table::QuoteSqlString(path) + ")"));
+  ASSIGN_OR_RETURN(prepared.dataset.table, ReadTableFile(path));
   prepared.dataset.time_column = meta["time_column"].get<std::string>();
   prepared.dataset.input_columns = meta["input_columns"].get<std::vector<std::string>>();
   data_ = std::move(prepared);
+  clock_.Mark("read training set");
   return &*data_;
 }
 
@@ -104,10 +109,16 @@ Status Run::LoadSplits() {
     ASSIGN_OR_RETURN(std::string bytes, cache_.Read("split", split_key_, names[split]));
     data_->splits[split] = IndexFromBytes(bytes);
   }
+  clock_.Mark("read splits");
   return Status::Ok();
 }
 
 Result<TrainResult> Run::Execute() {
+  const auto start = std::chrono::steady_clock::now();
+  const double start_cpu = ProcessCpuSeconds();
+  auto since = [](std::chrono::steady_clock::time_point from) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - from).count();
+  };
   nlohmann::json spec = nlohmann::json::parse(pipeline_.CanonicalJson());
   ASSIGN_OR_RETURN(nlohmann::json plan, source_->Plan());
   nlohmann::json dataset_params = {{"plan", plan},
@@ -117,25 +128,29 @@ Result<TrainResult> Run::Execute() {
                                    {"features", spec["features"]},
                                    {"request_inputs", spec["request_inputs"]}};
   dataset_key_ = StepKey("dataset", "", dataset_params.dump());
+  result_.plan_seconds = since(start);
   RETURN_IF_ERROR(Step("dataset", dataset_key_, [&](const std::string& dir) -> Status {
-    ASSIGN_OR_RETURN(BuiltDataset built, source_->Build());
+    ASSIGN_OR_RETURN(BuiltDataset built, source_->Build(&clock_));
     ASSIGN_OR_RETURN(built, OrderDataset(pipeline_, std::move(built)));
-    if (duckdb_ == nullptr) {
-      ASSIGN_OR_RETURN(duckdb_, table::DuckDb::Open(2));
-    }
-    RETURN_IF_ERROR(
-        duckdb_->WriteParquet(built.table, (fs::path(dir) / "dataset.parquet").string()));
+    clock_.Mark("training row order");
+    RETURN_IF_ERROR(WriteTableFile(built.table, (fs::path(dir) / kDatasetFile).string()));
+    clock_.Mark("write training set");
     nlohmann::json meta = {{"time_column", built.time_column},
                            {"input_columns", built.input_columns},
                            {"rows", built.table.num_rows()}};
-    // Later steps read the training set back from the cache even in this run,
-    // so a run on a cached dataset sees exactly the values a fresh run sees.
+    // The cache file holds the table exactly as it is in memory (table_file.h),
+    // so later steps of this run use the built table itself and see the very
+    // values a run on the cached dataset reads back.
+    Prepared prepared;
+    prepared.dataset = std::move(built);
+    data_ = std::move(prepared);
     return WriteIn(dir, "meta.json", meta.dump(2));
   }));
 
   std::string validate_key = StepKey("validate", dataset_key_, "");
   RETURN_IF_ERROR(Step("validate", validate_key, [&](const std::string& dir) -> Status {
     ASSIGN_OR_RETURN(nlohmann::json checks, source_->Validate());
+    clock_.Mark("source checks");
     ASSIGN_OR_RETURN(const Prepared* data, Data());
     RETURN_IF_ERROR(CheckDataset(pipeline_, data->dataset));
     return WriteIn(dir, "checks.json", checks.dump(2));
@@ -155,7 +170,7 @@ Result<TrainResult> Run::Execute() {
   transforms_key_ = StepKey("transforms", split_key_, spec["transforms"].dump());
   RETURN_IF_ERROR(Step("transforms", transforms_key_, [&](const std::string& dir) -> Status {
     RETURN_IF_ERROR(LoadSplits());
-    ASSIGN_OR_RETURN(nlohmann::json fitted, FitTransforms(pipeline_, *data_));
+    ASSIGN_OR_RETURN(nlohmann::json fitted, FitTransforms(pipeline_, *data_, &clock_));
     return WriteIn(dir, "transforms.json", fitted.dump(2));
   }));
 
@@ -166,10 +181,12 @@ Result<TrainResult> Run::Execute() {
     RETURN_IF_ERROR(LoadSplits());
     ASSIGN_OR_RETURN(std::string transforms,
                      cache_.Read("transforms", transforms_key_, "transforms.json"));
-    ASSIGN_OR_RETURN(TrainedModels models, TrainModels(pipeline_, *data_, transforms));
+    ASSIGN_OR_RETURN(TrainedModels models, TrainModels(pipeline_, *data_, transforms, &clock_));
     result_.xgboost_seconds = models.xgboost_seconds;
+    result_.xgboost_cpu_seconds = models.xgboost_cpu_seconds;
     for (const BundleFile& file : models.files)
       RETURN_IF_ERROR(WriteIn(dir, file.name, file.bytes));
+    clock_.Mark("write model files");
     return Status::Ok();
   }));
 
@@ -191,7 +208,9 @@ Result<TrainResult> Run::Execute() {
   RETURN_IF_ERROR(Step("evaluate", evaluate_key, [&](const std::string& dir) -> Status {
     RETURN_IF_ERROR(LoadSplits());
     ASSIGN_OR_RETURN(std::vector<BundleFile> models, read_models());
-    ASSIGN_OR_RETURN(std::vector<BundleFile> outputs, Evaluate(pipeline_, *data_, models));
+    Result<std::string> margins = cache_.Read("train", train_key_, kTrainingMarginsFile);
+    if (margins.ok()) models.push_back({kTrainingMarginsFile, std::move(margins).value()});
+    ASSIGN_OR_RETURN(std::vector<BundleFile> outputs, Evaluate(pipeline_, *data_, models, &clock_));
     for (const BundleFile& file : outputs) RETURN_IF_ERROR(WriteIn(dir, file.name, file.bytes));
     return Status::Ok();
   }));
@@ -210,6 +229,7 @@ Result<TrainResult> Run::Execute() {
     return WriteBundle((fs::path(dir) / "bundle").string(), std::move(manifest), files).status();
   }));
 
+  const auto finish_start = std::chrono::steady_clock::now();
   std::string cached_bundle = (fs::path(cache_.Dir("bundle", bundle_key)) / "bundle").string();
   ASSIGN_OR_RETURN(BundleInfo info, VerifyBundle(cached_bundle));
   std::string out = options_.out_dir;
@@ -242,6 +262,9 @@ Result<TrainResult> Run::Execute() {
   result_.metrics = info.manifest["metrics"];
   result_.slice_metrics = info.manifest["slice_metrics"];
   result_.split_rows = info.manifest["split_rows"];
+  result_.finish_seconds = since(finish_start);
+  result_.total_seconds = since(start);
+  result_.total_cpu_seconds = ProcessCpuSeconds() - start_cpu;
   return result_;
 }
 

@@ -17,6 +17,7 @@
 
 #include "common/status.h"
 #include "table/column.h"
+#include "train/phase_clock.h"
 #include "train/pipeline.h"
 
 namespace keel::train {
@@ -46,8 +47,9 @@ class DatasetSource {
   // Runs the data checks of the sources the training set reads. Returns their
   // summary. Errors: FailedPrecondition when a check fails at error level.
   virtual Result<nlohmann::json> Validate() = 0;
-  // Builds the training set. Errors: those of the offline engine.
-  virtual Result<BuiltDataset> Build() = 0;
+  // Builds the training set, marking its phases on `clock` (may be null).
+  // Errors: those of the offline engine.
+  virtual Result<BuiltDataset> Build(PhaseClock* clock) = 0;
 };
 
 struct TrainOptions {
@@ -65,6 +67,9 @@ struct StepRun {
   std::string key;
   bool cached = false;
   double seconds = 0;
+  double cpu_seconds = 0;  // process CPU time (all threads)
+  // Where the time of a step that ran went (empty for a cached step).
+  std::vector<Phase> phases;
 };
 
 // What a run produced; the hook for registration: a verified bundle at
@@ -80,6 +85,14 @@ struct TrainResult {
   // and boosting), to set against the run's total (issue 5's overhead); 0
   // when the step was cached.
   double xgboost_seconds = 0;
+  double xgboost_cpu_seconds = 0;  // the same span's process CPU time
+  // Wall time of the whole run: the steps plus planning (source
+  // fingerprints, pinned versions) and finishing (bundle verification, copy
+  // to the output folder, golden cases).
+  double total_seconds = 0;
+  double total_cpu_seconds = 0;
+  double plan_seconds = 0;
+  double finish_seconds = 0;
 };
 
 // Runs the pipeline. Errors: InvalidArgument naming the pipeline file for a

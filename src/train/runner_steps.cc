@@ -1,8 +1,10 @@
 #include "train/runner_steps.h"
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <map>
 
 #include "common/files.h"
@@ -98,19 +100,82 @@ nlohmann::json CellJson(const table::Column& column, size_t row) {
 
 }  // namespace
 
+namespace {
+
+// Appends Column::ValueToString(row) to `text` without building a string per
+// value: integers and strings directly, timestamps and doubles (whose
+// formatting is slow) through a one-value memo per column, since a spine
+// sorted by time repeats its timestamps and many values in a row.
+// Thread-safety: one thread (the memo is mutable state).
+class ValueAppender {
+ public:
+  explicit ValueAppender(const table::Column& column) : column_(column) {}
+
+  void AppendTo(size_t row, std::string* text) {
+    if (!column_.IsValid(row)) {
+      *text += "null";
+      return;
+    }
+    switch (column_.type()) {
+      case table::DataType::kBool:
+        *text += column_.bools()[row] ? "true" : "false";
+        return;
+      case table::DataType::kInt64: {
+        char buffer[24];
+        auto result = std::to_chars(buffer, buffer + sizeof(buffer), column_.ints()[row]);
+        text->append(buffer, result.ptr);
+        return;
+      }
+      case table::DataType::kString:
+        *text += column_.StringAt(row);
+        return;
+      case table::DataType::kTimestamp:
+      case table::DataType::kDouble: {
+        uint64_t bits = 0;
+        if (column_.type() == table::DataType::kDouble) {
+          std::memcpy(&bits, &column_.doubles()[row], sizeof(bits));
+        } else {
+          bits = static_cast<uint64_t>(column_.ints()[row]);
+        }
+        if (!memo_valid_ || bits != memo_bits_) {
+          memo_ = column_.ValueToString(row);
+          memo_bits_ = bits;
+          memo_valid_ = true;
+        }
+        *text += memo_;
+        return;
+      }
+    }
+  }
+
+ private:
+  const table::Column& column_;
+  bool memo_valid_ = false;
+  uint64_t memo_bits_ = 0;
+  std::string memo_;
+};
+
+}  // namespace
+
 std::vector<uint32_t> SampleRows(const table::Table& table, double fraction, uint64_t seed) {
   std::vector<uint32_t> rows;
   const double limit = fraction * 18446744073709551616.0;  // 2^64
+  if (fraction >= 1.0) {
+    rows.resize(table.num_rows());
+    for (size_t row = 0; row < rows.size(); ++row) rows[row] = static_cast<uint32_t>(row);
+    return rows;
+  }
+  std::vector<ValueAppender> columns;
+  for (size_t col = 0; col < table.num_columns(); ++col) columns.emplace_back(table.column(col));
+  const std::string prefix = std::to_string(seed);
   std::string text;
   for (size_t row = 0; row < table.num_rows(); ++row) {
-    if (fraction < 1.0) {
-      text = std::to_string(seed);
-      for (size_t col = 0; col < table.num_columns(); ++col) {
-        text += '\x1f';
-        text += table.column(col).ValueToString(row);
-      }
-      if (static_cast<double>(Hash64(text)) >= limit) continue;
+    text = prefix;
+    for (ValueAppender& column : columns) {
+      text += '\x1f';
+      column.AppendTo(row, &text);
     }
+    if (static_cast<double>(Hash64(text)) >= limit) continue;
     rows.push_back(static_cast<uint32_t>(row));
   }
   return rows;
@@ -195,10 +260,14 @@ Result<std::array<std::vector<uint32_t>, 3>> SplitRows(const PipelineSpec& pipel
   return splits;
 }
 
-Result<nlohmann::json> FitTransforms(const PipelineSpec& pipeline, const Prepared& data) {
+Result<nlohmann::json> FitTransforms(const PipelineSpec& pipeline, const Prepared& data,
+                                     PhaseClock* clock) {
   table::Table train = InputTable(data, 0);
+  MarkPhase(clock, "gather training inputs");
   ASSIGN_OR_RETURN(FittedTransforms fitted, FittedTransforms::Fit(pipeline.transforms, train));
+  MarkPhase(clock, "fit");
   ASSIGN_OR_RETURN(table::Table applied, fitted.Apply(train));
+  MarkPhase(clock, "apply (string check)");
   for (const table::Field& field : applied.fields()) {
     if (field.type == table::DataType::kString) {
       return InvalidArgument("input '" + field.name +
@@ -209,13 +278,14 @@ Result<nlohmann::json> FitTransforms(const PipelineSpec& pipeline, const Prepare
 }
 
 Result<TrainedModels> TrainModels(const PipelineSpec& pipeline, const Prepared& data,
-                                  const std::string& transforms_json) {
+                                  const std::string& transforms_json, PhaseClock* clock) {
   ASSIGN_OR_RETURN(FittedTransforms transforms,
                    FittedTransforms::FromJson(nlohmann::json::parse(transforms_json)));
   ASSIGN_OR_RETURN(DenseMatrix train, SplitMatrix(data, 0, transforms));
   ASSIGN_OR_RETURN(std::vector<double> train_labels, SplitLabels(pipeline, data, 0));
   ASSIGN_OR_RETURN(DenseMatrix valid, SplitMatrix(data, 1, transforms));
   ASSIGN_OR_RETURN(std::vector<double> valid_labels, SplitLabels(pipeline, data, 1));
+  MarkPhase(clock, "matrices (transforms)");
   XgboostParams params = pipeline.model;
   params.task = pipeline.task;
   if (params.early_stopping_rounds > 0 && valid.rows == 0) {
@@ -224,23 +294,33 @@ Result<TrainedModels> TrainModels(const PipelineSpec& pipeline, const Prepared& 
   }
   XgboostTrainingReport report;
   auto boosting_start = std::chrono::steady_clock::now();
+  const double boosting_start_cpu = ProcessCpuSeconds();
   ASSIGN_OR_RETURN(std::unique_ptr<XgboostModel> model,
                    XgboostModel::Train(params, train, train_labels,
-                                       valid.rows > 0 ? &valid : nullptr, valid_labels, &report));
+                                       valid.rows > 0 ? &valid : nullptr, valid_labels, &report,
+                                       /*keep_training_margins=*/true));
+  // Copying the training margins is keel's work, not XGBoost's: it is left
+  // out of XGBoost's time (and its own phase).
+  const double margins_seconds = report.training_margins_seconds;
   double xgboost_seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - boosting_start).count();
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - boosting_start).count() -
+      margins_seconds;
+  const double xgboost_cpu_seconds = ProcessCpuSeconds() - boosting_start_cpu - margins_seconds;
+  MarkPhase(clock, "xgboost (DMatrix + boosting)");
   ASSIGN_OR_RETURN(std::unique_ptr<ConstantModel> constant,
                    ConstantModel::Train(pipeline.task, train, train_labels));
   LinearScaling scaling = LinearScaling::Fit(train);
   ASSIGN_OR_RETURN(
       std::unique_ptr<LinearModel> linear,
       LinearModel::Train({pipeline.task, pipeline.linear_l2}, scaling.Apply(train), train_labels));
+  MarkPhase(clock, "baselines (constant, linear)");
   // The training-data hash: the exact matrix and labels the model saw.
   std::string data_bytes(reinterpret_cast<const char*>(train.values.data()),
                          train.values.size() * sizeof(float));
   data_bytes.append(reinterpret_cast<const char*>(train_labels.data()),
                     train_labels.size() * sizeof(double));
   for (const std::string& name : train.feature_names) data_bytes += name + "\n";
+  MarkPhase(clock, "training data hash");
   nlohmann::json train_report = {{"training_data_hash", HashHex128(data_bytes)},
                                  {"model_columns", train.feature_names},
                                  {"input_columns", data.dataset.input_columns},
@@ -253,6 +333,7 @@ Result<TrainedModels> TrainModels(const PipelineSpec& pipeline, const Prepared& 
                                  {"rounds_kept", model->num_rounds()}};
   TrainedModels out;
   out.xgboost_seconds = xgboost_seconds;
+  out.xgboost_cpu_seconds = xgboost_cpu_seconds;
   ASSIGN_OR_RETURN(std::string model_bytes, model->Save());
   ASSIGN_OR_RETURN(std::string constant_bytes, constant->Save());
   ASSIGN_OR_RETURN(std::string linear_bytes, linear->Save());
@@ -261,11 +342,17 @@ Result<TrainedModels> TrainModels(const PipelineSpec& pipeline, const Prepared& 
   out.files.push_back({"baseline_linear.json", std::move(linear_bytes)});
   out.files.push_back({"linear_scaling.json", scaling.ToJson().dump()});
   out.files.push_back({"train_report.json", train_report.dump(2)});
+  if (report.training_margins.size() == train.rows) {
+    out.files.push_back({kTrainingMarginsFile,
+                         std::string(reinterpret_cast<const char*>(report.training_margins.data()),
+                                     report.training_margins.size() * sizeof(float))});
+  }
+  MarkPhase(clock, "save models");
   return out;
 }
 
 Result<std::vector<BundleFile>> Evaluate(const PipelineSpec& pipeline, const Prepared& data,
-                                         const std::vector<BundleFile>& models) {
+                                         const std::vector<BundleFile>& models, PhaseClock* clock) {
   const std::string* transforms_json = FindFile(models, "transforms.json");
   const std::string* scaling_json = FindFile(models, "linear_scaling.json");
   if (transforms_json == nullptr || scaling_json == nullptr) {
@@ -287,21 +374,34 @@ Result<std::vector<BundleFile>> Evaluate(const PipelineSpec& pipeline, const Pre
   }
   const char* names[] = {"model", "constant", "linear"};
   if (data.splits[2].empty()) return FailedPrecondition("empty test split: nothing to evaluate");
+  MarkPhase(clock, "load models");
   ASSIGN_OR_RETURN(DenseMatrix test, SplitMatrix(data, 2, transforms));
   ASSIGN_OR_RETURN(std::vector<double> labels, SplitLabels(pipeline, data, 2));
+  MarkPhase(clock, "test matrix");
   std::vector<std::vector<double>> scores;
+  // XGBoost predicts in place from the dense matrix: no DMatrix copy of it
+  // (the same trees, the same float sums: the same predictions).
+  const auto* booster = static_cast<const XgboostModel*>(loaded[0].get());
+  auto predict = [&](size_t index, const DenseMatrix& matrix) -> Result<std::vector<double>> {
+    if (index == 0) {
+      if (matrix.cols != booster->num_features()) return booster->Predict(matrix);  // its error
+      return booster->PredictInPlace(matrix.values.data(), matrix.rows, false);
+    }
+    return loaded[index]->Predict(index == 2 ? scaling.Apply(matrix) : matrix);
+  };
   for (size_t index = 0; index < loaded.size(); ++index) {
-    Result<std::vector<double>> predicted =
-        loaded[index]->Predict(index == 2 ? scaling.Apply(test) : test);
+    Result<std::vector<double>> predicted = predict(index, test);
     if (!predicted.ok()) return predicted.status().WithContext(names[index]);
     scores.push_back(std::move(predicted).value());
   }
+  MarkPhase(clock, "predict test");
   nlohmann::json metrics = nlohmann::json::object();
   for (size_t index = 0; index < loaded.size(); ++index) {
     Result<nlohmann::json> m = Metrics(pipeline.task, labels, scores[index], pipeline.threshold);
     if (!m.ok()) return m.status().WithContext(std::string("test split, ") + names[index]);
     metrics[names[index]] = *m;
   }
+  MarkPhase(clock, "metrics");
   // Slices: rows grouped by the column's value; a slice whose metrics cannot
   // be computed (one class only) reports its count and no metrics.
   nlohmann::json slices = nlohmann::json::object();
@@ -330,6 +430,7 @@ Result<std::vector<BundleFile>> Evaluate(const PipelineSpec& pipeline, const Pre
     }
     slices[name] = list;
   }
+  MarkPhase(clock, "slice metrics");
   nlohmann::json metrics_file = {{"test", metrics},
                                  {"slices", slices},
                                  {"split_rows",
@@ -338,8 +439,23 @@ Result<std::vector<BundleFile>> Evaluate(const PipelineSpec& pipeline, const Pre
                                    {"test", data.splits[2].size()}}}};
 
   // The training profile of every input and of the prediction, for drift.
-  ASSIGN_OR_RETURN(DenseMatrix train, SplitMatrix(data, 0, transforms));
-  ASSIGN_OR_RETURN(std::vector<double> train_predictions, loaded[0]->Predict(train));
+  std::vector<double> train_predictions;
+  const std::string* margins = FindFile(models, kTrainingMarginsFile);
+  if (margins != nullptr && margins->size() == data.splits[0].size() * sizeof(float)) {
+    // The train step kept XGBoost's own margins of these rows.
+    train_predictions.resize(data.splits[0].size());
+    for (size_t row = 0; row < train_predictions.size(); ++row) {
+      float margin = 0;
+      std::memcpy(&margin, margins->data() + row * sizeof(float), sizeof(float));
+      train_predictions[row] = OutputFromMargin(pipeline.task, margin);
+    }
+    MarkPhase(clock, "training split predictions (kept by the train step)");
+  } else {
+    ASSIGN_OR_RETURN(DenseMatrix train, SplitMatrix(data, 0, transforms));
+    MarkPhase(clock, "training matrix");
+    ASSIGN_OR_RETURN(train_predictions, predict(0, train));
+    MarkPhase(clock, "predict training split");
+  }
   table::Table profiled = InputTable(data, 0);
   table::Column prediction(table::DataType::kDouble, 0);
   for (double value : train_predictions) prediction.AppendDouble(value);
@@ -347,6 +463,7 @@ Result<std::vector<BundleFile>> Evaluate(const PipelineSpec& pipeline, const Pre
   ASSIGN_OR_RETURN(validate::Profile profile,
                    validate::Profile::Of(profiled, "", validate::ProfileOptions()));
   profile.source = pipeline.name + ": training split";
+  MarkPhase(clock, "training profile");
 
   // Golden cases: the first test rows, raw inputs and the model's prediction.
   table::Table test_inputs = InputTable(data, 2);
@@ -359,6 +476,7 @@ Result<std::vector<BundleFile>> Evaluate(const PipelineSpec& pipeline, const Pre
     }
     golden.push_back({{"inputs", inputs}, {"prediction", scores[0][row]}});
   }
+  MarkPhase(clock, "golden cases");
   return std::vector<BundleFile>{{"metrics.json", metrics_file.dump(2)},
                                  {"profile.json", profile.ToJson()},
                                  {"golden_cases.json", golden.dump(2)}};

@@ -29,6 +29,10 @@ inline constexpr const char* kModelFiles[] = {"model.ubj", "baseline_constant.js
                                               "train_report.json"};
 inline constexpr const char* kEvaluateFiles[] = {"metrics.json", "profile.json",
                                                  "golden_cases.json"};
+// Also in the train step's entry, not in the bundle: the kept XGBoost
+// model's margins of the training rows (float32, row order), so evaluation
+// need not predict the training split again.
+inline constexpr const char* kTrainingMarginsFile = "training_margins.f32";
 
 // The rows of `table` a sample keeps: row r stays when a hash of its values
 // and `seed` falls below `fraction` of the hash range, so the choice depends
@@ -52,25 +56,31 @@ Result<std::array<std::vector<uint32_t>, 3>> SplitRows(const PipelineSpec& pipel
 // Fits the pipeline's transforms on the training split's inputs only.
 // Returns FittedTransforms::ToJson(). Errors: those of the transforms;
 // InvalidArgument for a string input left without an encoding.
-Result<nlohmann::json> FitTransforms(const PipelineSpec& pipeline, const Prepared& data);
+Result<nlohmann::json> FitTransforms(const PipelineSpec& pipeline, const Prepared& data,
+                                     PhaseClock* clock = nullptr);
 
 struct TrainedModels {
-  std::vector<BundleFile> files;  // kModelFiles
+  std::vector<BundleFile> files;  // kModelFiles, then kTrainingMarginsFile
   // Wall time of XGBoost's own work (DMatrix construction and boosting with
   // early stopping), for the overhead report; never written to the bundle.
   double xgboost_seconds = 0;
+  double xgboost_cpu_seconds = 0;  // process CPU time of the same span
 };
 
 // Trains XGBoost (early stopping on the validation split) and the constant
 // and linear baselines on the transformed training split.
 Result<TrainedModels> TrainModels(const PipelineSpec& pipeline, const Prepared& data,
-                                  const std::string& transforms_json);
+                                  const std::string& transforms_json, PhaseClock* clock = nullptr);
 
 // Evaluates the three models on the test split (metrics, slices), profiles
 // the training inputs and predictions and picks golden cases.
-// `models`: kModelFiles plus transforms.json. Returns kEvaluateFiles.
+// `models`: kModelFiles plus transforms.json (and kTrainingMarginsFile when
+// the train step wrote it: then the training split is not predicted again).
+// Returns kEvaluateFiles.
+// `clock` (here and above; may be null) gets the step's phases.
 Result<std::vector<BundleFile>> Evaluate(const PipelineSpec& pipeline, const Prepared& data,
-                                         const std::vector<BundleFile>& models);
+                                         const std::vector<BundleFile>& models,
+                                         PhaseClock* clock = nullptr);
 
 // The bundle manifest (without "files") for the step outputs in `files`.
 Result<nlohmann::json> BundleManifest(const PipelineSpec& pipeline,

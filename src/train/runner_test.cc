@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "common/hash.h"
 #include "common/time.h"
 #include "train/bundle.h"
 #include "train/golden.h"
@@ -30,7 +31,7 @@ class FakeSource : public DatasetSource {
     ++validations;
     return nlohmann::json::array();
   }
-  Result<BuiltDataset> Build() override {
+  Result<BuiltDataset> Build(PhaseClock*) override {
     ++builds;
     table::Column ts(table::DataType::kTimestamp, 0), x1(table::DataType::kDouble, 0),
         x2(table::DataType::kInt64, 0), cat(table::DataType::kString, 0),
@@ -225,7 +226,7 @@ TEST(SplitRows, RandomSplitIsStratifiedAndSeeded) {
   Result<PipelineSpec> spec = ParsePipeline(text, "fake.yaml");
   ASSERT_TRUE(spec.ok()) << spec.status().ToString();
   FakeSource source;
-  BuiltDataset dataset = *source.Build();
+  BuiltDataset dataset = *source.Build(nullptr);
   auto splits = SplitRows(*spec, dataset);
   ASSERT_TRUE(splits.ok()) << splits.status().ToString();
   const std::vector<int64_t>& y = dataset.table.GetColumn("y").value()->ints();
@@ -250,7 +251,7 @@ TEST(SplitRows, RandomSplitIsStratifiedAndSeeded) {
 
 TEST(SampleRows, DependsOnContentNotPosition) {
   FakeSource source;
-  BuiltDataset dataset = *source.Build();
+  BuiltDataset dataset = *source.Build(nullptr);
   std::vector<uint32_t> kept = SampleRows(dataset.table, 0.3, 9);
   EXPECT_NEAR(kept.size(), 900, 90);
   std::vector<uint32_t> reversed(dataset.table.num_rows());
@@ -263,6 +264,48 @@ TEST(SampleRows, DependsOnContentNotPosition) {
     EXPECT_EQ(reversed[kept_reversed[kept.size() - 1 - index]], kept[index]);
   }
   EXPECT_EQ(SampleRows(dataset.table, 1.0, 9).size(), dataset.table.num_rows());
+}
+
+// The sample hashes each row's values as Column::ValueToString spells them
+// (the rule the flights example's sample was drawn by); the fast appender
+// must spell every type, null, NaN and repeated value the same way.
+TEST(SampleRows, HashesValuesAsValueToStringSpellsThem) {
+  table::Table table;
+  table::Column ints(table::DataType::kInt64, 0), times(table::DataType::kTimestamp, 0);
+  table::Column doubles(table::DataType::kDouble, 0), bools(table::DataType::kBool, 0);
+  table::Column strings(table::DataType::kString, 0);
+  for (int row = 0; row < 5000; ++row) {
+    ints.AppendInt64(row % 11 == 0 ? INT64_MIN : (row - 2500) * 7919LL);
+    times.AppendInt64(978307200000000LL + (row / 3) * 60000000LL + (row % 17 == 0 ? 5 : 0));
+    if (row % 13 == 0) {
+      doubles.AppendNull();
+      bools.AppendNull();
+      strings.AppendNull();
+    } else {
+      doubles.AppendDouble(row % 9 == 0 ? std::nan("") : row % 4 == 0 ? 0.1 * row : -1.0 / row);
+      bools.AppendBool(row % 2 == 0);
+      strings.AppendString(row % 5 == 0 ? "" : "s" + std::to_string(row % 37));
+    }
+  }
+  ASSERT_TRUE(table.AddColumn("ints", std::move(ints)).ok());
+  ASSERT_TRUE(table.AddColumn("times", std::move(times)).ok());
+  ASSERT_TRUE(table.AddColumn("doubles", std::move(doubles)).ok());
+  ASSERT_TRUE(table.AddColumn("bools", std::move(bools)).ok());
+  ASSERT_TRUE(table.AddColumn("strings", std::move(strings)).ok());
+  for (double fraction : {0.05, 0.5, 0.9}) {
+    std::vector<uint32_t> expected;
+    for (size_t row = 0; row < table.num_rows(); ++row) {
+      std::string text = "42";
+      for (size_t col = 0; col < table.num_columns(); ++col) {
+        text += '\x1f';
+        text += table.column(col).ValueToString(row);
+      }
+      if (static_cast<double>(Hash64(text)) < fraction * 18446744073709551616.0) {
+        expected.push_back(static_cast<uint32_t>(row));
+      }
+    }
+    EXPECT_EQ(SampleRows(table, fraction, 42), expected) << fraction;
+  }
 }
 
 TEST_F(RunnerTest, OutNeverReplacesAFolderThatIsNotABundle) {

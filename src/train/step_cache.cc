@@ -53,6 +53,12 @@ Status StepCache::Store(const std::string& step, const std::string& key,
     fs::remove_all(temporary, error);
     return status;
   }
+  // Another run with the same key may have stored the entry meanwhile: its
+  // content is the same (same key), so it stays and readers never miss it.
+  if (!force_ && fs::is_directory(dir, error)) {
+    fs::remove_all(temporary, error);
+    return Status::Ok();
+  }
   // A forced rerun replaces the old entry; rename cannot replace a non-empty folder.
   std::string old = TemporaryPathFor(dir);
   fs::rename(dir, old, error);

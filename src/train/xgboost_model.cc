@@ -5,6 +5,7 @@
 
 #include <xgboost/c_api.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -136,9 +137,15 @@ Result<double> ParseEvalLine(const char* line) {
 
 }  // namespace
 
+double OutputFromMargin(Task task, float margin) {
+  if (task != Task::kBinaryClassification) return margin;
+  return 1.0f / (1.0f + std::exp(-margin));  // float, as XGBoost's PredTransform
+}
+
 Result<std::unique_ptr<XgboostModel>> XgboostModel::Train(
     const XgboostParams& params, const DenseMatrix& train, std::span<const double> train_labels,
-    const DenseMatrix* valid, std::span<const double> valid_labels, XgboostTrainingReport* report) {
+    const DenseMatrix* valid, std::span<const double> valid_labels, XgboostTrainingReport* report,
+    bool keep_training_margins) {
   RETURN_IF_ERROR(CheckParams(params, valid != nullptr));
   RETURN_IF_ERROR(CheckLabels(params.task, train, train_labels).WithContext("training labels"));
   if (valid != nullptr) {
@@ -165,6 +172,27 @@ Result<std::unique_ptr<XgboostModel>> XgboostModel::Train(
   local_report.metric = params.task == Task::kBinaryClassification ? "logloss" : "rmse";
   double best_score = std::numeric_limits<double>::infinity();
   int best_iteration = -1;
+  keep_training_margins = keep_training_margins && report != nullptr;
+  // The training rows' margins after the rounds boosted so far. XGBoost keeps
+  // them in its prediction cache of the training matrix (each round adds its
+  // tree's leaf values, in float, in tree order: what a tree walk sums), so
+  // this asks for no tree walk; it is a copy.
+  auto copy_margins = [&]() -> Status {
+    auto start = std::chrono::steady_clock::now();
+    const char* config =
+        "{\"type\": 1, \"training\": false, \"iteration_begin\": 0, \"iteration_end\": 0, "
+        "\"strict_shape\": false}";
+    const bst_ulong* shape = nullptr;
+    bst_ulong dimensions = 0;
+    const float* margins = nullptr;
+    RETURN_IF_ERROR(Call(
+        XGBoosterPredictFromDMatrix(handle, dtrain.get(), config, &shape, &dimensions, &margins),
+        "reading the training margins"));
+    local_report.training_margins.assign(margins, margins + train.rows);
+    local_report.training_margins_seconds +=
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    return Status::Ok();
+  };
   for (int iteration = 0; iteration < params.num_rounds; ++iteration) {
     RETURN_IF_ERROR(Call(XGBoosterUpdateOneIter(handle, iteration, dtrain.get()),
                          "boosting round " + std::to_string(iteration)));
@@ -181,12 +209,18 @@ Result<std::unique_ptr<XgboostModel>> XgboostModel::Train(
     if (score < best_score) {
       best_score = score;
       best_iteration = iteration;
+      if (keep_training_margins && params.early_stopping_rounds > 0) {
+        RETURN_IF_ERROR(copy_margins());
+      }
     } else if (params.early_stopping_rounds > 0 &&
                iteration - best_iteration >= params.early_stopping_rounds) {
       break;
     }
   }
   int kept_rounds = local_report.rounds_boosted;
+  if (keep_training_margins && (params.early_stopping_rounds <= 0 || best_iteration < 0)) {
+    RETURN_IF_ERROR(copy_margins());  // every round is kept
+  }
   if (params.early_stopping_rounds > 0) {
     local_report.best_iteration = best_iteration;
     kept_rounds = best_iteration + 1;

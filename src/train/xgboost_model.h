@@ -48,7 +48,19 @@ struct XgboostTrainingReport {
   std::vector<double> validation_curve;  // one value per boosted round
   int rounds_boosted = 0;                // rounds actually run
   int best_iteration = -1;               // 0-based round kept last; -1 without early stopping
+  // Margins of the training rows by the model as returned (the kept rounds),
+  // read from XGBoost's prediction cache of the training matrix after the
+  // best round (no tree walk): equal to PredictMargin(train). Filled only
+  // when Train is asked to (keep_training_margins).
+  std::vector<float> training_margins;
+  // Wall seconds spent copying those margins (inside Train's time).
+  double training_margins_seconds = 0;
 };
+
+// The model's output for a margin, as XGBoost's own prediction transforms it:
+// the logistic function in float for binary:logistic (1 / (1 + expf(-m))),
+// the margin itself for squared error.
+double OutputFromMargin(Task task, float margin);
 
 // An XGBoost booster (binary:logistic or reg:squarederror).
 // Missing values: NaN cells go down each split's learned default direction.
@@ -68,16 +80,16 @@ class XgboostModel : public Model {
   // (XGBoosterSlice): the trees of the later rounds are dropped, so Predict,
   // Save and the serving runtime all see the best model and nothing else.
   // Same data, parameters and seed give byte-identical Save() output.
+  // With keep_training_margins (and a report), report->training_margins gets
+  // the kept model's margins of the training rows.
   // Errors: InvalidArgument for bad parameters, labels or matrix shapes (or an
   // early stopping request without a validation matrix); FailedPrecondition
   // for binary training labels of one class only; Internal for XGBoost
   // failures, with its message.
-  static Result<std::unique_ptr<XgboostModel>> Train(const XgboostParams& params,
-                                                     const DenseMatrix& train,
-                                                     std::span<const double> train_labels,
-                                                     const DenseMatrix* valid = nullptr,
-                                                     std::span<const double> valid_labels = {},
-                                                     XgboostTrainingReport* report = nullptr);
+  static Result<std::unique_ptr<XgboostModel>> Train(
+      const XgboostParams& params, const DenseMatrix& train, std::span<const double> train_labels,
+      const DenseMatrix* valid = nullptr, std::span<const double> valid_labels = {},
+      XgboostTrainingReport* report = nullptr, bool keep_training_margins = false);
 
   // Loads UBJSON or JSON model bytes (XGBoost detects which). The task comes
   // from the model's objective; predictions use `nthread` threads.
