@@ -120,6 +120,34 @@ Result<table::Table> ModelInputs(const ServingModel& model, const table::Table& 
   return inputs;
 }
 
+// The row path's raw inputs: row after row, model->inputs() values each,
+// from the request's columns and the features read. Returns false when a
+// column is not there (the table path names the error).
+bool GatherRows(const ServingModel& model, const table::Table& rows,
+                const features::OnlineFeatures& read, std::vector<RowValue>* out) {
+  size_t count = rows.num_rows();
+  size_t width = model.inputs().size();
+  out->resize(count * width);
+  for (size_t col = 0; col < width; ++col) {
+    const ModelInput& input = model.inputs()[col];
+    const table::Column* column = nullptr;
+    if (input.from_request) {
+      int index = rows.FindColumn(input.name);
+      if (index >= 0) column = &rows.column(static_cast<size_t>(index));
+    } else {
+      for (size_t index = 0; index < read.names.size(); ++index) {
+        if (read.names[index] == input.name) {
+          column = &read.values[index];
+          break;
+        }
+      }
+    }
+    if (column == nullptr || column->size() != count) return false;
+    for (size_t row = 0; row < count; ++row) (*out)[row * width + col] = RowValueAt(*column, row);
+  }
+  return true;
+}
+
 void AppendDouble(double value, std::string* out) {
   if (!std::isfinite(value)) {
     *out += "null";
@@ -203,17 +231,37 @@ Reply PredictImpl(const PredictContext& context, const HttpRequest& http, Predic
 
   Clock::time_point model_start = Clock::now();
   bool have_features = fallback_reason.empty();
-  Result<table::Table> inputs = ModelInputs(*model, request.rows, have_features ? &read : nullptr);
-  if (!inputs.ok()) return ErrorReply(inputs.status());
+  size_t count = request.rows.num_rows();
+  size_t width = model->inputs().size();
   Result<std::vector<double>> scores = std::vector<double>();
   std::string fallback_used;
-  if (have_features) {
-    scores = model->Score(*inputs, Scorer::kModel);
-    if (!scores.ok()) {
-      if (scores.status().code() == StatusCode::kInvalidArgument) {
-        return ErrorReply(400, "rows: " + scores.status().message());
+  // The row path: each row's raw inputs straight from the request's columns
+  // and the features read, scored with no table (ServingModel::ScoreRow). A
+  // row it does not answer sends the whole request down the table path.
+  thread_local std::vector<RowValue> raw;
+  bool by_rows = false;
+  if (have_features && model->row_path_status().ok()) {
+    by_rows = GatherRows(*model, request.rows, read, &raw);
+    if (by_rows) {
+      scores->resize(count);
+      for (size_t row = 0; row < count && by_rows; ++row) {
+        by_rows = model->ScoreRow(std::span<const RowValue>(raw.data() + row * width, width),
+                                  &(*scores)[row]);
       }
-      fallback_reason = "model: " + scores.status().message();
+    }
+  }
+  Result<table::Table> inputs = table::Table();
+  if (!by_rows) {
+    inputs = ModelInputs(*model, request.rows, have_features ? &read : nullptr);
+    if (!inputs.ok()) return ErrorReply(inputs.status());
+    if (have_features) {
+      scores = model->Score(*inputs, Scorer::kModel);
+      if (!scores.ok()) {
+        if (scores.status().code() == StatusCode::kInvalidArgument) {
+          return ErrorReply(400, "rows: " + scores.status().message());
+        }
+        fallback_reason = "model: " + scores.status().message();
+      }
     }
   }
   if (!fallback_reason.empty()) {
@@ -239,7 +287,6 @@ Reply PredictImpl(const PredictContext& context, const HttpRequest& http, Predic
   event.model_us = MicrosSince(model_start);
 
   // The answer.
-  size_t count = request.rows.num_rows();
   std::string out = "{\"model\":";
   AppendJsonString(name, &out);
   out += ",\"version\":" + std::to_string(model->version()) + ",\"request_id\":";
@@ -285,12 +332,23 @@ Reply PredictImpl(const PredictContext& context, const HttpRequest& http, Predic
   if (context.on_prediction) {
     event.row_keys_json = std::move(request.row_json);
     event.input_names = model->input_names();
-    event.inputs.assign(count, std::vector<double>(model->inputs().size(), std::nan("")));
-    for (size_t col = 0; col < model->inputs().size(); ++col) {
-      const table::Column& column = inputs->column(col);
-      if (column.type() == DataType::kString) continue;
+    event.inputs.assign(count, std::vector<double>(width, std::nan("")));
+    if (by_rows) {
       for (size_t row = 0; row < count; ++row) {
-        if (column.IsValid(row)) event.inputs[row][col] = column.NumericAt(row);
+        const RowValue* values = raw.data() + row * width;
+        for (size_t col = 0; col < width; ++col) {
+          if (values[col].valid && values[col].type != DataType::kString) {
+            event.inputs[row][col] = values[col].number;
+          }
+        }
+      }
+    } else {
+      for (size_t col = 0; col < width; ++col) {
+        const table::Column& column = inputs->column(col);
+        if (column.type() == DataType::kString) continue;
+        for (size_t row = 0; row < count; ++row) {
+          if (column.IsValid(row)) event.inputs[row][col] = column.NumericAt(row);
+        }
       }
     }
   }
