@@ -1,6 +1,7 @@
 #include "serve/predict_api.h"
 
 #include <atomic>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <nlohmann/json.hpp>
@@ -25,9 +26,13 @@ int64_t MicrosSince(Clock::time_point start) {
 std::string NewRequestId() {
   static std::atomic<uint64_t> counter{0};
   static const uint64_t seed = std::random_device{}() ^ (uint64_t{std::random_device{}()} << 32);
-  char text[40];
-  std::snprintf(text, sizeof(text), "%016llx%08llx", static_cast<unsigned long long>(seed),
-                static_cast<unsigned long long>(counter.fetch_add(1) & 0xffffffffu));
+  // 16 hex digits of the seed, 8 of the counter.
+  static const char* const kHex = "0123456789abcdef";
+  std::string text(24, '0');
+  uint64_t count = counter.fetch_add(1) & 0xffffffffu;
+  for (int i = 0; i < 16; ++i) text[static_cast<size_t>(i)] = kHex[(seed >> (60 - 4 * i)) & 15];
+  for (int i = 0; i < 8; ++i)
+    text[static_cast<size_t>(16 + i)] = kHex[(count >> (28 - 4 * i)) & 15];
   return text;
 }
 
@@ -153,9 +158,10 @@ void AppendDouble(double value, std::string* out) {
     *out += "null";
     return;
   }
+  // The shortest text that reads back as the same double.
   char text[32];
-  std::snprintf(text, sizeof(text), "%.17g", value);
-  *out += text;
+  auto written = std::to_chars(text, text + sizeof(text), value);
+  out->append(text, written.ptr);
 }
 
 // Answers one prediction request; fills `event` (model and version once the
@@ -199,8 +205,13 @@ Reply PredictImpl(const PredictContext& context, const HttpRequest& http, Predic
 
   // Features: one batched read of every pinned view for every row.
   Clock::time_point features_start = Clock::now();
-  FeatureSelection selection;
-  selection.references = model->feature_references();
+  // The model's selection, built once per model and thread (not copied per request).
+  thread_local std::weak_ptr<const ServingModel> selection_model;
+  thread_local FeatureSelection selection;
+  if (selection_model.lock() != model) {
+    selection.references = model->feature_references();
+    selection_model = model;
+  }
   Result<std::shared_ptr<const LookupPlan>> plan =
       context.resolver->Plan(selection, request.rows.fields());
   if (!plan.ok()) {
@@ -363,6 +374,17 @@ const char* StatusLabel(int http_status, const PredictionEvent& event) {
   return "error";
 }
 
+// The series of answered ("ok") requests of one model version.
+struct OkSeries {
+  uint64_t metrics_id = 0;  // ServingMetrics::id; 0: empty
+  std::string model;
+  int64_t version = 0;
+  Counter* predictions = nullptr;
+  Histogram* total = nullptr;
+  Histogram* features = nullptr;
+  Histogram* model_stage = nullptr;
+};
+
 // PredictImpl with its metrics and the prediction log's event.
 Reply Predict(const PredictContext& context, const HttpRequest& http) {
   std::optional<InFlight> in_flight;
@@ -372,16 +394,40 @@ Reply Predict(const PredictContext& context, const HttpRequest& http) {
   Reply reply = PredictImpl(context, http, &event);
   if (context.metrics != nullptr) {
     ServingMetrics& metrics = *context.metrics;
-    // Unknown names are one label value, so clients cannot grow the series.
-    std::string model = context.models->Has(http.captures.at(0)) ? http.captures.at(0) : "unknown";
-    std::string version = event.model.empty() ? "" : std::to_string(event.version);
-    metrics.predictions.With({model, version, StatusLabel(reply.http_status, event)}).Inc();
-    metrics.latency.With({model, "total"}).ObserveSince(start);
+    bool ok = reply.http_status == 200 && event.fallback.empty() && !event.model.empty();
+    // An answered request of the model and version this thread answered last
+    // (the usual case) finds its series in the thread's cache.
+    thread_local OkSeries cached;
+    if (ok && cached.metrics_id == metrics.id && cached.version == event.version &&
+        cached.model == event.model) {
+      cached.predictions->Inc();
+      cached.total->ObserveSince(start);
+      cached.features->Observe(event.features_us / 1e6);
+      cached.model_stage->Observe(event.model_us / 1e6);
+    } else {
+      // Unknown names are one label value, so clients cannot grow the series.
+      std::string model =
+          context.models->Has(http.captures.at(0)) ? http.captures.at(0) : "unknown";
+      std::string version = event.model.empty() ? "" : std::to_string(event.version);
+      Counter& predictions =
+          metrics.predictions.With({model, version, StatusLabel(reply.http_status, event)});
+      predictions.Inc();
+      Histogram& total = metrics.latency.With({model, "total"});
+      total.ObserveSince(start);
+      if (reply.http_status == 200) {
+        Histogram& features = metrics.latency.With({model, "features"});
+        Histogram& model_stage = metrics.latency.With({model, "model"});
+        features.Observe(event.features_us / 1e6);
+        model_stage.Observe(event.model_us / 1e6);
+        if (ok && model == event.model) {
+          cached = {metrics.id, event.model, event.version, &predictions,
+                    &total,     &features,   &model_stage};
+        }
+      }
+    }
     if (reply.http_status == 200) {
-      metrics.latency.With({model, "features"}).Observe(event.features_us / 1e6);
-      metrics.latency.With({model, "model"}).Observe(event.model_us / 1e6);
       for (const std::string& feature : event.missing_feature_names) {
-        metrics.feature_missing.With({model, feature}).Inc();
+        metrics.feature_missing.With({event.model, feature}).Inc();
       }
     }
   }
