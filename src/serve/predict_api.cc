@@ -140,7 +140,8 @@ bool GatherRows(const ServingModel& model, const table::Table& rows,
       int index = rows.FindColumn(input.name);
       if (index >= 0) column = &rows.column(static_cast<size_t>(index));
     } else {
-      for (size_t index = 0; index < read.names.size(); ++index) {
+      // The last of equal names, as ModelInputs takes it.
+      for (size_t index = read.names.size(); index-- > 0;) {
         if (read.names[index] == input.name) {
           column = &read.values[index];
           break;
