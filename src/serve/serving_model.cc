@@ -219,6 +219,32 @@ Result<std::shared_ptr<const ServingModel>> ServingModel::Load(const std::string
 }
 
 Result<train::DenseMatrix> ServingModel::Matrix(const table::Table& inputs) const {
+  if (row_plan_.has_value()) {
+    std::vector<const table::Column*> columns;
+    for (const ModelInput& input : inputs_) {
+      int index = inputs.FindColumn(input.name);
+      if (index < 0 || inputs.column(static_cast<size_t>(index)).type() != input.type) break;
+      columns.push_back(&inputs.column(static_cast<size_t>(index)));
+    }
+    if (columns.size() == inputs_.size()) {
+      train::DenseMatrix matrix;
+      matrix.rows = inputs.num_rows();
+      matrix.cols = model_columns_.size();
+      matrix.feature_names = model_columns_;
+      matrix.values.resize(matrix.rows * matrix.cols);
+      std::vector<RowValue> row(columns.size());
+      bool answered = true;
+      for (size_t r = 0; r < matrix.rows && answered; ++r) {
+        for (size_t col = 0; col < columns.size(); ++col) row[col] = RowValueAt(*columns[col], r);
+        answered = row_plan_->Apply(row, matrix.values.data() + r * matrix.cols);
+      }
+      if (answered) return matrix;
+    }
+  }
+  return TableMatrix(inputs);
+}
+
+Result<train::DenseMatrix> ServingModel::TableMatrix(const table::Table& inputs) const {
   // Inputs of the trained types (the usual case) are transformed as they are.
   bool as_trained = true;
   for (const ModelInput& input : inputs_) {

@@ -96,8 +96,16 @@ class ServingModel {
   // number of rows.
   Result<std::vector<double>> ScoreMatrix(const std::vector<float>& values, Scorer scorer) const;
 
-  // The model matrix of raw inputs (transforms applied), for logs and tests.
+  // The model matrix of raw inputs (transforms applied). Rows go through
+  // the row path (row_plan.h) when it serves the model and every input has
+  // its trained type, so a batch and a one-row request share one code path;
+  // otherwise, or when a row needs it (an error to name), through
+  // TableMatrix. Both give the same matrix, bit for bit (tested).
   Result<train::DenseMatrix> Matrix(const table::Table& inputs) const;
+  // The table path: the bundle's FittedTransforms::Apply (training's own
+  // code) and train::BuildDenseMatrix, numeric inputs of another type
+  // converted first. The reference the row path is tested against.
+  Result<train::DenseMatrix> TableMatrix(const table::Table& inputs) const;
 
   // The row path (row_plan.h): one row of raw values, one per inputs() entry
   // in its order, scored by the compiled trees with no table and no

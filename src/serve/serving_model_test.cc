@@ -68,10 +68,22 @@ TEST(ServingModel, RowPathEqualsTablePathAndXgboostOnFlights) {
     ASSERT_EQ(columns.back()->type(), input.type) << input.name;
   }
 
-  auto by_table = serving.Score(*rows, Scorer::kModel);
-  ASSERT_TRUE(by_table.ok()) << by_table.status().ToString();
-  auto matrix = serving.Matrix(*rows);
+  auto by_score = serving.Score(*rows, Scorer::kModel);
+  ASSERT_TRUE(by_score.ok()) << by_score.status().ToString();
+  // The reference: training's own transforms over the table.
+  auto matrix = serving.TableMatrix(*rows);
   ASSERT_TRUE(matrix.ok());
+  auto by_rows = serving.Matrix(*rows);  // the row path, the batch form
+  ASSERT_TRUE(by_rows.ok());
+  ASSERT_EQ(by_rows->values.size(), matrix->values.size());
+  for (size_t i = 0; i < matrix->values.size(); ++i) {
+    ASSERT_TRUE(std::isnan(matrix->values[i]) ? std::isnan(by_rows->values[i])
+                                              : by_rows->values[i] == matrix->values[i])
+        << i;
+  }
+  // The compiled trees over the reference matrix.
+  auto by_reference = serving.ScoreMatrix(matrix->values, Scorer::kModel);
+  ASSERT_TRUE(by_reference.ok());
   auto bundle_info = train::VerifyBundle(bundle);
   ASSERT_TRUE(bundle_info.ok());
   auto bytes = train::ReadBundleFile(*bundle_info, "model.ubj");
@@ -91,7 +103,8 @@ TEST(ServingModel, RowPathEqualsTablePathAndXgboostOnFlights) {
     }
     double prediction = -1;
     ASSERT_TRUE(serving.ScoreRow(values, &prediction)) << row;
-    ASSERT_EQ(prediction, (*by_table)[row]) << "row " << row;  // bit for bit
+    ASSERT_EQ(prediction, (*by_score)[row]) << "row " << row;  // bit for bit
+    ASSERT_EQ(prediction, (*by_reference)[row]) << "row " << row;
     ASSERT_NEAR(prediction, (*by_xgboost)[row], 1e-6) << "row " << row;
     ASSERT_TRUE(serving.RowMatrix(values, model_row.data()));
     for (size_t col = 0; col < model_row.size(); ++col) {
