@@ -301,6 +301,7 @@ class FastReader {
 
 bool ParsePredictBodyFast(std::string_view text, const PredictOptions& options,
                           PredictRequest* request) {
+  constexpr size_t kFastMaxColumns = 64;
   using Value = FastReader::Value;
   FastReader reader(text);
   if (!reader.Take('{')) return false;
@@ -337,6 +338,8 @@ bool ParsePredictBodyFast(std::string_view text, const PredictOptions& options,
               if (candidate.name == name) column = &candidate;
             }
             if (column == nullptr) {
+              // Columns are looked up by a scan: many belong to the general parser's map.
+              if (columns.size() == kFastMaxColumns) return false;
               columns.push_back({name, std::vector<Value>(count + 1), count});
               column = &columns.back();
             } else if (column->row == count) {

@@ -111,6 +111,13 @@ TEST(PredictRequestParsers, FastEqualsGeneralOnTheCorpus) {
   EXPECT_EQ(request.rows.num_rows(), 1u);
   EXPECT_EQ(request.row_json[0],
             R"({"origin":"SFO","destination":"LAX","date":"2001-06-15 08:00:00","distance":337})");
+  // Many columns: the general parser's (it indexes them).
+  std::string wide = "{\"rows\":[{";
+  for (int i = 0; i < 100; ++i)
+    wide += (i ? ",\"c" : "\"c") + std::to_string(i) + "\":" + std::to_string(i);
+  wide += "}]}";
+  EXPECT_FALSE(ParsePredictBodyFast(wide, options, &request));
+  EXPECT_EQ(Differential(wide, options), false);
   // More rows than allowed: the general parser's 413.
   EXPECT_FALSE(ParsePredictBodyFast(kCorpus[30], options, &request));
 }
