@@ -222,8 +222,11 @@ Reply PredictImpl(const PredictContext& context, const HttpRequest& http, Predic
       return ErrorReply(400, "rows: " + plan.status().message());
     }
   }
-  features::OnlineFeatures read;
+  // Reused by the thread's requests (a reused OnlineFeatures reads as a
+  // fresh one; the read may keep its buffers).
+  thread_local features::OnlineFeatures read;
   std::string fallback_reason;
+  bool fetched_ok = false;
   if (!plan.ok()) {
     fallback_reason = "features: " + plan.status().message();
   } else if (MicrosSince(start) >= request.deadline_ms * 1000) {
@@ -232,6 +235,7 @@ Reply PredictImpl(const PredictContext& context, const HttpRequest& http, Predic
   } else {
     Status fetched = features::ReadOnlineFeatures(context.store, request.rows, (*plan)->uses,
                                                   (*plan)->views, request.at, &read);
+    fetched_ok = fetched.ok();
     if (!fetched.ok()) {
       fallback_reason = "features: online store: " + fetched.message();
     } else if (MicrosSince(start) > request.deadline_ms * 1000) {
@@ -239,6 +243,7 @@ Reply PredictImpl(const PredictContext& context, const HttpRequest& http, Predic
                         std::to_string(request.deadline_ms) + " ms";
     }
   }
+  if (!fetched_ok) read = features::OnlineFeatures();  // nothing of an earlier request
   event.features_us = MicrosSince(features_start);
 
   Clock::time_point model_start = Clock::now();
