@@ -11,12 +11,21 @@
 //
 // Usage: bench_online --repo examples/flights [--redis redis://127.0.0.1:6390]
 //                     [--lookups 20000] [--batch 2000,10000] [--ingest-days 30]
+//                     [--only lookup|ingest] [--store DIR]
+//        bench_online --handler-repo DIR [--handler-body JSON] [--lookups 20000]
+// The second form times keel serve's /v1/features handler in-process
+// (serve::FeatureLookup::Lookup: JSON request in, JSON answer out, no HTTP)
+// on a repository that was applied and materialized (bench/serve_bench.py's,
+// under .cache/bench/serve/repo: 1 entity x 50 features from Redis).
+// --store keeps the RocksDB store in DIR and materializes only when DIR holds
+// no watermark yet (for profiling the lookups alone; the ingest runs change it).
 // The repository must have been applied (keel apply). Prints a summary and a
 // last line of JSON for bench/run.
 #include <hiredis/hiredis.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <ctime>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -25,6 +34,8 @@
 #include "bench_util.h"
 #include "features/catalog.h"
 #include "features/online.h"
+#include "serve/feature_resolver.h"
+#include "serve/lookup.h"
 #include "table/duckdb_bridge.h"
 
 namespace keel::bench {
@@ -34,6 +45,13 @@ using features::OnlineView;
 using table::Column;
 using table::DataType;
 using table::Table;
+
+// CPU time of the calling thread.
+double ThreadCpuSeconds() {
+  timespec now{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now);
+  return static_cast<double>(now.tv_sec) + static_cast<double>(now.tv_nsec) * 1e-9;
+}
 
 struct Percentiles {
   double p50 = 0, p99 = 0, p999 = 0;
@@ -151,17 +169,65 @@ Status Ingest(const Table& events, size_t batch,
       RETURN_IF_ERROR(slice.AddColumn(events.fields()[c].name, events.column(c).Gather(rows)));
     }
     table::Column ids;
+    // As keel serve's POST /v1/events: every view's update in one store write.
+    features::PendingWrites pending;
     features::ApplyOptions options;
+    options.pending = &pending;
     if (event_ids != nullptr) {
       ids = event_ids->Gather(rows);
       options.event_ids = &ids;
     }
     for (auto& updater : updaters) RETURN_IF_ERROR(updater->Apply(slice, store, &stats, options));
+    RETURN_IF_ERROR(pending.Commit(store));
   }
   return Status::Ok();
 }
 
+// Times serve::FeatureLookup::Lookup on one request body, as keel serve
+// answers POST /v1/features (minus HTTP).
+Status RunHandler(const Flags& flags) {
+  std::string repo_dir = flags.Get("handler-repo");
+  int lookups = std::stoi(flags.Get("lookups", "20000"));
+  std::string body = flags.Get(
+      "handler-body",
+      R"({"features":["origin_stats"],"entities":{"iata":["ATL"]},"at":"2001-06-01 00:00:00"})");
+  ASSIGN_OR_RETURN(features::Repository repo, features::LoadRepository(repo_dir));
+  ASSIGN_OR_RETURN(std::unique_ptr<features::Catalog> catalog,
+                   features::Catalog::Open(repo.config.catalog_path));
+  store::StoreOptions options;
+  options.type = repo.config.online_type;
+  options.path = repo.config.online_path;
+  options.url = repo.config.online_url;
+  options.project = repo.config.project;
+  ASSIGN_OR_RETURN(std::unique_ptr<store::OnlineStore> store, store::OpenOnlineStore(options));
+  serve::FeatureResolver resolver(std::move(catalog));
+  RETURN_IF_ERROR(resolver.Refresh());
+  serve::FeatureLookup lookup(&resolver, store.get(), serve::LookupLimits{});
+  std::vector<double> micros;
+  size_t bytes = 0;
+  for (int i = -lookups / 10; i < lookups; ++i) {
+    Stopwatch watch;
+    serve::Reply reply = lookup.Lookup(body, serve::LookupShape::kKeel);
+    double elapsed = watch.Seconds() * 1e6;
+    if (reply.http_status != 200) {
+      return Internal("handler answered " + std::to_string(reply.http_status) + ": " + reply.body);
+    }
+    bytes = reply.body.size();
+    if (i >= 0) micros.push_back(elapsed);
+  }
+  Percentiles p = Summarise(micros);
+  std::printf(
+      "handler /v1/features in-process (%s store): p50 %.1f us, p99 %.1f us, p99.9 %.1f us, "
+      "answer %zu bytes\n",
+      store->type().data(), p.p50, p.p99, p.p999, bytes);
+  nlohmann::json result;
+  result["handler"] = ToJson(p);
+  std::printf("%s\n", result.dump().c_str());
+  return Status::Ok();
+}
+
 Status Run(const Flags& flags) {
+  if (!flags.Get("handler-repo").empty()) return RunHandler(flags);
   ASSIGN_OR_RETURN(std::string repo_dir, flags.Require("repo"));
   int lookups = std::stoi(flags.Get("lookups", "20000"));
   std::vector<size_t> batches;  // --batch 2000,10000: one ingest run per size
@@ -174,6 +240,11 @@ Status Run(const Flags& flags) {
   }
   int ingest_days = std::stoi(flags.Get("ingest-days", "30"));
   std::string redis_url = flags.Get("redis", "");
+  std::string only = flags.Get("only", "");
+  if (!only.empty() && only != "lookup" && only != "ingest") {
+    return InvalidArgument("--only: expected lookup or ingest, got '" + only + "'");
+  }
+  std::string kept_store = flags.Get("store", "");
   ASSIGN_OR_RETURN(features::Repository repo, features::LoadRepository(repo_dir));
   ASSIGN_OR_RETURN(std::unique_ptr<features::Catalog> catalog,
                    features::Catalog::Open(repo.config.catalog_path));
@@ -188,28 +259,37 @@ Status Run(const Flags& flags) {
 
   nlohmann::json result;
   std::string scratch = std::filesystem::temp_directory_path() / "keel_bench_online";
-  std::filesystem::remove_all(scratch);
+  if (kept_store.empty()) std::filesystem::remove_all(scratch);
   // RocksDB: materialize as of `at`, then look up.
   {
-    ASSIGN_OR_RETURN(std::unique_ptr<store::OnlineStore> store,
-                     store::OpenRocksDbStore(scratch + "/rocksdb", "bench"));
+    ASSIGN_OR_RETURN(
+        std::unique_ptr<store::OnlineStore> store,
+        store::OpenRocksDbStore(kept_store.empty() ? scratch + "/rocksdb" : kept_store, "bench"));
     std::set<std::string> done;
     for (const auto& view : setup.views) {
       if (!done.insert(view->store_view()).second) continue;
+      if (!kept_store.empty()) {
+        ASSIGN_OR_RETURN(std::optional<Timestamp> watermark,
+                         features::MaterializedWatermark(store.get(), *view));
+        if (watermark.has_value()) continue;
+      }
       RETURN_IF_ERROR(
           features::Materialize(repo.config, duckdb.get(), view, at, false, store.get()).status());
     }
-    size_t features_read = 0;
-    ASSIGN_OR_RETURN(Percentiles p,
-                     MeasureLookups(store.get(), setup, at, lookups, &features_read));
-    std::printf(
-        "lookup, RocksDB in-process: 1 entity x %zu views (%zu features): p50 %.1f us, "
-        "p99 %.1f us, p99.9 %.1f us (target p99 <= 20 us)\n",
-        setup.views.size(), features_read, p.p50, p.p99, p.p999);
-    result["lookup_rocksdb"] = ToJson(p);
-    result["features"] = features_read;
+    if (only != "ingest") {
+      size_t features_read = 0;
+      ASSIGN_OR_RETURN(Percentiles p,
+                       MeasureLookups(store.get(), setup, at, lookups, &features_read));
+      std::printf(
+          "lookup, RocksDB in-process: 1 entity x %zu views (%zu features): p50 %.1f us, "
+          "p99 %.1f us, p99.9 %.1f us (target p99 <= 20 us)\n",
+          setup.views.size(), features_read, p.p50, p.p99, p.p999);
+      result["lookup_rocksdb"] = ToJson(p);
+      result["features"] = features_read;
+    }
 
     // Ingest: the next `ingest_days` of flights through the window views.
+    if (only == "lookup") ingest_days = 0;
     ASSIGN_OR_RETURN(Timestamp until,
                      ParseTimestamp("2001-06-01 00:00:00"));  // start of the replay
     Timestamp end = until + static_cast<Timestamp>(ingest_days) * kMicrosPerDay;
@@ -228,7 +308,7 @@ Status Run(const Flags& flags) {
     // with or without event ids) run, so every run applies new events on top
     // of the state the previous left.
     result["ingest"] = nlohmann::json::array();
-    size_t runs = batches.size() * 2;
+    size_t runs = only == "lookup" ? 0 : batches.size() * 2;
     for (size_t run = 0; run < runs; ++run) {
       size_t batch = batches[run / 2];
       bool with_ids = run % 2 == 1;
@@ -245,23 +325,28 @@ Status Run(const Flags& flags) {
         RETURN_IF_ERROR(part.AddColumn(events.fields()[c].name, events.column(c).Gather(rows)));
       }
       Stopwatch watch;
+      double cpu_before = ThreadCpuSeconds();
       RETURN_IF_ERROR(Ingest(part, batch, updaters, store.get(), with_ids ? &event_ids : nullptr));
       double seconds = watch.Seconds();
+      double cpu = ThreadCpuSeconds() - cpu_before;
       double rate = static_cast<double>(part.num_rows()) / seconds;
+      // The ingesting thread's CPU time leaves out waits (the WAL's fsync, a
+      // busy machine) and RocksDB's background threads: steadier on a shared machine.
       std::printf(
           "ingest, RocksDB: %zu events x %zu window views in batches of %zu%s: %.2f s, "
-          "%.0f events/s (target >= 200 000)\n",
+          "%.0f events/s (target >= 200 000); thread CPU %.2f s, %.0f events per CPU second\n",
           part.num_rows(), updaters.size(), batch, with_ids ? ", with event ids (de-dup)" : "",
-          seconds, rate);
+          seconds, rate, cpu, static_cast<double>(part.num_rows()) / cpu);
       result["ingest"].push_back({{"events", part.num_rows()},
                                   {"views", updaters.size()},
                                   {"batch", batch},
                                   {"event_ids", with_ids},
                                   {"seconds", seconds},
+                                  {"thread_cpu_seconds", cpu},
                                   {"events_per_second", rate}});
     }
   }
-  if (!redis_url.empty()) {
+  if (!redis_url.empty() && only != "ingest") {
     ASSIGN_OR_RETURN(std::unique_ptr<store::OnlineStore> store,
                      store::OpenRedisStore(redis_url, "keel_bench", false));
     std::set<std::string> done;
@@ -281,7 +366,7 @@ Status Run(const Flags& flags) {
     result["lookup_redis"] = ToJson(p);
     result["bare_get"] = ToJson(bare);
   }
-  std::filesystem::remove_all(scratch);
+  if (kept_store.empty()) std::filesystem::remove_all(scratch);
   std::printf("%s\n", result.dump().c_str());
   return Status::Ok();
 }

@@ -318,7 +318,10 @@ def main():
     parser.add_argument("--duration", type=int, default=15, help="seconds per wrk measurement")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads under load")
     parser.add_argument("--connections", type=int, default=8, help="wrk connections under load")
-    parser.add_argument("--keel-threads", type=int, default=16, help="keel serve --threads")
+    # keel serve's own default: an event loop per core serves any number of
+    # connections; more loops than cores only add context switches.
+    parser.add_argument("--keel-threads", type=int, default=os.cpu_count() or 1,
+                        help="keel serve --threads: event loops (default: one per core)")
     parser.add_argument("--workers", type=int, default=2, help="uvicorn workers for the stand-in")
     parser.add_argument("--keel-port", type=int, default=6611)
     parser.add_argument("--standin-port", type=int, default=6612)

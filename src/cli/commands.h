@@ -199,7 +199,7 @@ struct ServeOptions {
   RepoOptions repo;
   std::string host = "127.0.0.1";
   int port = 6566;  // 0: any free port
-  int threads = 16;
+  int threads = 0;  // event loops; 0: one per core
   size_t max_body_bytes = 1024 * 1024;
   size_t max_entities = 1000;
   size_t max_events = 10000;

@@ -291,9 +291,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 65535));
   serve
       ->add_option("--threads", serve_options.threads,
-                   "Worker threads (connections served at once)")
+                   "Event loops serving the connections, one thread each (0: one per core)")
       ->capture_default_str()
-      ->check(CLI::Range(1, 4096));
+      ->check(CLI::Range(0, 4096));
   serve
       ->add_option("--max-body-bytes", serve_options.max_body_bytes,
                    "Largest request body; larger ones get 413")

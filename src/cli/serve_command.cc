@@ -81,7 +81,7 @@ Status RunServe(const ServeOptions& options) {
   serve::ServerOptions server_options;
   server_options.host = options.host;
   server_options.port = options.port;
-  server_options.threads = options.threads;
+  if (options.threads > 0) server_options.threads = options.threads;
   server_options.max_body_bytes = options.max_body_bytes;
   server_options.limits.max_entities = options.max_entities;
   server_options.max_events = options.max_events;

@@ -276,13 +276,13 @@ Status ParseWindowValue(const OnlineView& view, std::string_view bytes, WindowVa
 // counts as late when any stream rejects it as older than its horizon; the
 // newest accepted row moves the horizons). Sets *skipped (and writes nothing)
 // when the stored value already includes `applied_through`.
-Status ApplyWindowRows(const OnlineView& view, const std::string* stored,
+Status ApplyWindowRows(const OnlineView& view, const std::optional<std::string_view>& stored,
                        std::span<const uint32_t> rows, std::span<const Timestamp> times,
                        const std::vector<table::Column>& streams, Timestamp applied_through,
                        ApplyStats* stats, std::string* out, bool* skipped) {
   WindowValue value;
   std::vector<std::string> empty;  // fresh encodings for a new entity
-  if (stored != nullptr) {
+  if (stored.has_value()) {
     RETURN_IF_ERROR(ParseWindowValue(view, *stored, &value));
   } else {
     for (const OnlineView::StreamDef& stream : view.streams()) {
@@ -434,88 +434,109 @@ Status OnlineUpdater::Apply(const Table& rows, store::OnlineStore* store, ApplyS
     EncodeEntityKey(def.entity.name, keys, grouping->order[grouping->offsets[entity]],
                     &entity_keys[entity]);
   }
-  std::vector<std::string> recent_events;  // per entity; empty: none to write
-  if (options.event_ids != nullptr && !fresh) {
-    RETURN_IF_ERROR(DropSeenEvents(view, *options.event_ids, entity_keys, store, WallClockNow(),
-                                   options.dedup_ttl, grouping.get(), &recent_events,
-                                   &stats->duplicates));
-  }
-  std::vector<std::optional<std::string>> stored;
-  if (!fresh) {
-    std::vector<store::StoreKey> store_keys;
-    store_keys.reserve(entities);
-    for (const std::string& key : entity_keys) store_keys.push_back({key, view.store_view()});
-    RETURN_IF_ERROR(store->Read(store_keys, &stored));
-  }
+  std::vector<RecentEventsWrite> recent_events;  // per entity; empty: none to write
   std::vector<std::string> encoded;
   std::vector<size_t> written;
   encoded.reserve(entities);
-  std::unique_ptr<ProgressBar> progress;
-  if (!progress_label_.empty()) progress = std::make_unique<ProgressBar>(progress_label_, entities);
-  for (size_t entity = 0; entity < entities; ++entity) {
-    if (progress != nullptr && entity % 64 == 0) progress->Update(entity);
-    // Every row of the entity was a duplicate: nothing to write.
-    if (grouping->offsets[entity] == grouping->offsets[entity + 1]) continue;
-    if (def.kind == ViewKind::kWindow) {
-      const std::string* previous =
-          !fresh && stored[entity].has_value() ? &*stored[entity] : nullptr;
-      size_t begin = grouping->offsets[entity], end = grouping->offsets[entity + 1];
-      std::string value;
-      bool skipped = false;
-      RETURN_IF_ERROR(ApplyWindowRows(view, previous,
-                                      std::span(grouping->order).subspan(begin, end - begin),
-                                      std::span(grouping->sorted_ts).subspan(begin, end - begin),
-                                      streams, applied_through, stats, &value, &skipped));
-      if (skipped) continue;
-      encoded.push_back(std::move(value));
-      written.push_back(entity);
-      continue;
+  const bool dedup = options.event_ids != nullptr && !fresh;
+  // Everything below runs on `stored` (the entity states, then with event
+  // ids their recent-id sets) as the store holds them, uncopied.
+  auto apply = [&](std::span<const std::optional<std::string_view>> stored) -> Status {
+    if (dedup) {
+      RETURN_IF_ERROR(DropSeenEventsIn(view, *options.event_ids, stored.subspan(entities, entities),
+                                       stored.subspan(2 * entities, entities), WallClockNow(),
+                                       options.dedup_ttl, grouping.get(), &recent_events,
+                                       &stats->duplicates));
     }
-    EntityState state;
-    if (!fresh && stored[entity].has_value()) {
-      Result<EntityState> decoded = DecodeEntityState(view, *stored[entity]);
-      if (!decoded.ok()) return decoded.status();
-      state = std::move(decoded).value();
-      if (applied_through != kMinTimestamp && state.applied_through >= applied_through) continue;
-    } else {
-      state = NewEntityState(view);
+    std::unique_ptr<ProgressBar> progress;
+    if (!progress_label_.empty()) {
+      progress = std::make_unique<ProgressBar>(progress_label_, entities);
     }
-    for (size_t i = grouping->offsets[entity]; i < grouping->offsets[entity + 1]; ++i) {
-      uint32_t row = grouping->order[i];
-      Timestamp ts = grouping->sorted_ts[i];
-      if (applied_through != kMinTimestamp && ts < state.applied_through) continue;  // as above
-      uint64_t arrival = state.next_arrival++;
-      // A snapshot view (window views took ApplyWindowRows above).
-      if (state.has_row && ts < state.row_ts) {
-        ++stats->rows;  // applied, but not the latest: changes nothing
-        stats->newest = std::max(stats->newest, ts);
+    for (size_t entity = 0; entity < entities; ++entity) {
+      if (progress != nullptr && entity % 64 == 0) progress->Update(entity);
+      // Every row of the entity was a duplicate: nothing to write.
+      if (grouping->offsets[entity] == grouping->offsets[entity + 1]) continue;
+      const std::optional<std::string_view> previous = fresh ? std::nullopt : stored[entity];
+      if (def.kind == ViewKind::kWindow) {
+        size_t begin = grouping->offsets[entity], end = grouping->offsets[entity + 1];
+        std::string value;
+        bool skipped = false;
+        RETURN_IF_ERROR(ApplyWindowRows(view, previous,
+                                        std::span(grouping->order).subspan(begin, end - begin),
+                                        std::span(grouping->sorted_ts).subspan(begin, end - begin),
+                                        streams, applied_through, stats, &value, &skipped));
+        if (skipped) continue;
+        encoded.push_back(std::move(value));
+        written.push_back(entity);
         continue;
       }
-      state.has_row = true;
-      state.row_ts = ts;
-      state.row_arrival = arrival;
-      for (size_t f = 0; f < snapshot.size(); ++f) SetScalar(snapshot[f], row, &state.row[f]);
-      state.newest_ts = std::max(state.newest_ts, ts);
-      stats->newest = std::max(stats->newest, ts);
-      ++stats->rows;
+      EntityState state;
+      if (previous.has_value()) {
+        Result<EntityState> decoded = DecodeEntityState(view, *previous);
+        if (!decoded.ok()) return decoded.status();
+        state = std::move(decoded).value();
+        if (applied_through != kMinTimestamp && state.applied_through >= applied_through) continue;
+      } else {
+        state = NewEntityState(view);
+      }
+      for (size_t i = grouping->offsets[entity]; i < grouping->offsets[entity + 1]; ++i) {
+        uint32_t row = grouping->order[i];
+        Timestamp ts = grouping->sorted_ts[i];
+        if (applied_through != kMinTimestamp && ts < state.applied_through) continue;  // as above
+        uint64_t arrival = state.next_arrival++;
+        // A snapshot view (window views took ApplyWindowRows above).
+        if (state.has_row && ts < state.row_ts) {
+          ++stats->rows;  // applied, but not the latest: changes nothing
+          stats->newest = std::max(stats->newest, ts);
+          continue;
+        }
+        state.has_row = true;
+        state.row_ts = ts;
+        state.row_arrival = arrival;
+        for (size_t f = 0; f < snapshot.size(); ++f) SetScalar(snapshot[f], row, &state.row[f]);
+        state.newest_ts = std::max(state.newest_ts, ts);
+        stats->newest = std::max(stats->newest, ts);
+        ++stats->rows;
+      }
+      if (applied_through != kMinTimestamp) {
+        state.applied_through = std::max(state.applied_through, applied_through);
+      }
+      encoded.push_back(EncodeEntityState(view, state));
+      written.push_back(entity);
     }
-    if (applied_through != kMinTimestamp) {
-      state.applied_through = std::max(state.applied_through, applied_through);
+    if (progress != nullptr) progress->Finish();
+    return Status::Ok();
+  };
+  if (fresh) {
+    RETURN_IF_ERROR(apply({}));
+  } else {
+    // One batched read: every entity's state, then (with event ids) every
+    // entity's recent-id sets, main and tail.
+    const std::string main_view = RecentEventsView(view), tail_view = RecentEventsTailView(view);
+    std::vector<store::StoreKey> store_keys;
+    store_keys.reserve(dedup ? 3 * entities : entities);
+    for (const std::string& key : entity_keys) store_keys.push_back({key, view.store_view()});
+    if (dedup) {
+      for (const std::string& key : entity_keys) store_keys.push_back({key, main_view});
+      for (const std::string& key : entity_keys) store_keys.push_back({key, tail_view});
     }
-    encoded.push_back(EncodeEntityState(view, state));
-    written.push_back(entity);
+    RETURN_IF_ERROR(store->ReadViews(store_keys, apply));
   }
   std::vector<store::StoreEntry> entries;
-  entries.reserve(2 * written.size());
-  const std::string recent_view = RecentEventsView(view);
+  entries.reserve(3 * written.size());
+  const std::string main_view = RecentEventsView(view), tail_view = RecentEventsTailView(view);
   for (size_t i = 0; i < written.size(); ++i) {
     const std::string& entity_key = entity_keys[written[i]];
     entries.push_back({{entity_key, view.store_view()}, encoded[i], view.store_ttl()});
     // The entity's recent event ids go with its state (an entity's entries
     // are written atomically).
-    if (!recent_events.empty() && !recent_events[written[i]].empty()) {
-      entries.push_back(
-          {{entity_key, recent_view}, recent_events[written[i]], 2 * options.dedup_ttl});
+    if (recent_events.empty()) continue;
+    const RecentEventsWrite& sets = recent_events[written[i]];
+    if (!sets.main.empty()) {
+      entries.push_back({{entity_key, main_view}, sets.main, 2 * options.dedup_ttl});
+    }
+    if (!sets.tail.empty()) {
+      entries.push_back({{entity_key, tail_view}, sets.tail, 2 * options.dedup_ttl});
     }
   }
   std::vector<store::MetaEntry> meta(options.meta.begin(), options.meta.end());
@@ -526,53 +547,126 @@ Status OnlineUpdater::Apply(const Table& rows, store::OnlineStore* store, ApplyS
     newest_value = std::to_string(std::max(stats->newest, recorded.value_or(kMinTimestamp)));
     meta.push_back({newest_name, newest_value});
   }
-  RETURN_IF_ERROR(store->Write(entries, meta));
-  if (progress != nullptr) progress->Finish();
+  if (options.pending != nullptr) {
+    options.pending->Add(entries, meta);
+  } else {
+    RETURN_IF_ERROR(store->Write(entries, meta));
+  }
   stats->entities += written.size();
   return Status::Ok();
 }
 
+// --- PendingWrites -----------------------------------------------------------
+
+void PendingWrites::Add(std::span<const store::StoreEntry> entries,
+                        std::span<const store::MetaEntry> meta) {
+  auto keep = [&](std::string_view bytes) -> std::string_view {
+    return bytes_.emplace_back(bytes);
+  };
+  for (const store::StoreEntry& entry : entries) {
+    entries_.push_back(
+        {{keep(entry.key.entity), keep(entry.key.view)}, keep(entry.value), entry.ttl});
+  }
+  for (const store::MetaEntry& record : meta) {
+    meta_.push_back({keep(record.name), keep(record.value)});
+  }
+}
+
+Status PendingWrites::Commit(store::OnlineStore* store) {
+  Status written = store->Write(entries_, meta_);
+  entries_.clear();
+  meta_.clear();
+  bytes_.clear();
+  return written;
+}
+
 // --- Reads -------------------------------------------------------------------
 
-Status ReadOnlineFeatures(store::OnlineStore* store, const Table& entities,
-                          const std::vector<ResolvedUse>& uses,
-                          const std::vector<std::shared_ptr<const OnlineView>>& views,
-                          Timestamp now, OnlineFeatures* out) {
-  size_t rows = entities.num_rows();
-  // One key per (use, entity row); all read in one batch.
-  std::vector<std::string> entity_keys(uses.size() * rows);
-  std::vector<uint8_t> key_valid(uses.size() * rows, 0);
+namespace {
+
+// Buffers of one ReadOnlineFeatures call, kept per thread and reused, so a
+// lookup allocates little besides its result once they have grown.
+struct ReadScratch {
+  std::vector<std::string> entity_keys;  // [use * rows + row]
+  std::vector<uint8_t> key_valid;
   std::vector<store::StoreKey> store_keys;
   std::vector<size_t> key_slot;  // store_keys[k] is (use, row) slot key_slot[k]
-  for (size_t u = 0; u < uses.size(); ++u) {
-    ASSIGN_OR_RETURN(std::vector<const Column*> keys,
-                     KeyColumns(entities, uses[u].spine_keys, "entities"));
-    for (size_t row = 0; row < rows; ++row) {
-      size_t slot = u * rows + row;
-      key_valid[slot] =
-          EncodeEntityKey(uses[u].view.entity.name, keys, row, &entity_keys[slot]) ? 1 : 0;
-    }
-  }
-  for (size_t slot = 0; slot < entity_keys.size(); ++slot) {
-    if (!key_valid[slot]) continue;
-    store_keys.push_back({entity_keys[slot], views[slot / rows]->store_view()});
-    key_slot.push_back(slot);
-  }
-  std::vector<std::optional<std::string>> values;
-  RETURN_IF_ERROR(store->Read(store_keys, &values));
-  std::vector<const std::string*> value_of(entity_keys.size(), nullptr);
-  for (size_t k = 0; k < key_slot.size(); ++k) {
-    if (values[k].has_value()) value_of[key_slot[k]] = &*values[k];
-  }
-
-  *out = OnlineFeatures();
-  // Snapshot values are decoded whole (they are small); window values are
-  // read straight from their encoding, bucket by bucket (ReadEncoded).
-  std::vector<std::optional<EntityState>> states(rows);
-  std::vector<WindowValue> windows(rows);
+  std::vector<std::optional<std::string_view>> value_of;  // per slot
+  std::vector<std::optional<EntityState>> states;
+  std::vector<WindowValue> windows;
   std::vector<FeatureValue> window_values;                 // [row * outputs + output]
   std::vector<std::vector<Duration>> stream_lengths;       // per stream, decreasing
   std::vector<std::vector<AggregateState>> stream_states;  // reused across rows
+  std::vector<uint8_t> selected;                           // per output
+  std::vector<size_t> length_index;                        // per output: its window in its stream
+  std::vector<uint32_t> needs;                             // per stream: SlidingWindow::Needs
+};
+
+// The calling thread's ReadScratch, or a fresh one when it is in use.
+class ReadScratchLease {
+ public:
+  ReadScratchLease() {
+    if (!in_use_) {
+      in_use_ = true;
+      leased_ = &thread_scratch_;
+    } else {
+      own_ = std::make_unique<ReadScratch>();
+      leased_ = own_.get();
+    }
+  }
+  ~ReadScratchLease() {
+    if (own_ == nullptr) in_use_ = false;
+  }
+  ReadScratchLease(const ReadScratchLease&) = delete;
+  ReadScratchLease& operator=(const ReadScratchLease&) = delete;
+  ReadScratch& scratch() { return *leased_; }
+
+ private:
+  static thread_local ReadScratch thread_scratch_;
+  static thread_local bool in_use_;
+  std::unique_ptr<ReadScratch> own_;
+  ReadScratch* leased_ = nullptr;
+};
+thread_local ReadScratch ReadScratchLease::thread_scratch_;
+thread_local bool ReadScratchLease::in_use_ = false;
+
+// The features of `uses` from the values read (scratch.value_of), into `out`.
+Status BuildOnlineFeatures(const std::vector<ResolvedUse>& uses,
+                           const std::vector<std::shared_ptr<const OnlineView>>& views,
+                           Timestamp now, size_t rows, ReadScratch& scratch, OnlineFeatures* out) {
+  // Reuse the capacity of a result the caller passes again.
+  size_t features = 0;
+  std::vector<FeatureStatus>* statuses_out = nullptr;
+  std::vector<Timestamp>* event_ts_out = nullptr;
+  auto next_feature = [&](std::string_view prefix, std::string_view name, DataType type) {
+    if (out->names.size() <= features) out->names.emplace_back();
+    if (out->statuses.size() <= features) out->statuses.emplace_back();
+    if (out->event_timestamps.size() <= features) out->event_timestamps.emplace_back();
+    std::string& column_name = out->names[features];
+    column_name.assign(prefix);
+    column_name.append("__");
+    column_name.append(name);
+    if (out->values.size() <= features) out->values.emplace_back(type, 0);
+    Column& column = out->values[features];
+    if (column.type() == type && type != DataType::kString && type != DataType::kBool) {
+      // The caller's column from its previous lookup: emptied, keeping its buffers.
+      column.mutable_validity().clear();
+      type == DataType::kDouble ? column.doubles().clear() : column.ints().clear();
+      column.ResizeAfterBulkAppend(0);
+    } else {
+      column = Column(type, 0);
+    }
+    column.Reserve(rows);
+    statuses_out = &out->statuses[features];
+    event_ts_out = &out->event_timestamps[features];
+    statuses_out->assign(rows, FeatureStatus::kNotFound);
+    event_ts_out->assign(rows, kMinTimestamp);
+    ++features;
+  };
+  std::vector<std::optional<EntityState>>& states = scratch.states;
+  std::vector<WindowValue>& windows = scratch.windows;
+  states.resize(rows);
+  if (windows.size() < rows) windows.resize(rows);
   for (size_t u = 0; u < uses.size(); ++u) {
     const ResolvedUse& use = uses[u];
     const OnlineView& view = *views[u];
@@ -580,8 +674,8 @@ Status ReadOnlineFeatures(store::OnlineStore* store, const Table& entities,
     for (size_t row = 0; row < rows; ++row) {
       states[row].reset();
       windows[row].present = false;
-      const std::string* stored = value_of[u * rows + row];
-      if (stored == nullptr) continue;
+      const std::optional<std::string_view>& stored = scratch.value_of[u * rows + row];
+      if (!stored.has_value()) continue;
       if (window) {
         RETURN_IF_ERROR(ParseWindowValue(view, *stored, &windows[row]));
       } else {
@@ -590,56 +684,72 @@ Status ReadOnlineFeatures(store::OnlineStore* store, const Table& entities,
         states[row] = std::move(decoded).value();
       }
     }
+    const std::vector<OnlineOutput>& outputs = view.outputs();
+    std::vector<uint8_t>& selected = scratch.selected;
+    selected.assign(outputs.size(), 0);
+    for (size_t o = 0; o < outputs.size(); ++o) {
+      selected[o] = use.features.empty() || std::find(use.features.begin(), use.features.end(),
+                                                      outputs[o].name) != use.features.end();
+    }
     if (window) {
       // Every window of a stream in one pass over its buckets (ReadEncodedWindows).
-      const std::vector<OnlineOutput>& outputs = view.outputs();
-      stream_lengths.assign(view.streams().size(), {});
-      std::vector<uint8_t> selected(outputs.size(), 0);
-      for (size_t o = 0; o < outputs.size(); ++o) {
-        selected[o] = use.features.empty() || std::find(use.features.begin(), use.features.end(),
-                                                        outputs[o].name) != use.features.end();
-        if (selected[o]) stream_lengths[outputs[o].stream].push_back(outputs[o].length);
+      std::vector<std::vector<Duration>>& stream_lengths = scratch.stream_lengths;
+      std::vector<std::vector<AggregateState>>& stream_states = scratch.stream_states;
+      if (stream_lengths.size() < view.streams().size()) {
+        stream_lengths.resize(view.streams().size());
       }
-      stream_states.resize(stream_lengths.size());
-      for (size_t s = 0; s < stream_lengths.size(); ++s) {
+      for (size_t s = 0; s < view.streams().size(); ++s) stream_lengths[s].clear();
+      // Per stream, what its selected outputs read (a count reads no sums).
+      scratch.needs.assign(view.streams().size(), 0);
+      for (size_t o = 0; o < outputs.size(); ++o) {
+        if (!selected[o]) continue;
+        stream_lengths[outputs[o].stream].push_back(outputs[o].length);
+        scratch.needs[outputs[o].stream] |= SlidingWindow::NeedsOf(outputs[o].aggregation);
+      }
+      if (stream_states.size() < view.streams().size()) stream_states.resize(view.streams().size());
+      for (size_t s = 0; s < view.streams().size(); ++s) {
         std::vector<Duration>& lengths = stream_lengths[s];
         std::sort(lengths.begin(), lengths.end(), std::greater<>());
         lengths.erase(std::unique(lengths.begin(), lengths.end()), lengths.end());
-        stream_states[s].resize(lengths.size());
+        // Never shrunk: an AggregateState is large, and making one costs.
+        if (stream_states[s].size() < lengths.size()) stream_states[s].resize(lengths.size());
       }
+      scratch.length_index.assign(outputs.size(), 0);
+      for (size_t o = 0; o < outputs.size(); ++o) {
+        if (!selected[o]) continue;
+        const std::vector<Duration>& lengths = stream_lengths[outputs[o].stream];
+        scratch.length_index[o] = static_cast<size_t>(
+            std::find(lengths.begin(), lengths.end(), outputs[o].length) - lengths.begin());
+      }
+      std::vector<FeatureValue>& window_values = scratch.window_values;
       window_values.assign(rows * outputs.size(), FeatureValue());
       for (size_t row = 0; row < rows; ++row) {
         if (!windows[row].present) continue;
-        for (size_t s = 0; s < stream_lengths.size(); ++s) {
+        for (size_t s = 0; s < view.streams().size(); ++s) {
           if (stream_lengths[s].empty()) continue;
           Status read = BucketedSeries::ReadEncodedWindows(
-              windows[row].streams[s], stream_lengths[s], now, stream_states[s]);
+              windows[row].streams[s], stream_lengths[s], now,
+              std::span(stream_states[s].data(), stream_lengths[s].size()), scratch.needs[s]);
           if (!read.ok()) return read.WithContext("view " + view.store_view());
         }
         for (size_t o = 0; o < outputs.size(); ++o) {
           if (!selected[o]) continue;
-          const std::vector<Duration>& lengths = stream_lengths[outputs[o].stream];
-          size_t k = static_cast<size_t>(
-              std::find(lengths.begin(), lengths.end(), outputs[o].length) - lengths.begin());
-          window_values[row * outputs.size() + o] =
-              Finalize(outputs[o].aggregation, stream_states[outputs[o].stream][k]);
+          window_values[row * outputs.size() + o] = Finalize(
+              outputs[o].aggregation, stream_states[outputs[o].stream][scratch.length_index[o]]);
         }
       }
     }
-    for (size_t output_index = 0; output_index < view.outputs().size(); ++output_index) {
-      const OnlineOutput& output = view.outputs()[output_index];
-      if (!use.features.empty() &&
-          std::find(use.features.begin(), use.features.end(), output.name) == use.features.end()) {
-        continue;
-      }
-      out->names.push_back(use.ColumnName(output.name));
-      Column column(output.type, 0);
-      std::vector<FeatureStatus> statuses(rows, FeatureStatus::kNotFound);
-      std::vector<Timestamp> event_ts(rows, kMinTimestamp);
+    for (size_t output_index = 0; output_index < outputs.size(); ++output_index) {
+      if (!selected[output_index]) continue;
+      const OnlineOutput& output = outputs[output_index];
+      next_feature(use.prefix, output.name, output.type);
+      Column& column = out->values[features - 1];
+      std::vector<FeatureStatus>& statuses = *statuses_out;
+      std::vector<Timestamp>& event_ts = *event_ts_out;
       for (size_t row = 0; row < rows; ++row) {
         const std::optional<EntityState>& state = states[row];
         FeatureStatus& status = statuses[row];
-        if (!key_valid[u * rows + row]) {
+        if (!scratch.key_valid[u * rows + row]) {
           status = FeatureStatus::kInvalid;
           column.AppendNull();
           continue;
@@ -651,7 +761,7 @@ Status ReadOnlineFeatures(store::OnlineStore* store, const Table& entities,
             continue;
           }
           event_ts[row] = stored.newest_ts;
-          const FeatureValue& value = window_values[row * view.outputs().size() + output_index];
+          const FeatureValue& value = scratch.window_values[row * outputs.size() + output_index];
           if (!value.valid) {
             status = FeatureStatus::kNullValue;
             column.AppendNull();
@@ -692,12 +802,54 @@ Status ReadOnlineFeatures(store::OnlineStore* store, const Table& entities,
           }
         }
       }
-      out->values.push_back(std::move(column));
-      out->statuses.push_back(std::move(statuses));
-      out->event_timestamps.push_back(std::move(event_ts));
     }
   }
+  out->names.resize(features);
+  out->values.resize(features);
+  out->statuses.resize(features);
+  out->event_timestamps.resize(features);
   return Status::Ok();
+}
+
+}  // namespace
+
+Status ReadOnlineFeatures(store::OnlineStore* store, const Table& entities,
+                          const std::vector<ResolvedUse>& uses,
+                          const std::vector<std::shared_ptr<const OnlineView>>& views,
+                          Timestamp now, OnlineFeatures* out) {
+  ReadScratchLease lease;
+  ReadScratch& scratch = lease.scratch();
+  const size_t rows = entities.num_rows();
+  const size_t slots = uses.size() * rows;
+  // One key per (use, entity row); all read in one batch.
+  if (scratch.entity_keys.size() < slots) scratch.entity_keys.resize(slots);
+  scratch.key_valid.assign(slots, 0);
+  scratch.store_keys.clear();
+  scratch.key_slot.clear();
+  for (size_t u = 0; u < uses.size(); ++u) {
+    ASSIGN_OR_RETURN(std::vector<const Column*> keys,
+                     KeyColumns(entities, uses[u].spine_keys, "entities"));
+    for (size_t row = 0; row < rows; ++row) {
+      size_t slot = u * rows + row;
+      std::string& key = scratch.entity_keys[slot];
+      key.clear();
+      scratch.key_valid[slot] = EncodeEntityKey(uses[u].view.entity.name, keys, row, &key) ? 1 : 0;
+    }
+  }
+  for (size_t slot = 0; slot < slots; ++slot) {
+    if (!scratch.key_valid[slot]) continue;
+    scratch.store_keys.push_back({scratch.entity_keys[slot], views[slot / rows]->store_view()});
+    scratch.key_slot.push_back(slot);
+  }
+  // The values are used where the store holds them (no copy), while it pins them.
+  return store->ReadViews(scratch.store_keys,
+                          [&](std::span<const std::optional<std::string_view>> values) {
+                            scratch.value_of.assign(slots, std::nullopt);
+                            for (size_t k = 0; k < scratch.key_slot.size(); ++k) {
+                              scratch.value_of[scratch.key_slot[k]] = values[k];
+                            }
+                            return BuildOnlineFeatures(uses, views, now, rows, scratch, out);
+                          });
 }
 
 }  // namespace keel::features

@@ -19,6 +19,7 @@
 // so it is dropped (and counted in ApplyStats::late) without changing any
 // value a reader at a time after `newest` can see.
 
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -140,6 +141,26 @@ struct ApplyStats {
   Timestamp newest = kMinTimestamp;  // the newest event time applied
 };
 
+// Store writes gathered from several OnlineUpdater::Apply calls (one per
+// view of a source), so that one batch of events reaches the store in one
+// write: one WAL sync instead of one per view, and on RocksDB (one write
+// batch) all views or none after a crash. Holds copies of what it is given.
+// Thread-safety: none; one per batch.
+class PendingWrites {
+ public:
+  // Copies `entries` and `meta` in.
+  void Add(std::span<const store::StoreEntry> entries, std::span<const store::MetaEntry> meta);
+  // Writes everything added, in the order added (store::OnlineStore::Write's
+  // guarantees: durable when OK), then empties itself. Errors: the store's.
+  Status Commit(store::OnlineStore* store);
+  bool empty() const { return entries_.empty() && meta_.empty(); }
+
+ private:
+  std::deque<std::string> bytes_;  // stable addresses for the views below
+  std::vector<store::StoreEntry> entries_;
+  std::vector<store::MetaEntry> meta_;
+};
+
 // How OnlineUpdater::Apply treats stored states.
 struct ApplyOptions {
   // Stored states are ignored (replaced), as full materialization does.
@@ -161,6 +182,11 @@ struct ApplyOptions {
   // Record the newest event time applied to the view (NewestEventApplied) in
   // the same write as the states.
   bool record_newest = false;
+  // When set, Apply adds its write (states, recent event ids, meta) here
+  // instead of writing it; the caller commits (PendingWrites::Commit), and
+  // nothing is durable before. Applying the same rows to a view twice
+  // before a commit is not supported (the second Apply reads the store).
+  PendingWrites* pending = nullptr;
 };
 
 // Applies source rows to entity states, and reads features from them.

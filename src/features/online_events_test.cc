@@ -238,6 +238,120 @@ TEST_P(OnlineEventsTest, NewestEventAppliedIsRecordedAndNeverGoesBack) {
   EXPECT_EQ(NewestEventApplied(store.get(), *view).status().code(), StatusCode::kInvalidArgument);
 }
 
+// Enough ids per entity that the tail set is folded into the main set many
+// times: resends of batches whose ids now live in the main set, in the tail,
+// or in both (a batch straddling a fold) are all dropped, and the states end
+// byte-identical to applying every event once.
+TEST_P(OnlineEventsTest, ResendsAreDroppedAcrossTailFolds) {
+  std::unique_ptr<store::OnlineStore> store = OpenStore("folds");
+  std::unique_ptr<store::OnlineStore> reference = store::NewMemoryStore("events_test");
+  std::shared_ptr<const OnlineView> view = OnlineView::Make(View(ViewKind::kWindow), "1").value();
+  Column ids;
+  std::vector<table::Field> fields = EventsTable({}, &ids).fields();
+  std::unique_ptr<OnlineUpdater> updater = OnlineUpdater::Make(view, fields).value();
+  std::unique_ptr<OnlineUpdater> plain = OnlineUpdater::Make(view, fields).value();
+  std::mt19937_64 random(11);
+  std::vector<std::vector<Event>> batches;
+  ApplyStats stats, reference_stats;
+  uint64_t resent = 0;
+  for (int b = 0; b < 60; ++b) {
+    std::vector<Event> batch;
+    for (int i = 0; i < 90; ++i) {
+      int n = b * 90 + i;
+      batch.push_back({n % 2, kStart + n * kMicrosPerSecond, static_cast<double>(n % 13),
+                       "fold-" + std::to_string(n)});
+    }
+    Table rows = EventsTable(batch, &ids);
+    ASSERT_TRUE(updater->Apply(rows, store.get(), &stats, {.event_ids = &ids}).ok());
+    Column unused;
+    ASSERT_TRUE(plain->Apply(EventsTable(batch, &unused), reference.get(), &reference_stats).ok());
+    batches.push_back(std::move(batch));
+    if (b % 3 == 2) {  // a resend of an earlier batch, whole
+      const std::vector<Event>& again = batches[random() % batches.size()];
+      Table resend = EventsTable(again, &ids);
+      ASSERT_TRUE(updater->Apply(resend, store.get(), &stats, {.event_ids = &ids}).ok());
+      resent += again.size();
+    }
+  }
+  EXPECT_EQ(stats.duplicates, resent);
+  EXPECT_EQ(stats.rows, reference_stats.rows);
+  std::vector<std::optional<std::string>> got = States(store.get(), *view, 2);
+  std::vector<std::optional<std::string>> want = States(reference.get(), *view, 2);
+  for (int k = 0; k < 2; ++k) EXPECT_TRUE(got[k] == want[k]) << "entity " << k;
+  // Both sets exist: the main one was written by folds, the tail after them.
+  Column key(DataType::kInt64, 0);
+  key.AppendInt64(0);
+  std::string entity;
+  EncodeEntityKey("e", {&key}, 0, &entity);
+  std::string main_view = RecentEventsView(*view), tail_view = RecentEventsTailView(*view);
+  std::vector<store::StoreKey> keys = {{entity, main_view}, {entity, tail_view}};
+  std::vector<std::optional<std::string>> sets;
+  ASSERT_TRUE(store->Read(keys, &sets).ok());
+  ASSERT_TRUE(sets[0].has_value());
+  ASSERT_TRUE(sets[1].has_value());
+  // 2700 ids of entity 0, 8 bytes each: all in the main set and the tail.
+  EXPECT_GE(sets[0]->size() + sets[1]->size(), 2700u * 8);
+  EXPECT_LT(sets[1]->size(), sets[0]->size());
+}
+
+// Apply with PendingWrites writes nothing until Commit; then the store holds
+// exactly what applying straight to it gives, for every view of the batch.
+TEST_P(OnlineEventsTest, PendingWritesReachTheStoreOnlyOnCommit) {
+  std::unique_ptr<store::OnlineStore> store = OpenStore("pending");
+  std::unique_ptr<store::OnlineStore> reference = store::NewMemoryStore("events_test");
+  std::vector<std::shared_ptr<const OnlineView>> views = {
+      OnlineView::Make(View(ViewKind::kWindow), "1").value(),
+      OnlineView::Make(View(ViewKind::kSnapshot), "1").value()};
+  Column ids;
+  std::vector<table::Field> fields = EventsTable({}, &ids).fields();
+  std::vector<std::unique_ptr<OnlineUpdater>> updaters, plain;
+  for (const auto& view : views) {
+    updaters.push_back(OnlineUpdater::Make(view, fields).value());
+    plain.push_back(OnlineUpdater::Make(view, fields).value());
+  }
+  for (int batch = 0; batch < 3; ++batch) {
+    std::vector<Event> events;
+    for (int i = 0; i < 20; ++i) {
+      events.push_back({i % 4, kStart + (batch * 20 + i) * kMicrosPerMinute, 1.5 * i,
+                        "p-" + std::to_string(batch * 20 + i)});
+    }
+    events.push_back(events.front());  // a repeat, dropped
+    Table rows = EventsTable(events, &ids);
+    PendingWrites pending;
+    ApplyStats stats, reference_stats;
+    for (size_t v = 0; v < views.size(); ++v) {
+      ASSERT_TRUE(updaters[v]
+                      ->Apply(rows, store.get(), &stats,
+                              {.event_ids = &ids, .record_newest = true, .pending = &pending})
+                      .ok());
+      ASSERT_TRUE(plain[v]
+                      ->Apply(rows, reference.get(), &reference_stats,
+                              {.event_ids = &ids, .record_newest = true})
+                      .ok());
+    }
+    EXPECT_EQ(stats.duplicates, 2u);
+    EXPECT_FALSE(pending.empty());
+    if (batch == 0) {  // nothing written yet
+      for (const auto& view : views) {
+        for (const auto& state : States(store.get(), *view, 4)) EXPECT_FALSE(state.has_value());
+        EXPECT_FALSE(NewestEventApplied(store.get(), *view).value().has_value());
+      }
+    }
+    ASSERT_TRUE(pending.Commit(store.get()).ok());
+    EXPECT_TRUE(pending.empty());
+    for (const auto& view : views) {
+      std::vector<std::optional<std::string>> got = States(store.get(), *view, 4);
+      std::vector<std::optional<std::string>> want = States(reference.get(), *view, 4);
+      for (int k = 0; k < 4; ++k) {
+        ASSERT_TRUE(want[k].has_value());
+        EXPECT_TRUE(got[k] == want[k]) << view->store_view() << " entity " << k;
+      }
+      EXPECT_EQ(NewestEventApplied(store.get(), *view).value(),
+                NewestEventApplied(reference.get(), *view).value());
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Stores, OnlineEventsTest,
                          testing::Values("memory", "rocksdb", "redis", "redis-cluster"));
 

@@ -454,6 +454,71 @@ TEST_F(OnlineTest, StatusesFollowFeastsMeaning) {
   EXPECT_EQ(FeatureStatusName(S::kOutsideMaxAge), "OUTSIDE_MAX_AGE");
 }
 
+// An OnlineFeatures passed again (the server reuses one per thread) reads
+// exactly as a fresh one, whatever the previous read's shape.
+TEST_F(OnlineTest, AReusedResultReadsAsAFreshOne) {
+  std::string path = WriteSource(EventsTable({}), "reuse");
+  FeatureViewDef window = WindowView(path);
+  FeatureViewDef snapshot = SnapshotView(path);
+  std::shared_ptr<const OnlineView> w = OnlineView::Make(window, "1").value();
+  std::shared_ptr<const OnlineView> s = OnlineView::Make(snapshot, "1").value();
+  std::unique_ptr<store::OnlineStore> store = store::NewMemoryStore("test");
+  ApplyStats stats;
+  Timestamp t0 = kStart + kMicrosPerHour;
+  Table rows = EventsTable({{true, 1, t0, true, 12.0}, {true, 2, t0, false, 0.0}});
+  ASSERT_TRUE(OnlineUpdater::Make(w, rows.fields()).value()->Apply(rows, store.get(), &stats).ok());
+  ASSERT_TRUE(OnlineUpdater::Make(s, rows.fields()).value()->Apply(rows, store.get(), &stats).ok());
+  auto entities_of = [](std::vector<std::optional<int64_t>> keys) {
+    Column column(DataType::kInt64, 0);
+    for (const auto& key : keys) key.has_value() ? column.AppendInt64(*key) : column.AppendNull();
+    Table entities;
+    EXPECT_TRUE(entities.AddColumn("k", std::move(column)).ok());
+    return entities;
+  };
+  auto uses_of = [](const std::vector<FeatureViewDef>& views, const Table& entities) {
+    std::vector<ResolvedUse> uses;
+    for (const FeatureViewDef& view : views) {
+      FeatureUse use;
+      use.view = view.name;
+      uses.push_back(ResolveUse(use, view, "1", entities.fields()).value());
+    }
+    return uses;
+  };
+  auto same = [](const OnlineFeatures& a, const OnlineFeatures& b) {
+    ASSERT_EQ(a.names, b.names);
+    ASSERT_EQ(a.values.size(), b.values.size());
+    EXPECT_EQ(a.statuses, b.statuses);
+    EXPECT_EQ(a.event_timestamps, b.event_timestamps);
+    for (size_t f = 0; f < a.values.size(); ++f) {
+      ASSERT_EQ(a.values[f].type(), b.values[f].type()) << a.names[f];
+      ASSERT_EQ(a.values[f].size(), b.values[f].size()) << a.names[f];
+      for (size_t row = 0; row < a.values[f].size(); ++row) {
+        EXPECT_EQ(a.values[f].ValueToString(row), b.values[f].ValueToString(row)) << a.names[f];
+        EXPECT_EQ(a.values[f].IsValid(row), b.values[f].IsValid(row)) << a.names[f];
+      }
+    }
+  };
+  OnlineFeatures reused;
+  // Shapes in turn: both views over four entities (nulls among them), the
+  // snapshot alone over one, the window view alone over three, both again.
+  std::vector<std::pair<std::vector<FeatureViewDef>, std::vector<std::optional<int64_t>>>> reads = {
+      {{window, snapshot}, {1, 2, 3, std::nullopt}},
+      {{snapshot}, {2}},
+      {{window}, {std::nullopt, 1, 1}},
+      {{snapshot, window}, {3, 1}}};
+  for (const auto& [views, keys] : reads) {
+    Table entities = entities_of(keys);
+    std::vector<ResolvedUse> uses = uses_of(views, entities);
+    std::vector<std::shared_ptr<const OnlineView>> online;
+    for (const FeatureViewDef& view : views) online.push_back(view.name == window.name ? w : s);
+    OnlineFeatures fresh;
+    Timestamp at = t0 + kMicrosPerMinute;
+    ASSERT_TRUE(ReadOnlineFeatures(store.get(), entities, uses, online, at, &fresh).ok());
+    ASSERT_TRUE(ReadOnlineFeatures(store.get(), entities, uses, online, at, &reused).ok());
+    same(fresh, reused);
+  }
+}
+
 TEST_F(OnlineTest, TwoVersionsOfAViewLiveSideBySide) {
   std::string path = WriteSource(EventsTable({}), "empty");
   FeatureViewDef v1 = WindowView(path);

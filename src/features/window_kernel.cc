@@ -678,6 +678,16 @@ Status BucketedSeries::ReadEncoded(std::string_view bytes, Duration length, Time
 
 Status BucketedSeries::ReadEncodedWindows(std::string_view bytes, std::span<const Duration> lengths,
                                           Timestamp t, std::span<AggregateState> out) {
+  return ReadEncodedWindows(bytes, lengths, t, out, SlidingWindow::kNeedAll);
+}
+
+Status BucketedSeries::ReadEncodedWindows(std::string_view bytes, std::span<const Duration> lengths,
+                                          Timestamp t, std::span<AggregateState> out,
+                                          uint32_t needs) {
+  const bool merge_sum = (needs & SlidingWindow::kNeedSum) != 0;
+  const bool merge_squares = (needs & SlidingWindow::kNeedSquares) != 0;
+  const bool merge_fixed =
+      (needs & (SlidingWindow::kNeedMin | SlidingWindow::kNeedMax | SlidingWindow::kNeedLast)) != 0;
   ByteReader reader(bytes);
   const auto bad = [](std::string why) {
     return InvalidArgument("bucketed series encoding: " + std::move(why));
@@ -697,6 +707,9 @@ Status BucketedSeries::ReadEncodedWindows(std::string_view bytes, std::span<cons
     out[k].count = 0;
     out[k].sum.Clear();
     out[k].sum_squares.Clear();
+    out[k].min = out[k].max = out[k].last = 0.0;
+    out[k].last_ts = kMinTimestamp;
+    out[k].last_arrival = 0;
   }
   size_t segment = 0;
   for (uint32_t i = 0; i < num_buckets; ++i) {
@@ -725,7 +738,9 @@ Status BucketedSeries::ReadEncodedWindows(std::string_view bytes, std::span<cons
       return bad("bucket " + std::to_string(i) + ": non-finite min/max/last");
     }
     // AggregateState::Merge, field by field (the sums come from the bytes).
-    if (result.count == 0) {
+    if (!merge_fixed) {
+      // Only the count and the sums are read (e.g. count and mean).
+    } else if (result.count == 0) {
       result.min = min;
       result.max = max;
       result.last = last;
@@ -741,8 +756,8 @@ Status BucketedSeries::ReadEncodedWindows(std::string_view bytes, std::span<cons
       }
     }
     result.count += count;
-    RETURN_IF_ERROR(result.sum.MergeEncoded(sums[0]));
-    RETURN_IF_ERROR(result.sum_squares.MergeEncoded(sums[1]));
+    if (merge_sum) RETURN_IF_ERROR(result.sum.MergeEncoded(sums[0]));
+    if (merge_squares) RETURN_IF_ERROR(result.sum_squares.MergeEncoded(sums[1]));
   }
   if (!reader.AtEnd()) return bad("trailing bytes");
   for (size_t k = windows; k-- > 1;) out[k - 1].Merge(out[k]);

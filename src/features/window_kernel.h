@@ -239,6 +239,15 @@ class BucketedSeries {
   // and as ReadEncoded.
   static Status ReadEncodedWindows(std::string_view bytes, std::span<const Duration> lengths,
                                    Timestamp t, std::span<AggregateState> out);
+  // The same, merging only what `needs` (SlidingWindow::Needs bits) asks for:
+  // the count always; min, max and last when any of kNeedMin, kNeedMax,
+  // kNeedLast is asked for; the exact sum with kNeedSum and the sum of squares
+  // with kNeedSquares. A field not merged is left as in a fresh AggregateState
+  // (zero); the bytes of a sum not merged are not checked.
+  // Finalize(a, out[k]) is exact for every aggregation a with NeedsOf(a) a
+  // subset of `needs`.
+  static Status ReadEncodedWindows(std::string_view bytes, std::span<const Duration> lengths,
+                                   Timestamp t, std::span<AggregateState> out, uint32_t needs);
 
  private:
   Duration hop_;

@@ -310,15 +310,22 @@ Result<IngestReport> EventIngestor::Ingest(std::string_view source,
   }
   report.accepted = rows.num_rows();
   std::lock_guard<std::mutex> lock(write_mutex_);
+  // Every view's update in one store write: one WAL sync per batch, and on
+  // RocksDB all views or none.
+  features::PendingWrites pending;
   for (const std::unique_ptr<features::OnlineUpdater>& updater : target.updaters) {
     IngestReport::View view;
     view.view = updater->view().store_view();
-    Status applied =
-        updater->Apply(rows, store_, &view.stats,
-                       {.event_ids = &ids, .dedup_ttl = options_.dedup_ttl, .record_newest = true});
+    Status applied = updater->Apply(rows, store_, &view.stats,
+                                    {.event_ids = &ids,
+                                     .dedup_ttl = options_.dedup_ttl,
+                                     .record_newest = true,
+                                     .pending = &pending});
     if (!applied.ok()) return applied.WithContext("applying events to " + view.view);
     report.views.push_back(std::move(view));
   }
+  Status written = pending.Commit(store_);
+  if (!written.ok()) return written.WithContext("writing the events' updates");
   return report;
 }
 

@@ -15,16 +15,22 @@
 #include "serve/event_ingest.h"
 #include "serve/feature_resolver.h"
 #include "serve/http_route.h"
+#include "serve/http_transport.h"
 #include "serve/lookup.h"
 #include "store/online_store.h"
 
 namespace keel::serve {
 
+// The number of cores (at least 1): the default number of event loops.
+int DefaultServerThreads();
+
 // How `keel serve` listens and what it accepts.
 struct ServerOptions {
   std::string host = "127.0.0.1";
-  int port = 6566;                      // 0: any free port (see FeatureServer::port)
-  int threads = 16;                     // worker threads: connections served at once
+  int port = 6566;  // 0: any free port (see FeatureServer::port)
+  // Event loops (http_transport.h): each serves its connections on one
+  // thread. Default: the number of cores.
+  int threads = DefaultServerThreads();
   size_t max_body_bytes = 1024 * 1024;  // larger request bodies get 413
   LookupLimits limits;                  // max entity rows per request (413 beyond)
   size_t max_events = 10000;            // max events per POST /v1/events (413 beyond)
@@ -50,8 +56,9 @@ struct ServerOptions {
 // second in the background (FeatureResolver::Refresh), never on a request
 // whose features are cached.
 //
-// Each connection is served by one worker thread (cpp-httplib's model), so
-// `threads` bounds the connections served at once; more wait in a queue.
+// The transport (http_transport.h) runs `threads` event loops, each serving
+// many keep-alive connections; a handler blocks only its own loop's other
+// connections, and requests with large bodies run on a worker pool instead.
 //
 // Thread-safety: Shutdown may be called from any thread at any time (a signal
 // watcher); the other methods from one thread, in the order Make, Bind, Run.
@@ -79,10 +86,8 @@ class FeatureServer {
   // The port bound (the chosen one when options.port is 0). Precondition: Bind succeeded.
   int port() const { return port_; }
 
-  // Serves until Shutdown, then returns once every connection already
-  // accepted has been answered (in-flight and queued requests complete;
-  // an idle keep-alive connection is closed after keep_alive_seconds).
-  // Errors: Unavailable when accepting connections fails for another reason.
+  // Serves until Shutdown, then returns once every request already begun
+  // has been answered (idle keep-alive connections are closed at once).
   // Precondition: Bind succeeded.
   Status Run();
 
@@ -96,7 +101,6 @@ class FeatureServer {
   void Shutdown();
 
  private:
-  class HttpServer;  // the cpp-httplib adapter
   FeatureServer() = default;
   void RefreshLoop();
 
@@ -105,10 +109,8 @@ class FeatureServer {
   std::unique_ptr<EventIngestor> ingestor_;  // may be null; uses store_
   std::unique_ptr<FeatureResolver> resolver_;
   std::unique_ptr<FeatureLookup> lookup_;
-  std::unique_ptr<HttpServer> http_;
+  std::unique_ptr<HttpTransport> http_;
   int port_ = -1;
-  // A second descriptor of the listening socket, ours to shut down (see Shutdown).
-  std::atomic<int> listen_socket_{-1};
   std::atomic<bool> draining_{false};
 
   std::mutex refresh_mutex_;

@@ -1,6 +1,7 @@
 #include "serve/features_json.h"
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <cmath>
 #include <cstdint>
@@ -158,11 +159,32 @@ class TimestampTexts {
 
 }  // namespace
 
+namespace {
+
+// kPlainJsonChar[c]: byte c goes into a JSON string as it is (printable ASCII
+// but '"' and '\\').
+constexpr std::array<bool, 256> kPlainJsonChar = [] {
+  std::array<bool, 256> plain{};
+  for (int c = 0x20; c < 0x80; ++c) plain[c] = c != '"' && c != '\\';
+  return plain;
+}();
+
+}  // namespace
+
 void AppendJsonString(std::string_view text, std::string* out) {
   static constexpr char kHex[] = "0123456789abcdef";
   out->push_back('"');
   size_t i = 0;
   while (i < text.size()) {
+    // A run of characters that need no escaping (names, codes: usually all
+    // of them) is appended whole.
+    size_t plain = i;
+    while (plain < text.size() && kPlainJsonChar[static_cast<unsigned char>(text[plain])]) ++plain;
+    if (plain > i) {
+      out->append(text.substr(i, plain - i));
+      i = plain;
+      if (i == text.size()) break;
+    }
     unsigned char c = static_cast<unsigned char>(text[i]);
     if (c >= 0x80) {
       size_t length = Utf8SequenceLength(text.substr(i));

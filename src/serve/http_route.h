@@ -3,7 +3,7 @@
 // Extra endpoints of `keel serve`, added by the modules that own them (the
 // prediction API, the registry API, metrics, ...) without the HTTP adapter
 // knowing them: a method, a path pattern and a handler from a parsed request
-// to a Reply (lookup.h). The adapter (feature_server.cc) reads bodies under
+// to a Reply (lookup.h). The transport (http_transport.h) reads bodies under
 // the server's size limit, answers 405 for a known pattern and another
 // method, and turns an exception into a 500 JSON answer.
 
@@ -43,7 +43,9 @@ struct HttpRequest {
 struct Route {
   std::string method;   // GET, POST, PUT or DELETE
   std::string pattern;  // an ECMAScript regex matched against the whole path
-  // Called from the server's worker threads, concurrently: must be thread-safe.
+  // Called from the transport's event loops and worker pool, concurrently:
+  // must be thread-safe. A handler blocks the other connections of its
+  // loop while it runs, unless the request body is large (http_transport.h).
   std::function<Reply(const HttpRequest&)> handle;
 };
 

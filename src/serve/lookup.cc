@@ -158,7 +158,9 @@ Reply FeatureLookup::Lookup(std::string_view body, LookupShape shape) const {
   if (feast && !request.full_feature_names && !resolved.short_name_clash.empty()) {
     return ErrorReply(400, "features: " + resolved.short_name_clash);
   }
-  features::OnlineFeatures out;
+  // Reused by the thread's next lookup: its buffers (names, statuses, times)
+  // need no allocation once they have grown.
+  thread_local features::OnlineFeatures out;
   Status read = features::ReadOnlineFeatures(store_, *entities, resolved.uses, resolved.views,
                                              request.at, &out);
   if (!read.ok()) {

@@ -77,14 +77,29 @@ class MemoryStore final : public OnlineStore {
 
 }  // namespace
 
+Status OnlineStore::ReadViews(std::span<const StoreKey> keys, const ValuesUse& use) {
+  std::vector<std::optional<std::string>> values;
+  RETURN_IF_ERROR(Read(keys, &values));
+  std::vector<std::optional<std::string_view>> views(values.size());
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (values[i].has_value()) views[i] = *values[i];
+  }
+  return use(views);
+}
+
 std::string FlatKey(std::string_view project, const StoreKey& key) {
   std::string out;
-  out.reserve(project.size() + key.entity.size() + key.view.size() + 4);
-  out.push_back('V');
-  AppendLengthPrefixed(&out, project);
-  AppendLengthPrefixed(&out, key.entity);
-  out.append(key.view);
+  FlatKeyInto(project, key, &out);
   return out;
+}
+
+void FlatKeyInto(std::string_view project, const StoreKey& key, std::string* out) {
+  out->clear();
+  out->reserve(project.size() + key.entity.size() + key.view.size() + 4);
+  out->push_back('V');
+  AppendLengthPrefixed(out, project);
+  AppendLengthPrefixed(out, key.entity);
+  out->append(key.view);
 }
 
 std::unique_ptr<OnlineStore> NewMemoryStore(std::string project) {

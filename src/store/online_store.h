@@ -1,5 +1,6 @@
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -73,6 +74,14 @@ class OnlineStore {
   virtual Status Read(std::span<const StoreKey> keys,
                       std::vector<std::optional<std::string>>* values) = 0;
 
+  // Read, without copying the values out where the store can avoid it: calls
+  // `use` once with values[i] keys[i]'s value (nullopt when absent or
+  // expired), views valid only until `use` returns (RocksDB pins its cache
+  // blocks; the default implementation reads with Read). Returns `use`'s
+  // status, or the store's error (then `use` is not called).
+  using ValuesUse = std::function<Status(std::span<const std::optional<std::string_view>>)>;
+  virtual Status ReadViews(std::span<const StoreKey> keys, const ValuesUse& use);
+
   // Removes `keys` (absent keys are fine). Errors: Unavailable / IoError.
   virtual Status Remove(std::span<const StoreKey> keys) = 0;
 
@@ -111,5 +120,7 @@ Result<std::unique_ptr<OnlineStore>> OpenRedisStore(const std::string& url, std:
 // The byte key memory and RocksDB use: length-prefixed project, entity, view,
 // so that no two (project, entity, view) triples share a key.
 std::string FlatKey(std::string_view project, const StoreKey& key);
+// FlatKey into `out` (overwritten; its buffer is reused).
+void FlatKeyInto(std::string_view project, const StoreKey& key, std::string* out);
 
 }  // namespace keel::store

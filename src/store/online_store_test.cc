@@ -120,6 +120,72 @@ TEST_P(StoreContract, BatchReadKeepsOrderAndMarksMissing) {
   }
 }
 
+// ReadViews gives what Read gives, in key order, absent keys as nullopt; a
+// read from inside its callback (the thread's buffers in use) works too, and
+// the outer views stay intact.
+TEST_P(StoreContract, ReadViewsEqualsReadAndNests) {
+  std::vector<StoreEntry> entries;
+  std::vector<std::string> names, values;
+  for (int i = 0; i < 40; ++i) {
+    names.push_back("entity-" + std::to_string(i));
+    values.push_back(
+        std::string(static_cast<size_t>(100 + i * 37), static_cast<char>('a' + i % 26)));
+  }
+  for (int i = 0; i < 40; i += 3) entries.push_back({{names[i], "v@1"}, values[i]});
+  ASSERT_TRUE(store_->Write(entries).ok());
+  std::vector<StoreKey> keys;
+  for (int i = 39; i >= 0; --i) keys.push_back({names[i], "v@1"});
+  keys.push_back({names[3], "v@1"});  // a key twice (two uses of one view and entity)
+  keys.push_back({names[4], "v@1"});
+  keys.push_back({names[4], "v@1"});
+  std::vector<std::optional<std::string>> expected;
+  ASSERT_TRUE(store_->Read(keys, &expected).ok());
+  ASSERT_EQ(expected.size(), keys.size());
+  EXPECT_EQ(expected[40], values[3]);
+  EXPECT_EQ(expected[41], std::nullopt);
+  EXPECT_EQ(expected[42], std::nullopt);
+  int calls = 0;
+  Status status =
+      store_->ReadViews(keys, [&](std::span<const std::optional<std::string_view>> views) {
+        ++calls;
+        EXPECT_EQ(views.size(), keys.size());
+        // A nested read of other keys.
+        std::vector<StoreKey> inner = {{names[0], "v@1"}, {names[1], "v@1"}};
+        Status nested = store_->ReadViews(
+            inner, [&](std::span<const std::optional<std::string_view>> inner_views) {
+              EXPECT_EQ(inner_views[0], std::optional<std::string_view>(values[0]));
+              EXPECT_EQ(inner_views[1], std::nullopt);
+              return Status::Ok();
+            });
+        EXPECT_TRUE(nested.ok()) << nested.ToString();
+        for (size_t k = 0; k < views.size(); ++k) {
+          EXPECT_EQ(views[k].has_value(), expected[k].has_value()) << k;
+          if (views[k].has_value() && expected[k].has_value()) {
+            EXPECT_EQ(*views[k], *expected[k]) << k;
+          }
+        }
+        return Status::Ok();
+      });
+  ASSERT_TRUE(status.ok()) << status.ToString();
+  EXPECT_EQ(calls, 1);
+  // The callback's error is ReadViews' error.
+  Status failed = store_->ReadViews(keys, [](std::span<const std::optional<std::string_view>>) {
+    return InvalidArgument("from the callback");
+  });
+  EXPECT_EQ(failed.message(), "from the callback");
+  // No keys: one call with no values.
+  calls = 0;
+  ASSERT_TRUE(store_
+                  ->ReadViews({},
+                              [&](std::span<const std::optional<std::string_view>> views) {
+                                ++calls;
+                                EXPECT_TRUE(views.empty());
+                                return Status::Ok();
+                              })
+                  .ok());
+  EXPECT_EQ(calls, 1);
+}
+
 TEST_P(StoreContract, BinaryKeysAndValuesRoundTrip) {
   std::string entity("\0{x}\xff\n", 6), view("v\0@1", 4), value;
   std::mt19937_64 rng(7);

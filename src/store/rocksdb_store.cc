@@ -1,9 +1,11 @@
+#include <rocksdb/cache.h>
 #include <rocksdb/compaction_filter.h>
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -51,6 +53,46 @@ Status FromRocks(const rocksdb::Status& status, std::string_view what) {
   return IoError("online store (rocksdb) " + std::string(what) + ": " + status.ToString());
 }
 
+// Buffers of one read (keys, their order, pinned values), kept per thread and
+// reused across reads, so a read allocates nothing once they have grown.
+struct Scratch {
+  std::vector<std::string> flat;
+  std::vector<rocksdb::Slice> slices;
+  std::vector<size_t> order;
+  std::vector<rocksdb::PinnableSlice> values;
+  std::vector<rocksdb::Status> statuses;
+  std::vector<std::optional<std::string_view>> views;
+};
+
+// The calling thread's Scratch, or a fresh one when the thread's is in use (a
+// read from inside a ReadViews callback).
+class ScratchLease {
+ public:
+  ScratchLease() {
+    if (!in_use_) {
+      in_use_ = true;
+      leased_ = &thread_scratch_;
+    } else {
+      own_ = std::make_unique<Scratch>();
+      leased_ = own_.get();
+    }
+  }
+  ~ScratchLease() {
+    if (own_ == nullptr) in_use_ = false;
+  }
+  ScratchLease(const ScratchLease&) = delete;
+  ScratchLease& operator=(const ScratchLease&) = delete;
+  Scratch& scratch() { return *leased_; }
+
+ private:
+  static thread_local Scratch thread_scratch_;
+  static thread_local bool in_use_;
+  std::unique_ptr<Scratch> own_;
+  Scratch* leased_ = nullptr;
+};
+thread_local Scratch ScratchLease::thread_scratch_;
+thread_local bool ScratchLease::in_use_ = false;
+
 class RocksDbStore final : public OnlineStore {
  public:
   RocksDbStore(std::unique_ptr<rocksdb::DB> db, std::unique_ptr<ExpiryFilter> filter,
@@ -67,12 +109,24 @@ class RocksDbStore final : public OnlineStore {
   Status Write(std::span<const StoreEntry> entries, std::span<const MetaEntry> meta) override {
     if (read_only_) return FailedPrecondition("online store (rocksdb) was opened read-only");
     Timestamp now = WallClockNow();
-    rocksdb::WriteBatch batch;
-    std::string value;
+    // Sized up front: growing the batch's buffer would copy it again and again.
+    size_t bytes = 64;
     for (const StoreEntry& entry : entries) {
-      value.assign(entry.value);
-      PutFixed64(&value, entry.ttl > 0 ? static_cast<uint64_t>(now + entry.ttl) : 0);
-      batch.Put(FlatKey(project_, entry.key), value);
+      bytes += entry.key.entity.size() + entry.key.view.size() + project_.size() + 32 +
+               entry.value.size() + kSuffix;
+    }
+    for (const MetaEntry& record : meta) bytes += record.name.size() + record.value.size() + 64;
+    rocksdb::WriteBatch batch(bytes);
+    std::string key, suffix;
+    for (const StoreEntry& entry : entries) {
+      FlatKeyInto(project_, entry.key, &key);
+      suffix.clear();
+      PutFixed64(&suffix, entry.ttl > 0 ? static_cast<uint64_t>(now + entry.ttl) : 0);
+      // The value and its expiry as two parts: the batch copies them once.
+      rocksdb::Slice key_part(key),
+          value_parts[2] = {rocksdb::Slice(entry.value.data(), entry.value.size()),
+                            rocksdb::Slice(suffix)};
+      batch.Put(rocksdb::SliceParts(&key_part, 1), rocksdb::SliceParts(value_parts, 2));
     }
     for (const MetaEntry& record : meta) batch.Put(MetaKey(record.name), record.value);
     return FromRocks(db_->Write(write_options_, &batch), "write");
@@ -81,24 +135,23 @@ class RocksDbStore final : public OnlineStore {
   Status Read(std::span<const StoreKey> keys,
               std::vector<std::optional<std::string>>* values) override {
     values->assign(keys.size(), std::nullopt);
-    if (keys.empty()) return Status::Ok();
-    std::vector<std::string> flat(keys.size());
-    std::vector<rocksdb::Slice> slices(keys.size());
-    for (size_t i = 0; i < keys.size(); ++i) {
-      flat[i] = FlatKey(project_, keys[i]);
-      slices[i] = flat[i];
-    }
-    std::vector<std::string> found(keys.size());
-    std::vector<rocksdb::Status> statuses = db_->MultiGet(rocksdb::ReadOptions(), slices, &found);
-    Timestamp now = WallClockNow();
-    for (size_t i = 0; i < keys.size(); ++i) {
-      if (statuses[i].IsNotFound()) continue;
-      RETURN_IF_ERROR(FromRocks(statuses[i], "read"));
-      if (Expired(found[i], now)) continue;
-      found[i].resize(found[i].size() - kSuffix);
-      (*values)[i] = std::move(found[i]);
-    }
-    return Status::Ok();
+    ScratchLease lease;
+    Status status = ReadPinned(keys, lease.scratch(), [&](size_t i, std::string_view value) {
+      (*values)[i].emplace(value);
+    });
+    ReleasePinned(lease.scratch());
+    return status;
+  }
+
+  Status ReadViews(std::span<const StoreKey> keys, const ValuesUse& use) override {
+    ScratchLease lease;
+    Scratch& scratch = lease.scratch();
+    scratch.views.assign(keys.size(), std::nullopt);
+    Status status = ReadPinned(keys, scratch,
+                               [&](size_t i, std::string_view value) { scratch.views[i] = value; });
+    if (status.ok()) status = use(scratch.views);
+    ReleasePinned(scratch);
+    return status;
   }
 
   Status Remove(std::span<const StoreKey> keys) override {
@@ -124,14 +177,66 @@ class RocksDbStore final : public OnlineStore {
     return key;
   }
 
+  // One batched MultiGet (the array form: it batches the memtable and table
+  // lookups and pins the values in the block cache instead of copying them);
+  // calls found(i, value) for every present, unexpired key, the value without
+  // its expiry suffix and valid until ReleasePinned on this thread. Keys are
+  // sorted first (MultiGet's batched path wants them sorted).
+  template <typename Found>
+  Status ReadPinned(std::span<const StoreKey> keys, Scratch& scratch, Found found) {
+    const size_t n = keys.size();
+    if (n == 0) return Status::Ok();
+    if (scratch.flat.size() < n) scratch.flat.resize(n);
+    scratch.slices.resize(n);
+    scratch.order.resize(n);
+    scratch.values.resize(n);
+    scratch.statuses.resize(n);
+    for (size_t i = 0; i < n; ++i) {
+      FlatKeyInto(project_, keys[i], &scratch.flat[i]);
+      scratch.order[i] = i;
+    }
+    std::sort(scratch.order.begin(), scratch.order.end(),
+              [&](size_t a, size_t b) { return scratch.flat[a] < scratch.flat[b]; });
+    for (size_t i = 0; i < n; ++i) scratch.slices[i] = scratch.flat[scratch.order[i]];
+    db_->MultiGet(read_options_, db_->DefaultColumnFamily(), n, scratch.slices.data(),
+                  scratch.values.data(), scratch.statuses.data(), /*sorted_input=*/true);
+    Timestamp now = WallClockNow();
+    Status error;
+    for (size_t i = 0; i < n; ++i) {
+      const rocksdb::Status& status = scratch.statuses[i];
+      if (status.IsNotFound()) continue;
+      if (!status.ok()) {
+        if (error.ok()) error = FromRocks(status, "read");
+        continue;
+      }
+      std::string_view stored(scratch.values[i].data(), scratch.values[i].size());
+      if (Expired(stored, now)) continue;
+      found(scratch.order[i], stored.substr(0, stored.size() - kSuffix));
+    }
+    return error;
+  }
+
+  // Unpins what ReadPinned left in `scratch`.
+  static void ReleasePinned(Scratch& scratch) {
+    for (rocksdb::PinnableSlice& value : scratch.values) value.Reset();
+  }
+
   std::unique_ptr<ExpiryFilter> filter_;  // must outlive db_
   std::unique_ptr<rocksdb::DB> db_;
   std::string project_;
   bool read_only_;
   rocksdb::WriteOptions write_options_;
+  rocksdb::ReadOptions read_options_;
 };
 
 }  // namespace
+
+// A window view's value holds every hop bucket of its longest window (KBs per
+// entity): RocksDB's default 8 MB block cache holds the states of only a few
+// thousand entities. Both caches fill as reads need them (LRU, no memory taken
+// up front).
+constexpr size_t kBlockCacheBytes = size_t{256} << 20;
+constexpr size_t kRowCacheBytes = size_t{64} << 20;
 
 Result<std::unique_ptr<OnlineStore>> OpenRocksDbStore(const std::string& path, std::string project,
                                                       bool read_only) {
@@ -148,7 +253,9 @@ Result<std::unique_ptr<OnlineStore>> OpenRocksDbStore(const std::string& path, s
   rocksdb::BlockBasedTableOptions table;
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   table.whole_key_filtering = true;
+  table.block_cache = rocksdb::NewLRUCache(kBlockCacheBytes);
   options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  options.row_cache = rocksdb::NewLRUCache(kRowCacheBytes);
   // And one over the memtable: streaming reads the de-duplication marker of
   // every event (online_events.h), nearly all absent, and a miss would
   // otherwise search the whole skip list.
