@@ -68,14 +68,19 @@ from serve_bench import (BenchError, fmt_ms, http, lua_script, median_of, run, w
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PYTHON = "/usr/bin/python3"
-WORK = os.path.join(ROOT, ".cache", "bench", "predict")
-RESULTS = os.path.join(ROOT, ".cache", "bench", "predict_results.json")
+WORK = os.path.join(ROOT, ".cache", "bench", "predict")  # --work
+RESULTS = os.path.join(ROOT, ".cache", "bench", "predict_results.json")  # --results
 MODEL = "flight_delay"
 AT = "2001-06-15 06:00:00"
 PREFIX = "keel_bench_predict"
 VIEWS = ["origin_delay", "destination_delay", "airport_info"]
 PATH = f"/v1/models/{MODEL}:predict"
 TARGET_RPS, TARGET_P99_MS, TARGET_RATIO = 10000.0, 2.0, 20.0
+
+
+def set_paths(work, results):
+    global WORK, RESULTS
+    WORK, RESULTS = os.path.abspath(work), os.path.abspath(results)
 
 
 def log(message):
@@ -339,7 +344,12 @@ def main():
                         help="seconds of the hot-swap run (0: none)")
     parser.add_argument("--keel-port", type=int, default=6631)
     parser.add_argument("--peer-port", type=int, default=6632)
+    parser.add_argument("--work", default=WORK,
+                        help="scratch folder (the repository copy, logs; another one lets two "
+                        "benchmarks run side by side)")
+    parser.add_argument("--results", default=RESULTS, help="where the results JSON goes")
     args = parser.parse_args()
+    set_paths(args.work, args.results)
 
     if shutil.which("wrk") is None:
         raise BenchError("wrk is missing (apt-get install wrk)")

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cassert>
 #include <charconv>
 #include <cmath>
@@ -497,6 +498,13 @@ std::vector<MetricRegistration> RegisterProcessMetrics(MetricsRegistry* registry
   return registrations;
 }
 
+namespace {
+uint64_t NextServingMetricsId() {
+  static std::atomic<uint64_t> next{1};
+  return next.fetch_add(1);
+}
+}  // namespace
+
 ServingMetrics::ServingMetrics(MetricsRegistry* registry)
     : predictions(registry->AddCounter("keel_predictions_total",
                                        "Prediction requests answered, by model, version and "
@@ -518,6 +526,7 @@ ServingMetrics::ServingMetrics(MetricsRegistry* registry)
       model_swaps(registry->AddCounter("keel_model_swaps_total",
                                        "Times the served version of a model changed.", {"model"})),
       in_flight(registry->AddGauge("keel_requests_in_flight", "Prediction requests being answered.")
-                    .Get()) {}
+                    .Get()),
+      id(NextServingMetricsId()) {}
 
 }  // namespace keel::serve

@@ -291,6 +291,9 @@ struct ServingMetrics {
   CounterFamily& model_swaps;
   // keel_requests_in_flight: prediction requests being answered.
   Gauge& in_flight;
+  // Distinct for every ServingMetrics of the process (never reused), so a
+  // caller may cache series references of this one under it.
+  const uint64_t id;
 };
 
 // Counts a request in flight for its lifetime.

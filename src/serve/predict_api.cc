@@ -1,6 +1,7 @@
 #include "serve/predict_api.h"
 
 #include <atomic>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <nlohmann/json.hpp>
@@ -25,9 +26,13 @@ int64_t MicrosSince(Clock::time_point start) {
 std::string NewRequestId() {
   static std::atomic<uint64_t> counter{0};
   static const uint64_t seed = std::random_device{}() ^ (uint64_t{std::random_device{}()} << 32);
-  char text[40];
-  std::snprintf(text, sizeof(text), "%016llx%08llx", static_cast<unsigned long long>(seed),
-                static_cast<unsigned long long>(counter.fetch_add(1) & 0xffffffffu));
+  // 16 hex digits of the seed, 8 of the counter.
+  static const char* const kHex = "0123456789abcdef";
+  std::string text(24, '0');
+  uint64_t count = counter.fetch_add(1) & 0xffffffffu;
+  for (int i = 0; i < 16; ++i) text[static_cast<size_t>(i)] = kHex[(seed >> (60 - 4 * i)) & 15];
+  for (int i = 0; i < 8; ++i)
+    text[static_cast<size_t>(16 + i)] = kHex[(count >> (28 - 4 * i)) & 15];
   return text;
 }
 
@@ -120,14 +125,44 @@ Result<table::Table> ModelInputs(const ServingModel& model, const table::Table& 
   return inputs;
 }
 
+// The row path's raw inputs: row after row, model->inputs() values each,
+// from the request's columns and the features read. Returns false when a
+// column is not there (the table path names the error).
+bool GatherRows(const ServingModel& model, const table::Table& rows,
+                const features::OnlineFeatures& read, std::vector<RowValue>* out) {
+  size_t count = rows.num_rows();
+  size_t width = model.inputs().size();
+  out->resize(count * width);
+  for (size_t col = 0; col < width; ++col) {
+    const ModelInput& input = model.inputs()[col];
+    const table::Column* column = nullptr;
+    if (input.from_request) {
+      int index = rows.FindColumn(input.name);
+      if (index >= 0) column = &rows.column(static_cast<size_t>(index));
+    } else {
+      // The last of equal names, as ModelInputs takes it.
+      for (size_t index = read.names.size(); index-- > 0;) {
+        if (read.names[index] == input.name) {
+          column = &read.values[index];
+          break;
+        }
+      }
+    }
+    if (column == nullptr || column->size() != count) return false;
+    for (size_t row = 0; row < count; ++row) (*out)[row * width + col] = RowValueAt(*column, row);
+  }
+  return true;
+}
+
 void AppendDouble(double value, std::string* out) {
   if (!std::isfinite(value)) {
     *out += "null";
     return;
   }
+  // The shortest text that reads back as the same double.
   char text[32];
-  std::snprintf(text, sizeof(text), "%.17g", value);
-  *out += text;
+  auto written = std::to_chars(text, text + sizeof(text), value);
+  out->append(text, written.ptr);
 }
 
 // Answers one prediction request; fills `event` (model and version once the
@@ -171,8 +206,13 @@ Reply PredictImpl(const PredictContext& context, const HttpRequest& http, Predic
 
   // Features: one batched read of every pinned view for every row.
   Clock::time_point features_start = Clock::now();
-  FeatureSelection selection;
-  selection.references = model->feature_references();
+  // The model's selection, built once per model and thread (not copied per request).
+  thread_local std::weak_ptr<const ServingModel> selection_model;
+  thread_local FeatureSelection selection;
+  if (selection_model.lock() != model) {
+    selection.references = model->feature_references();
+    selection_model = model;
+  }
   Result<std::shared_ptr<const LookupPlan>> plan =
       context.resolver->Plan(selection, request.rows.fields());
   if (!plan.ok()) {
@@ -182,8 +222,11 @@ Reply PredictImpl(const PredictContext& context, const HttpRequest& http, Predic
       return ErrorReply(400, "rows: " + plan.status().message());
     }
   }
-  features::OnlineFeatures read;
+  // Reused by the thread's requests (a reused OnlineFeatures reads as a
+  // fresh one; the read may keep its buffers).
+  thread_local features::OnlineFeatures read;
   std::string fallback_reason;
+  bool fetched_ok = false;
   if (!plan.ok()) {
     fallback_reason = "features: " + plan.status().message();
   } else if (MicrosSince(start) >= request.deadline_ms * 1000) {
@@ -192,6 +235,7 @@ Reply PredictImpl(const PredictContext& context, const HttpRequest& http, Predic
   } else {
     Status fetched = features::ReadOnlineFeatures(context.store, request.rows, (*plan)->uses,
                                                   (*plan)->views, request.at, &read);
+    fetched_ok = fetched.ok();
     if (!fetched.ok()) {
       fallback_reason = "features: online store: " + fetched.message();
     } else if (MicrosSince(start) > request.deadline_ms * 1000) {
@@ -199,21 +243,42 @@ Reply PredictImpl(const PredictContext& context, const HttpRequest& http, Predic
                         std::to_string(request.deadline_ms) + " ms";
     }
   }
+  if (!fetched_ok) read = features::OnlineFeatures();  // nothing of an earlier request
   event.features_us = MicrosSince(features_start);
 
   Clock::time_point model_start = Clock::now();
   bool have_features = fallback_reason.empty();
-  Result<table::Table> inputs = ModelInputs(*model, request.rows, have_features ? &read : nullptr);
-  if (!inputs.ok()) return ErrorReply(inputs.status());
+  size_t count = request.rows.num_rows();
+  size_t width = model->inputs().size();
   Result<std::vector<double>> scores = std::vector<double>();
   std::string fallback_used;
-  if (have_features) {
-    scores = model->Score(*inputs, Scorer::kModel);
-    if (!scores.ok()) {
-      if (scores.status().code() == StatusCode::kInvalidArgument) {
-        return ErrorReply(400, "rows: " + scores.status().message());
+  // The row path: each row's raw inputs straight from the request's columns
+  // and the features read, scored with no table (ServingModel::ScoreRow). A
+  // row it does not answer sends the whole request down the table path.
+  thread_local std::vector<RowValue> raw;
+  bool by_rows = false;
+  if (have_features && model->row_path_status().ok()) {
+    by_rows = GatherRows(*model, request.rows, read, &raw);
+    if (by_rows) {
+      scores->resize(count);
+      for (size_t row = 0; row < count && by_rows; ++row) {
+        by_rows = model->ScoreRow(std::span<const RowValue>(raw.data() + row * width, width),
+                                  &(*scores)[row]);
       }
-      fallback_reason = "model: " + scores.status().message();
+    }
+  }
+  Result<table::Table> inputs = table::Table();
+  if (!by_rows) {
+    inputs = ModelInputs(*model, request.rows, have_features ? &read : nullptr);
+    if (!inputs.ok()) return ErrorReply(inputs.status());
+    if (have_features) {
+      scores = model->Score(*inputs, Scorer::kModel);
+      if (!scores.ok()) {
+        if (scores.status().code() == StatusCode::kInvalidArgument) {
+          return ErrorReply(400, "rows: " + scores.status().message());
+        }
+        fallback_reason = "model: " + scores.status().message();
+      }
     }
   }
   if (!fallback_reason.empty()) {
@@ -239,7 +304,6 @@ Reply PredictImpl(const PredictContext& context, const HttpRequest& http, Predic
   event.model_us = MicrosSince(model_start);
 
   // The answer.
-  size_t count = request.rows.num_rows();
   std::string out = "{\"model\":";
   AppendJsonString(name, &out);
   out += ",\"version\":" + std::to_string(model->version()) + ",\"request_id\":";
@@ -285,12 +349,23 @@ Reply PredictImpl(const PredictContext& context, const HttpRequest& http, Predic
   if (context.on_prediction) {
     event.row_keys_json = std::move(request.row_json);
     event.input_names = model->input_names();
-    event.inputs.assign(count, std::vector<double>(model->inputs().size(), std::nan("")));
-    for (size_t col = 0; col < model->inputs().size(); ++col) {
-      const table::Column& column = inputs->column(col);
-      if (column.type() == DataType::kString) continue;
+    event.inputs.assign(count, std::vector<double>(width, std::nan("")));
+    if (by_rows) {
       for (size_t row = 0; row < count; ++row) {
-        if (column.IsValid(row)) event.inputs[row][col] = column.NumericAt(row);
+        const RowValue* values = raw.data() + row * width;
+        for (size_t col = 0; col < width; ++col) {
+          if (values[col].valid && values[col].type != DataType::kString) {
+            event.inputs[row][col] = values[col].number;
+          }
+        }
+      }
+    } else {
+      for (size_t col = 0; col < width; ++col) {
+        const table::Column& column = inputs->column(col);
+        if (column.type() == DataType::kString) continue;
+        for (size_t row = 0; row < count; ++row) {
+          if (column.IsValid(row)) event.inputs[row][col] = column.NumericAt(row);
+        }
       }
     }
   }
@@ -305,6 +380,17 @@ const char* StatusLabel(int http_status, const PredictionEvent& event) {
   return "error";
 }
 
+// The series of answered ("ok") requests of one model version.
+struct OkSeries {
+  uint64_t metrics_id = 0;  // ServingMetrics::id; 0: empty
+  std::string model;
+  int64_t version = 0;
+  Counter* predictions = nullptr;
+  Histogram* total = nullptr;
+  Histogram* features = nullptr;
+  Histogram* model_stage = nullptr;
+};
+
 // PredictImpl with its metrics and the prediction log's event.
 Reply Predict(const PredictContext& context, const HttpRequest& http) {
   std::optional<InFlight> in_flight;
@@ -314,16 +400,40 @@ Reply Predict(const PredictContext& context, const HttpRequest& http) {
   Reply reply = PredictImpl(context, http, &event);
   if (context.metrics != nullptr) {
     ServingMetrics& metrics = *context.metrics;
-    // Unknown names are one label value, so clients cannot grow the series.
-    std::string model = context.models->Has(http.captures.at(0)) ? http.captures.at(0) : "unknown";
-    std::string version = event.model.empty() ? "" : std::to_string(event.version);
-    metrics.predictions.With({model, version, StatusLabel(reply.http_status, event)}).Inc();
-    metrics.latency.With({model, "total"}).ObserveSince(start);
+    bool ok = reply.http_status == 200 && event.fallback.empty() && !event.model.empty();
+    // An answered request of the model and version this thread answered last
+    // (the usual case) finds its series in the thread's cache.
+    thread_local OkSeries cached;
+    if (ok && cached.metrics_id == metrics.id && cached.version == event.version &&
+        cached.model == event.model) {
+      cached.predictions->Inc();
+      cached.total->ObserveSince(start);
+      cached.features->Observe(event.features_us / 1e6);
+      cached.model_stage->Observe(event.model_us / 1e6);
+    } else {
+      // Unknown names are one label value, so clients cannot grow the series.
+      std::string model =
+          context.models->Has(http.captures.at(0)) ? http.captures.at(0) : "unknown";
+      std::string version = event.model.empty() ? "" : std::to_string(event.version);
+      Counter& predictions =
+          metrics.predictions.With({model, version, StatusLabel(reply.http_status, event)});
+      predictions.Inc();
+      Histogram& total = metrics.latency.With({model, "total"});
+      total.ObserveSince(start);
+      if (reply.http_status == 200) {
+        Histogram& features = metrics.latency.With({model, "features"});
+        Histogram& model_stage = metrics.latency.With({model, "model"});
+        features.Observe(event.features_us / 1e6);
+        model_stage.Observe(event.model_us / 1e6);
+        if (ok && model == event.model) {
+          cached = {metrics.id, event.model, event.version, &predictions,
+                    &total,     &features,   &model_stage};
+        }
+      }
+    }
     if (reply.http_status == 200) {
-      metrics.latency.With({model, "features"}).Observe(event.features_us / 1e6);
-      metrics.latency.With({model, "model"}).Observe(event.model_us / 1e6);
       for (const std::string& feature : event.missing_feature_names) {
-        metrics.feature_missing.With({model, feature}).Inc();
+        metrics.feature_missing.With({event.model, feature}).Inc();
       }
     }
   }

@@ -47,4 +47,17 @@ struct PredictRequest {
 Reply ParsePredictBody(std::string_view body, const PredictOptions& options,
                        PredictRequest* request);
 
+// The two parsers ParsePredictBody runs. The fast one reads the usual body
+// ("rows" of flat objects of plain strings, numbers, bools and nulls; "at",
+// "request_id", "deadline_ms") in one pass with no JSON tree, and returns
+// false, leaving `request` to be reset, for anything else - any body the
+// general parser refuses among them - which the general one (nlohmann's
+// tree) then answers. Wherever the fast parser accepts a body, it fills
+// `request` exactly as the general one does (tested, and fuzzed,
+// differentially). Exposed for those tests.
+bool ParsePredictBodyFast(std::string_view body, const PredictOptions& options,
+                          PredictRequest* request);
+Reply ParsePredictBodyGeneral(std::string_view body, const PredictOptions& options,
+                              PredictRequest* request);
+
 }  // namespace keel::serve

@@ -133,6 +133,17 @@ Result<std::shared_ptr<const ServingModel>> ServingModel::Load(const std::string
     return InvalidArgument(where + ": transforms.json is not JSON");
   }
   ASSIGN_OR_RETURN(model->transforms_, train::FittedTransforms::FromJson(transforms_json));
+  {
+    std::vector<RowTransformPlan::Input> plan_inputs;
+    for (const ModelInput& input : model->inputs_) plan_inputs.push_back({input.name, input.type});
+    Result<RowTransformPlan> row_plan =
+        RowTransformPlan::Make(model->transforms_, plan_inputs, model->model_columns_);
+    if (row_plan.ok()) {
+      model->row_plan_ = std::move(row_plan).value();
+    } else {
+      model->row_path_status_ = row_plan.status();
+    }
+  }
 
   ASSIGN_OR_RETURN(std::string model_bytes, train::ReadBundleFile(model->bundle_, "model.ubj"));
   Result<std::unique_ptr<train::XgboostModel>> xgboost = train::XgboostModel::Load(model_bytes, 1);
@@ -185,6 +196,7 @@ Result<std::shared_ptr<const ServingModel>> ServingModel::Load(const std::string
       RETURN_IF_ERROR(inputs.AddColumn(input.name, std::move(column)));
     }
     ASSIGN_OR_RETURN(std::vector<double> scores, model->Score(inputs, Scorer::kModel));
+    std::vector<RowValue> row(model->inputs_.size());
     for (size_t index = 0; index < golden.size(); ++index) {
       double expected = golden[index].value("prediction", std::nan(""));
       if (!(std::fabs(scores[index] - expected) <= 1e-6)) {
@@ -192,12 +204,47 @@ Result<std::shared_ptr<const ServingModel>> ServingModel::Load(const std::string
                                   std::to_string(scores[index]) + " for golden case " +
                                   std::to_string(index) + ", XGBoost " + std::to_string(expected));
       }
+      // The row path must give the table path's prediction, bit for bit.
+      for (size_t col = 0; col < row.size(); ++col)
+        row[col] = RowValueAt(inputs.column(col), index);
+      double by_row = 0;
+      if (model->ScoreRow(row, &by_row) && by_row != scores[index]) {
+        return FailedPrecondition(where + ": the row path predicts " + std::to_string(by_row) +
+                                  " for golden case " + std::to_string(index) +
+                                  ", the table path " + std::to_string(scores[index]));
+      }
     }
   }
   return std::shared_ptr<const ServingModel>(std::move(model));
 }
 
 Result<train::DenseMatrix> ServingModel::Matrix(const table::Table& inputs) const {
+  if (row_plan_.has_value()) {
+    std::vector<const table::Column*> columns;
+    for (const ModelInput& input : inputs_) {
+      int index = inputs.FindColumn(input.name);
+      if (index < 0 || inputs.column(static_cast<size_t>(index)).type() != input.type) break;
+      columns.push_back(&inputs.column(static_cast<size_t>(index)));
+    }
+    if (columns.size() == inputs_.size()) {
+      train::DenseMatrix matrix;
+      matrix.rows = inputs.num_rows();
+      matrix.cols = model_columns_.size();
+      matrix.feature_names = model_columns_;
+      matrix.values.resize(matrix.rows * matrix.cols);
+      std::vector<RowValue> row(columns.size());
+      bool answered = true;
+      for (size_t r = 0; r < matrix.rows && answered; ++r) {
+        for (size_t col = 0; col < columns.size(); ++col) row[col] = RowValueAt(*columns[col], r);
+        answered = row_plan_->Apply(row, matrix.values.data() + r * matrix.cols);
+      }
+      if (answered) return matrix;
+    }
+  }
+  return TableMatrix(inputs);
+}
+
+Result<train::DenseMatrix> ServingModel::TableMatrix(const table::Table& inputs) const {
   // Inputs of the trained types (the usual case) are transformed as they are.
   bool as_trained = true;
   for (const ModelInput& input : inputs_) {
@@ -226,6 +273,29 @@ Result<train::DenseMatrix> ServingModel::Matrix(const table::Table& inputs) cons
   }
   ASSIGN_OR_RETURN(table::Table transformed, transforms_.Apply(raw));
   return train::BuildDenseMatrix(transformed, model_columns_);
+}
+
+bool ServingModel::RowMatrix(std::span<const RowValue> inputs, float* out) const {
+  return row_plan_.has_value() && row_plan_->Apply(inputs, out);
+}
+
+bool ServingModel::ScoreRow(std::span<const RowValue> inputs, double* prediction) const {
+  if (!row_plan_.has_value()) return false;
+  // The model row lives on the stack for the usual widths, else in a
+  // per-thread buffer that only grows.
+  constexpr size_t kStackColumns = 512;
+  float stack[kStackColumns];
+  float* row = stack;
+  size_t cols = model_columns_.size();
+  if (cols > kStackColumns) {
+    thread_local std::vector<float> heap;
+    if (heap.size() < cols) heap.resize(cols);
+    row = heap.data();
+  }
+  if (!row_plan_->Apply(inputs, row)) return false;
+  float margin = trees_.PredictMargin(std::span<const float>(row, cols));
+  *prediction = trees_.Transform(margin);
+  return true;
 }
 
 Result<std::vector<double>> ServingModel::Score(const table::Table& inputs, Scorer scorer) const {

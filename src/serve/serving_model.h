@@ -15,10 +15,13 @@
 #include <cstdint>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "common/status.h"
+#include "serve/row_plan.h"
 #include "serve/tree_runtime.h"
 #include "table/column.h"
 #include "train/baselines.h"
@@ -93,8 +96,30 @@ class ServingModel {
   // number of rows.
   Result<std::vector<double>> ScoreMatrix(const std::vector<float>& values, Scorer scorer) const;
 
-  // The model matrix of raw inputs (transforms applied), for logs and tests.
+  // The model matrix of raw inputs (transforms applied). Rows go through
+  // the row path (row_plan.h) when it serves the model and every input has
+  // its trained type, so a batch and a one-row request share one code path;
+  // otherwise, or when a row needs it (an error to name), through
+  // TableMatrix. Both give the same matrix, bit for bit (tested).
   Result<train::DenseMatrix> Matrix(const table::Table& inputs) const;
+  // The table path: the bundle's FittedTransforms::Apply (training's own
+  // code) and train::BuildDenseMatrix, numeric inputs of another type
+  // converted first. The reference the row path is tested against.
+  Result<train::DenseMatrix> TableMatrix(const table::Table& inputs) const;
+
+  // The row path (row_plan.h): one row of raw values, one per inputs() entry
+  // in its order, scored by the compiled trees with no table and no
+  // allocation. Writes the prediction (as Score(..., kModel) gives it for
+  // that row, bit for bit) and returns true; returns false when the row path
+  // does not answer the row (the model's transforms need the table path, see
+  // row_path_status(), or the table path would answer it with an error): the
+  // caller asks Score, which answers or names the error.
+  bool ScoreRow(std::span<const RowValue> inputs, double* prediction) const;
+  // The model row ScoreRow scores (model_columns().size() floats into
+  // `out`), with the same answer; for tests and the prediction log.
+  bool RowMatrix(std::span<const RowValue> inputs, float* out) const;
+  // OK when the row path serves this model; else why not.
+  const Status& row_path_status() const { return row_path_status_; }
 
  private:
   ServingModel() = default;
@@ -111,6 +136,8 @@ class ServingModel {
   std::vector<std::string> feature_references_;
   std::vector<std::string> model_columns_;
   train::FittedTransforms transforms_;
+  std::optional<RowTransformPlan> row_plan_;  // reads transforms_
+  Status row_path_status_;
   CompiledTrees trees_;
   std::unique_ptr<train::Model> constant_;
   std::unique_ptr<train::Model> linear_;
