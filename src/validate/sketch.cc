@@ -250,6 +250,16 @@ void QuantileSketch::AddMany(std::span<const double> values) {
   }
 }
 
+void QuantileSketch::AddManyScanned(std::span<const double> values, double min, double max) {
+  // As AddMany's lanes: -0.0 counts as +0.0, and the running extremes only
+  // move on a strict comparison.
+  min += 0.0;
+  max += 0.0;
+  if (min < min_) min_ = min;
+  if (max > max_) max_ = max;
+  AddClean(values);
+}
+
 void QuantileSketch::AddClean(std::span<const double> values) {
   if (values.empty()) return;
   count_ += values.size();
@@ -1052,16 +1062,37 @@ void TopK::Insert(uint64_t hash, std::string_view value, uint64_t count) {
 
 void TopK::Add(std::string_view value, uint64_t count) {
   if (count == 0) return;
+  bool moved = false;
+  AddHashed(Hash64(value), value, count, &moved);
+}
+
+void TopK::AddIds(std::span<const uint32_t> ids, std::span<const std::string_view> values,
+                  std::span<const uint64_t> hashes) {
+  id_entries_.assign(values.size(), 0);
+  for (const uint32_t id : ids) {
+    const uint32_t entry = id_entries_[id];
+    if (entry != 0) {  // tracked, and no rebuild since: Add's first branch
+      ++entries_[entry - 1].count;
+      ++total_;
+      continue;
+    }
+    bool moved = false;
+    const uint32_t added = AddHashed(hashes[id], values[id], 1, &moved);
+    if (moved) std::fill(id_entries_.begin(), id_entries_.end(), 0);
+    id_entries_[id] = added;
+  }
+}
+
+uint32_t TopK::AddHashed(uint64_t hash, std::string_view value, uint64_t count, bool* moved) {
   total_ += count;
-  const uint64_t hash = Hash64(value);
   const size_t slot = FindSlot(hash, value);
   if (table_[slot] != 0) {
     entries_[table_[slot] - 1].count += count;
-    return;
+    return table_[slot];
   }
   if (entries_.size() < 2 * size_t{k_}) {
     Insert(hash, value, count);
-    return;
+    return static_cast<uint32_t>(entries_.size());
   }
   // Full: the new value is counter 2k+1. Subtracting the (k+1)-th largest
   // count from all of them removes at least (k+1) times that amount, which is
@@ -1074,7 +1105,10 @@ void TopK::Add(std::string_view value, uint64_t count) {
   const uint64_t cut = scratch_counts_[k_];
   overcount_ += cut;
   SubtractAndRebuild(cut);
-  if (count > cut) Insert(hash, value, count - cut);
+  *moved = true;
+  if (count <= cut) return 0;
+  Insert(hash, value, count - cut);
+  return static_cast<uint32_t>(entries_.size());
 }
 
 void TopK::SubtractAndRebuild(uint64_t amount) {
