@@ -97,7 +97,7 @@ BatchSummary Summarise(std::span<const double> values) {
 // counter ends in the same state; low-cardinality columns (codes, hours,
 // integers with ties) skip most of the hashing. The rest is hashed in batches.
 void AddDistinct(std::span<const double> values, DistinctCounter* distinct) {
-  constexpr int kCacheBits = 8;
+  constexpr int kCacheBits = 12;
   constexpr size_t kBatch = 1024;
   std::array<uint64_t, size_t{1} << kCacheBits> seen;
   seen.fill(std::bit_cast<uint64_t>(std::numeric_limits<double>::quiet_NaN()));  // never added
@@ -480,13 +480,24 @@ void ColumnProfile::SetBinsAndCount(std::vector<double> edges, const table::Colu
   for (size_t begin = 0; begin < column.size(); begin += kBlock) {
     const size_t end = std::min(column.size(), begin + kBlock);
     size_t size = 0;
-    for (size_t row = begin; row < end; ++row) {
-      if (!all_valid && !column.IsValid(row)) continue;
-      const double value = doubles ? column.doubles()[row]
-                           : ints  ? static_cast<double>(column.ints()[row])
-                                   : column.NumericAt(row);
-      block[size] = value;
-      size += std::isnan(value) ? 0 : 1;
+    if (ints && all_valid) {
+      const int64_t* values = column.ints().data();
+      for (size_t row = begin; row < end; ++row) block[size++] = static_cast<double>(values[row]);
+    } else if (doubles && all_valid) {
+      const double* values = column.doubles().data();
+      for (size_t row = begin; row < end; ++row) {
+        block[size] = values[row];
+        size += std::isnan(values[row]) ? 0 : 1;
+      }
+    } else {
+      for (size_t row = begin; row < end; ++row) {
+        if (!all_valid && !column.IsValid(row)) continue;
+        const double value = doubles ? column.doubles()[row]
+                             : ints  ? static_cast<double>(column.ints()[row])
+                                     : column.NumericAt(row);
+        block[size] = value;
+        size += std::isnan(value) ? 0 : 1;
+      }
     }
     if (size == 0) continue;
     const std::span<const double> values(block.data(), size);
