@@ -5,9 +5,12 @@
 #include <atomic>
 #include <bit>
 #include <cmath>
+#include <condition_variable>
 #include <cstring>
+#include <deque>
 #include <functional>
 #include <limits>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <thread>
@@ -344,7 +347,6 @@ void ColumnProfile::AddNumeric(double value) {
   moments_.Add(value);
   distinct_.Add(value);
   if (fixed_bins_) ++histogram_.counts[BinIndex(histogram_.edges, value)];
-  buffer_.push_back(value);
 }
 
 void ColumnProfile::AddCategory(std::string_view value) {
@@ -363,6 +365,68 @@ void ColumnProfile::AddCategory(std::string_view value) {
 }
 
 void ColumnProfile::AddColumn(const table::Column& column, size_t begin, size_t end) {
+  const RowScan scan = AddRowStatistics(column, begin, end);
+  if (!numeric() || buffer_.empty()) return;
+  if (scan.clean) {
+    quantiles_.AddManyScanned(buffer_, scan.min, scan.max);
+  } else {
+    quantiles_.AddMany(buffer_);  // skips the NaNs
+  }
+}
+
+void ColumnProfile::AddRowQuantiles(const table::Column& column, size_t begin, size_t end,
+                                    std::vector<double>* values) {
+  if (column.type() == DataType::kDouble || !column.validity().empty()) {
+    GatherValid(column, begin, end, values);
+    quantiles_.AddMany(*values);  // scans for NaNs, min and max
+    return;
+  }
+  // Integers without nulls: no NaN, and min and max taken while converting.
+  values->resize(end - begin);
+  const int64_t* ints = column.ints().data() + begin;
+  double* out = values->data();
+  int64_t low = ints[0];
+  int64_t high = ints[0];
+  for (size_t index = 0; index < end - begin; ++index) {
+    low = std::min(low, ints[index]);
+    high = std::max(high, ints[index]);
+    out[index] = static_cast<double>(ints[index]);
+  }
+  quantiles_.AddManyScanned(*values, static_cast<double>(low), static_cast<double>(high));
+}
+
+void ColumnProfile::GatherValid(const table::Column& column, size_t begin, size_t end,
+                                std::vector<double>* values) {
+  const bool all_valid = column.validity().empty();
+  if (column.type() == DataType::kDouble) {
+    if (all_valid) {
+      values->assign(column.doubles().begin() + begin, column.doubles().begin() + end);
+    } else {
+      values->clear();
+      for (size_t row = begin; row < end; ++row) {
+        if (column.IsValid(row)) values->push_back(column.doubles()[row]);
+      }
+    }
+    return;
+  }
+  if (all_valid) {
+    // Usually no resize: the buffer keeps the previous batch's size, and
+    // resize would zero what the loop overwrites anyway.
+    values->resize(end - begin);
+    const int64_t* ints = column.ints().data() + begin;
+    double* out = values->data();
+    for (size_t index = 0; index < end - begin; ++index)
+      out[index] = static_cast<double>(ints[index]);
+  } else {
+    values->clear();
+    for (size_t row = begin; row < end; ++row) {
+      if (column.IsValid(row)) values->push_back(static_cast<double>(column.ints()[row]));
+    }
+  }
+}
+
+ColumnProfile::RowScan ColumnProfile::AddRowStatistics(const table::Column& column, size_t begin,
+                                                       size_t end) {
   rows_ += end - begin;
   const bool all_valid = column.validity().empty();
   switch (type_) {
@@ -401,7 +465,7 @@ void ColumnProfile::AddColumn(const table::Column& column, size_t begin, size_t 
           categories_.reset();  // too many: top-k only from here on
         }
       }
-      return;
+      return {};
     }
     case DataType::kBool:
       for (size_t row = begin; row < end; ++row) {
@@ -411,47 +475,20 @@ void ColumnProfile::AddColumn(const table::Column& column, size_t begin, size_t 
           ++nulls_;
         }
       }
-      return;
-    case DataType::kDouble:
-      if (all_valid) {
-        buffer_.assign(column.doubles().begin() + begin, column.doubles().begin() + end);
-      } else {
-        buffer_.clear();
-        for (size_t row = begin; row < end; ++row) {
-          if (column.IsValid(row)) buffer_.push_back(column.doubles()[row]);
-        }
-      }
-      break;
+      return {};
     default:
-      if (all_valid) {
-        // Usually no-op: the buffer keeps the previous batch's size, and
-        // resize would zero what the loop overwrites anyway.
-        buffer_.resize(end - begin);
-        const int64_t* ints = column.ints().data() + begin;
-        for (size_t index = 0; index < end - begin; ++index) {
-          buffer_[index] = static_cast<double>(ints[index]);
-        }
-      } else {
-        buffer_.clear();
-        for (size_t row = begin; row < end; ++row) {
-          if (column.IsValid(row)) buffer_.push_back(static_cast<double>(column.ints()[row]));
-        }
-      }
+      GatherValid(column, begin, end, &buffer_);
   }
   nulls_ += (end - begin) - buffer_.size();
   if (std::any_of(buffer_.begin(), buffer_.end(), [](double value) { return std::isnan(value); })) {
-    // Rare: AddNumeric per value counts the NaNs and refills buffer_.
-    std::vector<double> values;
-    values.swap(buffer_);
-    for (const double value : values) AddNumeric(value);
-    quantiles_.AddMany(buffer_);
-    return;
+    for (const double value : buffer_) AddNumeric(value);  // rare: counts the NaNs
+    return {.clean = false};
   }
   // The same updates as AddNumeric, one statistic at a time: tight loops
   // instead of one call per value. The batch's moments come from two passes
   // (mean, then squared deviations; no division per value, and more accurate
   // than Welford's update) and join the running ones by Chan's merge.
-  if (buffer_.empty()) return;
+  if (buffer_.empty()) return {};
   if (moments_.count == 0) min_ = max_ = buffer_[0];
   const BatchSummary batch = Summarise(buffer_);
   min_ = std::min(min_, batch.min);
@@ -462,7 +499,7 @@ void ColumnProfile::AddColumn(const table::Column& column, size_t begin, size_t 
     BinCounter(histogram_.edges)
         .Count(buffer_, type_ != DataType::kDouble, batch.min, batch.max, &histogram_.counts);
   }
-  quantiles_.AddManyScanned(buffer_, batch.min, batch.max);
+  return {.clean = true, .min = batch.min, .max = batch.max};
 }
 
 void ColumnProfile::SetBinsAndCount(std::vector<double> edges, const table::Column& column) {
@@ -579,46 +616,107 @@ Result<Profile> Profile::Of(const table::Table& table, const std::string& time_c
   Profile profile;
   profile.rows_ = table.num_rows();
   profile.time_column_ = time_column;
-  std::vector<std::optional<ColumnProfile>> columns(table.num_columns());
-  std::atomic<size_t> next{0};
+  const size_t count = table.num_columns();
+  for (size_t index = 0; index < count; ++index) {
+    profile.columns_.emplace_back(table.fields()[index].name, table.fields()[index].type, options);
+  }
+
+  // Tasks, biggest first: whole string and bool columns, then the numeric
+  // columns. When there are too few columns to keep every thread busy to
+  // the end, a numeric column is two tasks - its sketch, and its other
+  // statistics - plus a histogram task (when it has no fixed bins), queued
+  // once both parts are done, since it needs the sketch and changes whether
+  // rows are binned. Splitting reads the values twice, so many columns stay
+  // whole (the whole task bins its column itself).
+  enum class Kind { kWhole, kQuantiles, kStatistics, kBins };
+  struct Task {
+    size_t column;
+    Kind kind;
+  };
+  const size_t threads = static_cast<size_t>(std::max(options.threads, 1));
+  const bool split = threads > 1 && count < 8 * threads;
+  std::deque<Task> queue;
+  std::vector<int> unfinished(count, 0);  // numeric parts not yet done, per column
+  size_t total = 0;
+  for (size_t index = 0; index < count; ++index) {
+    if (!profile.columns_[index].numeric()) queue.push_back({index, Kind::kWhole});
+  }
+  for (const Kind kind : split ? std::vector<Kind>{Kind::kQuantiles, Kind::kStatistics}
+                               : std::vector<Kind>{Kind::kWhole}) {
+    for (size_t index = 0; index < count; ++index) {
+      if (!profile.columns_[index].numeric()) continue;
+      queue.push_back({index, kind});
+      if (split) ++unfinished[index];
+    }
+  }
+  total = queue.size();
+  for (size_t index = 0; index < count; ++index) {
+    const ColumnProfile& column = profile.columns_[index];
+    if (split && column.numeric() && !column.fixed_bins_) ++total;  // a kBins task to come
+  }
+
+  constexpr size_t kChunk = 1 << 16;  // rows per call: bounds the value buffers
+  auto run = [&](const Task& task, std::vector<double>* values) {
+    ColumnProfile& column_profile = profile.columns_[task.column];
+    const Column& column = table.column(task.column);
+    for (size_t begin = 0; task.kind != Kind::kBins && begin < column.size(); begin += kChunk) {
+      const size_t end = std::min(column.size(), begin + kChunk);
+      switch (task.kind) {
+        case Kind::kWhole:
+          column_profile.AddColumn(column, begin, end);
+          break;
+        case Kind::kQuantiles:
+          column_profile.AddRowQuantiles(column, begin, end, values);
+          break;
+        default:
+          column_profile.AddRowStatistics(column, begin, end);
+      }
+    }
+    const bool last =
+        task.kind == Kind::kBins ||
+        (task.kind == Kind::kWhole && column_profile.numeric() && !column_profile.fixed_bins_);
+    if (last) column_profile.SetQuantileBins(column);
+    if (task.kind == Kind::kStatistics || task.kind == Kind::kWhole) column_profile.buffer_ = {};
+  };
+
+  std::mutex mutex;
+  std::condition_variable changed;
+  size_t done = 0;
   auto worker = [&] {
-    for (size_t index = next++; index < columns.size(); index = next++) {
-      columns[index] = OfColumn(table.fields()[index], table.column(index), options);
+    std::vector<double> values;  // this thread's sketch buffer
+    std::unique_lock<std::mutex> lock(mutex);
+    for (;;) {
+      changed.wait(lock, [&] { return !queue.empty() || done == total; });
+      if (queue.empty()) return;
+      const Task task = queue.front();
+      queue.pop_front();
+      lock.unlock();
+      run(task, &values);
+      lock.lock();
+      ++done;
+      if ((task.kind == Kind::kQuantiles || task.kind == Kind::kStatistics) &&
+          --unfinished[task.column] == 0 && !profile.columns_[task.column].fixed_bins_) {
+        queue.push_back({task.column, Kind::kBins});
+      }
+      changed.notify_all();
     }
   };
-  const size_t helpers =
-      std::min<size_t>(static_cast<size_t>(std::max(options.threads, 1)), columns.size()) - 1;
+  const size_t helpers = std::min(threads, std::max<size_t>(total, 1)) - 1;
   std::vector<std::thread> pool;
-  for (size_t helper = 0; helper < helpers && columns.size() > 1; ++helper) {
-    pool.emplace_back(worker);
-  }
+  for (size_t helper = 0; helper < helpers; ++helper) pool.emplace_back(worker);
   worker();
   for (std::thread& thread : pool) thread.join();
-  for (std::optional<ColumnProfile>& column : columns)
-    profile.columns_.push_back(std::move(*column));
   return profile;
 }
 
-ColumnProfile Profile::OfColumn(const table::Field& field, const Column& column,
-                                const ProfileOptions& options) {
-  constexpr size_t kChunk = 1 << 16;  // bounds the per-call value buffer
-  ColumnProfile column_profile(field.name, field.type, options);
-  for (size_t begin = 0; begin < column.size(); begin += kChunk) {
-    column_profile.AddColumn(column, begin, std::min(column.size(), begin + kChunk));
-  }
-  if (column_profile.numeric() && !column_profile.fixed_bins_) {
-    std::vector<double> values, weights;
-    column_profile.quantiles_.SortedItems(&values, &weights);
-    std::vector<double> edges;
-    if (!values.empty()) {
-      edges = QuantileBinEdges(WeightedSample{values, weights}, column_profile.bins_);
-    }
-    // JSON has no infinities; an infinite decile just merges two outer bins.
-    std::erase_if(edges, [](double edge) { return !std::isfinite(edge); });
-    column_profile.SetBinsAndCount(std::move(edges), column);
-  }
-  column_profile.buffer_ = {};
-  return column_profile;
+void ColumnProfile::SetQuantileBins(const Column& column) {
+  std::vector<double> values, weights;
+  quantiles_.SortedItems(&values, &weights);
+  std::vector<double> edges;
+  if (!values.empty()) edges = QuantileBinEdges(WeightedSample{values, weights}, bins_);
+  // JSON has no infinities; an infinite decile just merges two outer bins.
+  std::erase_if(edges, [](double edge) { return !std::isfinite(edge); });
+  SetBinsAndCount(std::move(edges), column);
 }
 
 Status Profile::Merge(const Profile& other) {

@@ -337,6 +337,72 @@ TEST(Profile, HistogramCountsEqualBinOfPerValue) {
   expect_counts(*fixed, "given edges");
 }
 
+// Profile::Of splits the work into tasks differently by thread and column
+// count (whole columns, or a numeric column's sketch and its other statistics
+// on different threads, then its histogram); every way gives the same bytes
+// as the one-thread profile, with or without reference bins, NaNs and nulls.
+TEST(Profile, SameBytesForEveryThreadCount) {
+  Table few = RandomTable(14, 200000);  // above the sketch's exact limit
+  Column with_nan(DataType::kDouble, 0);
+  std::mt19937_64 random(15);
+  for (size_t row = 0; row < few.num_rows(); ++row) {
+    const uint64_t kind = random() % 100;
+    if (kind == 0) {
+      with_nan.AppendDouble(std::nan(""));
+    } else if (kind == 1) {
+      with_nan.AppendNull();
+    } else {
+      with_nan.AppendDouble(static_cast<double>(random() % 1000) / 8.0);
+    }
+  }
+  ASSERT_TRUE(few.AddColumn("with_nan", std::move(with_nan)).ok());
+  Table many;  // enough columns that they stay whole
+  for (int copy = 0; copy < 6; ++copy) {
+    for (size_t index = 0; index < few.num_columns(); ++index) {
+      ASSERT_TRUE(many.AddColumn(few.fields()[index].name + std::to_string(copy),
+                                 few.column(index).Gather([&] {
+                                   std::vector<uint32_t> rows(20000);
+                                   for (uint32_t row = 0; row < rows.size(); ++row) {
+                                     rows[row] = row * 7 + static_cast<uint32_t>(copy);
+                                   }
+                                   return rows;
+                                 }()))
+                      .ok());
+    }
+  }
+  for (const Table* table : {&few, &many}) {
+    ProfileOptions options;
+    Result<Profile> one = Profile::Of(*table, "", options);
+    ASSERT_TRUE(one.ok());
+    ProfileOptions fixed = one->ReferenceOptions();
+    Result<Profile> one_fixed = Profile::Of(*table, "", fixed);
+    ASSERT_TRUE(one_fixed.ok());
+    for (const int threads : {2, 3, 8}) {
+      SCOPED_TRACE("columns " + std::to_string(table->num_columns()) + ", threads " +
+                   std::to_string(threads));
+      options.threads = threads;
+      fixed.threads = threads;
+      Result<Profile> parallel = Profile::Of(*table, "", options);
+      ASSERT_TRUE(parallel.ok());
+      EXPECT_EQ(parallel->ToJson(), one->ToJson());
+      Result<Profile> parallel_fixed = Profile::Of(*table, "", fixed);
+      ASSERT_TRUE(parallel_fixed.ok());
+      EXPECT_EQ(parallel_fixed->ToJson(), one_fixed->ToJson());
+    }
+    // A ColumnProfile fed by AddColumn (the incremental path, in Of's batches
+    // of 65536 rows) ends the same as Of's column.
+    for (size_t index = 0; index < table->num_columns(); ++index) {
+      const Column& column = table->column(index);
+      ColumnProfile incremental(table->fields()[index].name, column.type(), fixed);
+      for (size_t begin = 0; begin < column.size(); begin += 65536) {
+        incremental.AddColumn(column, begin, std::min(column.size(), begin + 65536));
+      }
+      EXPECT_EQ(incremental.ToJson(), one_fixed->columns()[index].ToJson())
+          << table->fields()[index].name;
+    }
+  }
+}
+
 TEST(Profile, AllNullAndEmptyColumns) {
   Column empty(DataType::kDouble, 0);
   for (int i = 0; i < 10; ++i) empty.AppendNull();
