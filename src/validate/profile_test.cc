@@ -403,6 +403,33 @@ TEST(Profile, SameBytesForEveryThreadCount) {
   }
 }
 
+// The distinct counter behind a cache of recent values (skipped for columns
+// where nearly every value is new) ends as a counter fed every value.
+TEST(Profile, DistinctEqualsPerValueCounter) {
+  std::mt19937_64 random(16);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  Column continuous(DataType::kDouble, 0), ties(DataType::kInt64, 0), mixed(DataType::kDouble, 0);
+  for (size_t row = 0; row < 150000; ++row) {
+    continuous.AppendDouble(normal(random));
+    ties.AppendInt64(static_cast<int64_t>(random() % 300));
+    // New values at first (the cache is skipped), then few ones again.
+    mixed.AppendDouble(row % 65536 < 5000 ? normal(random) : static_cast<double>(random() % 7));
+  }
+  Table table;
+  ASSERT_TRUE(table.AddColumn("continuous", std::move(continuous)).ok());
+  ASSERT_TRUE(table.AddColumn("ties", std::move(ties)).ok());
+  ASSERT_TRUE(table.AddColumn("mixed", std::move(mixed)).ok());
+  Result<Profile> profile = Profile::Of(table, "", ProfileOptions{});
+  ASSERT_TRUE(profile.ok());
+  for (size_t index = 0; index < table.num_columns(); ++index) {
+    DistinctCounter expected;
+    const Column& column = table.column(index);
+    for (size_t row = 0; row < column.size(); ++row) expected.Add(column.NumericAt(row));
+    EXPECT_EQ(profile->columns()[index].distinct().Encode(), expected.Encode())
+        << table.fields()[index].name;
+  }
+}
+
 TEST(Profile, AllNullAndEmptyColumns) {
   Column empty(DataType::kDouble, 0);
   for (int i = 0; i < 10; ++i) empty.AppendNull();
