@@ -6,7 +6,7 @@
 //   bench_validate prepare --flights FILE.parquet --dir DIR [--rows N] [--columns N]
 //                  [--force]
 //   bench_validate run --dataset flights|synthetic --dir DIR [--exact] [--threads N]
-//                  [--out FILE.json]
+//                  [--out FILE.json] [--profiles FILE.json]
 //
 // prepare writes, once, under DIR: synthetic.parquet (N rows x M seeded
 // pseudo-random numeric columns of mixed shapes plus `part`: 0 for the first
@@ -23,7 +23,9 @@
 // beyond). --threads N (default 1) profiles N columns at a time
 // (ProfileOptions::threads); values_per_second_per_core divides by N.
 // Prints one "BENCH_RESULT {json}" line; --out writes every
-// statistic as JSON for bench/run's agreement check.
+// statistic as JSON for bench/run's agreement check; --profiles writes both
+// profiles as `keel profile` does (sketches encoded), so two builds can be
+// checked for byte-identical profiles.
 
 #include <time.h>
 
@@ -471,6 +473,11 @@ Status Run(const Flags& flags) {
                     {"values_per_second_per_core", values / compute_seconds / threads}};
   if (flags.Has("out")) {
     RETURN_IF_ERROR(WriteFileAtomically(flags.Get("out"), OutputJson(measured).dump(1) + "\n"));
+  }
+  if (flags.Has("profiles")) {
+    RETURN_IF_ERROR(WriteFileAtomically(
+        flags.Get("profiles"), "{\"reference\": " + measured.reference.ToJson() +
+                                   ",\n\"current\": " + measured.current.ToJson() + "}\n"));
   }
   report.Print();
   return Status::Ok();

@@ -56,8 +56,11 @@ struct ProfileOptions {
   // Categories counted exactly per column, beyond which only top-k is kept.
   size_t max_categories = 1000;
   size_t exact_quantile_limit = 1 << 16;
-  // Threads Profile::Of profiles columns on (each column on one thread, so
-  // the profile does not depend on the count); 1 = the calling thread only.
+  // Threads Profile::Of profiles on; 1 = the calling thread only. The work
+  // is split into tasks that each own a disjoint part of one column's
+  // profile (a string column; a numeric column's quantile sketch; its other
+  // statistics; then its histogram), each doing what the one-thread run
+  // does, so the profile is byte-identical for every thread count.
   int threads = 1;
 };
 
@@ -113,8 +116,28 @@ class ColumnProfile {
 
  private:
   friend class Profile;
+  // What AddRowStatistics saw of a numeric batch: clean = no NaN, with the
+  // batch's min and max (then the sketch needs no scan of its own).
+  struct RowScan {
+    bool clean = true;
+    double min = 0.0;
+    double max = 0.0;
+  };
   void AddNumeric(double value);
   void AddCategory(std::string_view value);
+  // AddColumn's parts, which touch disjoint members (Profile::Of runs them
+  // on different threads): everything but the quantile sketch, leaving a
+  // numeric batch's valid values in buffer_; and the sketch alone, with
+  // `values` as its buffer.
+  RowScan AddRowStatistics(const table::Column& column, size_t begin, size_t end);
+  void AddRowQuantiles(const table::Column& column, size_t begin, size_t end,
+                       std::vector<double>* values);
+  // The valid values of numeric rows [begin, end) as doubles, NaNs included.
+  static void GatherValid(const table::Column& column, size_t begin, size_t end,
+                          std::vector<double>* values);
+  // Histogram edges from the sketch (the `bins_` quantiles) and the counts of
+  // `column`; for a profile of all of `column` made without fixed edges.
+  void SetQuantileBins(const table::Column& column);
 
   std::string name_;
   table::DataType type_;
@@ -132,7 +155,7 @@ class ColumnProfile {
   TopK top_;
   DistinctCounter distinct_;
   std::optional<std::map<std::string, uint64_t, std::less<>>> categories_;
-  std::vector<double> buffer_;  // values of one AddColumn call, reused
+  std::vector<double> buffer_;  // values of one AddRowStatistics call, reused
 };
 
 // The profile of a table: rows, time range and one ColumnProfile per column.
@@ -166,9 +189,6 @@ class Profile {
   static Result<Profile> FromJson(std::string_view json);
 
  private:
-  static ColumnProfile OfColumn(const table::Field& field, const table::Column& column,
-                                const ProfileOptions& options);
-
   uint64_t rows_ = 0;
   std::string time_column_;
   std::vector<ColumnProfile> columns_;

@@ -4,7 +4,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
+#include <optional>
 #include <random>
+#include <string>
 
 namespace keel::validate {
 namespace {
@@ -198,6 +201,233 @@ TEST(Profile, FromJsonNamesWhatIsWrong) {
   ASSERT_FALSE(corrupt.ok());
   EXPECT_NE(corrupt.status().message().find("columns[0]"), std::string::npos)
       << corrupt.status().ToString();
+}
+
+// The string path (a dictionary per batch of rows, ids into top-k) ends in
+// the same summaries as adding every row's string one by one.
+TEST(Profile, StringColumnEqualsPerValueSummaries) {
+  std::mt19937_64 random(12);
+  std::vector<std::string> words = {
+      "",         "a",         std::string("a\0", 2), std::string("\0", 1),
+      "abcdefgh", "abcdefghi", "abcdefghj",           "ORD",
+      "ATL"};
+  for (int index = 0; index < 400; ++index) {  // more than top-k's 2k counters
+    std::string word = "w" + std::to_string(index);
+    if (index % 3 == 0) word += std::string(10 + index % 20, 'x');  // longer than 8 bytes
+    words.push_back(word);
+  }
+  for (const size_t max_categories : {size_t{1000}, size_t{50}}) {
+    Column text(DataType::kString, 0);
+    std::vector<std::optional<std::string>> rows;
+    for (size_t row = 0; row < 150000; ++row) {  // three batches of rows
+      if (random() % 17 == 0) {
+        text.AppendNull();
+        rows.push_back(std::nullopt);
+        continue;
+      }
+      // Skewed: low indices often, so top-k has heavy hitters and purges.
+      const size_t pick = std::min<size_t>(
+          words.size() - 1, random() % 8 == 0 ? random() % words.size() : random() % 12);
+      text.AppendString(words[pick]);
+      rows.push_back(words[pick]);
+    }
+    text.AppendString("Z");  // the last bytes of the buffer: a short read at its end
+    rows.push_back("Z");
+    Table table;
+    ASSERT_TRUE(table.AddColumn("text", std::move(text)).ok());
+    ProfileOptions options;
+    options.max_categories = max_categories;
+    Result<Profile> profile = Profile::Of(table, "", options);
+    ASSERT_TRUE(profile.ok());
+    const ColumnProfile& column = profile->columns()[0];
+
+    TopK top;
+    DistinctCounter distinct;
+    std::map<std::string, uint64_t, std::less<>> categories;
+    uint64_t nulls = 0;
+    for (const auto& row : rows) {
+      if (!row) {
+        ++nulls;
+        continue;
+      }
+      top.Add(*row);
+      distinct.Add(std::string_view(*row));
+      ++categories[*row];
+    }
+    SCOPED_TRACE(max_categories);
+    EXPECT_EQ(column.nulls(), nulls);
+    EXPECT_EQ(column.rows(), rows.size());
+    EXPECT_EQ(column.top().Encode(), top.Encode());
+    EXPECT_GT(top.max_overcount(), 0u);
+    EXPECT_EQ(column.distinct().Encode(), distinct.Encode());
+    if (categories.size() <= max_categories) {
+      ASSERT_TRUE(column.categories().has_value());
+      EXPECT_EQ(*column.categories(), categories);
+    } else {
+      EXPECT_FALSE(column.categories().has_value());
+    }
+  }
+}
+
+// Histogram counts (reference deciles counted in a second pass, and fixed
+// reference bins counted while adding rows) equal Histogram::BinOf per value,
+// for every way of counting: the integer table, the padded binary search and
+// upper_bound beyond 63 edges.
+TEST(Profile, HistogramCountsEqualBinOfPerValue) {
+  std::mt19937_64 random(13);
+  const size_t rows = 150000;
+  Column small(DataType::kInt64, 0), wide(DataType::kInt64, 0), huge(DataType::kInt64, 0),
+      number(DataType::kDouble, 0), stamp(DataType::kTimestamp, 0);
+  for (size_t row = 0; row < rows; ++row) {
+    const bool null = random() % 13 == 0;
+    null ? small.AppendNull() : small.AppendInt64(static_cast<int64_t>(random() % 40) - 7);
+    wide.AppendInt64(static_cast<int64_t>(random() % 1000000) - 500000);
+    huge.AppendInt64(static_cast<int64_t>(random() % 2000) + (int64_t{1} << 60));
+    stamp.AppendInt64(1700000000000000 + static_cast<int64_t>(random() % 5000));
+    const uint64_t kind = random() % 50;
+    if (kind == 0) {
+      number.AppendNull();
+    } else if (kind == 1) {
+      number.AppendDouble(std::nan(""));
+    } else if (kind == 2) {
+      number.AppendDouble(random() % 2 ? INFINITY : -INFINITY);
+    } else if (kind == 3) {
+      number.AppendDouble(random() % 2 ? 0.0 : -0.0);
+    } else {
+      number.AppendDouble(std::ldexp(static_cast<double>(random() % 100000) - 50000.0, -10));
+    }
+  }
+  Table table;
+  ASSERT_TRUE(table.AddColumn("small", std::move(small)).ok());
+  ASSERT_TRUE(table.AddColumn("wide", std::move(wide)).ok());
+  ASSERT_TRUE(table.AddColumn("huge", std::move(huge)).ok());
+  ASSERT_TRUE(table.AddColumn("number", std::move(number)).ok());
+  ASSERT_TRUE(table.AddColumn("stamp", std::move(stamp)).ok());
+  auto expect_counts = [&table](const Profile& profile, const std::string& label) {
+    for (size_t index = 0; index < table.num_columns(); ++index) {
+      const Column& column = table.column(index);
+      const Histogram& histogram = profile.columns()[index].histogram();
+      std::vector<uint64_t> expected(histogram.edges.size() + 1, 0);
+      for (size_t row = 0; row < column.size(); ++row) {
+        const double value = column.NumericAt(row);
+        if (column.IsValid(row) && !std::isnan(value)) ++expected[histogram.BinOf(value)];
+      }
+      EXPECT_EQ(histogram.counts, expected) << label << " " << table.fields()[index].name;
+    }
+  };
+  for (const int bins : {10, 40, 100}) {  // 9, 39 and 99 edges at most
+    ProfileOptions options;
+    options.bins = bins;
+    Result<Profile> reference = Profile::Of(table, "", options);
+    ASSERT_TRUE(reference.ok());
+    expect_counts(*reference, "deciles, bins " + std::to_string(bins));
+    Result<Profile> fixed = Profile::Of(table, "", reference->ReferenceOptions());
+    ASSERT_TRUE(fixed.ok());
+    expect_counts(*fixed, "fixed, bins " + std::to_string(bins));
+  }
+  // Edges between the integers and on them, no edges at all, and more than 63.
+  ProfileOptions options;
+  options.bin_edges["small"] = {-3.5, 0.0, 0.5, 1.0, 17.25};
+  options.bin_edges["wide"] = {};
+  std::vector<double> many;
+  for (int edge = 0; edge < 70; ++edge) many.push_back(-20.0 + 0.5 * edge);
+  options.bin_edges["number"] = many;
+  Result<Profile> fixed = Profile::Of(table, "", options);
+  ASSERT_TRUE(fixed.ok());
+  expect_counts(*fixed, "given edges");
+}
+
+// Profile::Of splits the work into tasks differently by thread and column
+// count (whole columns, or a numeric column's sketch and its other statistics
+// on different threads, then its histogram); every way gives the same bytes
+// as the one-thread profile, with or without reference bins, NaNs and nulls.
+TEST(Profile, SameBytesForEveryThreadCount) {
+  Table few = RandomTable(14, 200000);  // above the sketch's exact limit
+  Column with_nan(DataType::kDouble, 0);
+  std::mt19937_64 random(15);
+  for (size_t row = 0; row < few.num_rows(); ++row) {
+    const uint64_t kind = random() % 100;
+    if (kind == 0) {
+      with_nan.AppendDouble(std::nan(""));
+    } else if (kind == 1) {
+      with_nan.AppendNull();
+    } else {
+      with_nan.AppendDouble(static_cast<double>(random() % 1000) / 8.0);
+    }
+  }
+  ASSERT_TRUE(few.AddColumn("with_nan", std::move(with_nan)).ok());
+  Table many;  // enough columns that they stay whole
+  for (int copy = 0; copy < 6; ++copy) {
+    for (size_t index = 0; index < few.num_columns(); ++index) {
+      ASSERT_TRUE(many.AddColumn(few.fields()[index].name + std::to_string(copy),
+                                 few.column(index).Gather([&] {
+                                   std::vector<uint32_t> rows(20000);
+                                   for (uint32_t row = 0; row < rows.size(); ++row) {
+                                     rows[row] = row * 7 + static_cast<uint32_t>(copy);
+                                   }
+                                   return rows;
+                                 }()))
+                      .ok());
+    }
+  }
+  for (const Table* table : {&few, &many}) {
+    ProfileOptions options;
+    Result<Profile> one = Profile::Of(*table, "", options);
+    ASSERT_TRUE(one.ok());
+    ProfileOptions fixed = one->ReferenceOptions();
+    Result<Profile> one_fixed = Profile::Of(*table, "", fixed);
+    ASSERT_TRUE(one_fixed.ok());
+    for (const int threads : {2, 3, 8}) {
+      SCOPED_TRACE("columns " + std::to_string(table->num_columns()) + ", threads " +
+                   std::to_string(threads));
+      options.threads = threads;
+      fixed.threads = threads;
+      Result<Profile> parallel = Profile::Of(*table, "", options);
+      ASSERT_TRUE(parallel.ok());
+      EXPECT_EQ(parallel->ToJson(), one->ToJson());
+      Result<Profile> parallel_fixed = Profile::Of(*table, "", fixed);
+      ASSERT_TRUE(parallel_fixed.ok());
+      EXPECT_EQ(parallel_fixed->ToJson(), one_fixed->ToJson());
+    }
+    // A ColumnProfile fed by AddColumn (the incremental path, in Of's batches
+    // of 65536 rows) ends the same as Of's column.
+    for (size_t index = 0; index < table->num_columns(); ++index) {
+      const Column& column = table->column(index);
+      ColumnProfile incremental(table->fields()[index].name, column.type(), fixed);
+      for (size_t begin = 0; begin < column.size(); begin += 65536) {
+        incremental.AddColumn(column, begin, std::min(column.size(), begin + 65536));
+      }
+      EXPECT_EQ(incremental.ToJson(), one_fixed->columns()[index].ToJson())
+          << table->fields()[index].name;
+    }
+  }
+}
+
+// The distinct counter behind a cache of recent values (skipped for columns
+// where nearly every value is new) ends as a counter fed every value.
+TEST(Profile, DistinctEqualsPerValueCounter) {
+  std::mt19937_64 random(16);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  Column continuous(DataType::kDouble, 0), ties(DataType::kInt64, 0), mixed(DataType::kDouble, 0);
+  for (size_t row = 0; row < 150000; ++row) {
+    continuous.AppendDouble(normal(random));
+    ties.AppendInt64(static_cast<int64_t>(random() % 300));
+    // New values at first (the cache is skipped), then few ones again.
+    mixed.AppendDouble(row % 65536 < 5000 ? normal(random) : static_cast<double>(random() % 7));
+  }
+  Table table;
+  ASSERT_TRUE(table.AddColumn("continuous", std::move(continuous)).ok());
+  ASSERT_TRUE(table.AddColumn("ties", std::move(ties)).ok());
+  ASSERT_TRUE(table.AddColumn("mixed", std::move(mixed)).ok());
+  Result<Profile> profile = Profile::Of(table, "", ProfileOptions{});
+  ASSERT_TRUE(profile.ok());
+  for (size_t index = 0; index < table.num_columns(); ++index) {
+    DistinctCounter expected;
+    const Column& column = table.column(index);
+    for (size_t row = 0; row < column.size(); ++row) expected.Add(column.NumericAt(row));
+    EXPECT_EQ(profile->columns()[index].distinct().Encode(), expected.Encode())
+        << table.fields()[index].name;
+  }
 }
 
 TEST(Profile, AllNullAndEmptyColumns) {

@@ -250,6 +250,16 @@ void QuantileSketch::AddMany(std::span<const double> values) {
   }
 }
 
+void QuantileSketch::AddManyScanned(std::span<const double> values, double min, double max) {
+  // As AddMany's lanes: -0.0 counts as +0.0, and the running extremes only
+  // move on a strict comparison.
+  min += 0.0;
+  max += 0.0;
+  if (min < min_) min_ = min;
+  if (max > max_) max_ = max;
+  AddClean(values);
+}
+
 void QuantileSketch::AddClean(std::span<const double> values) {
   if (values.empty()) return;
   count_ += values.size();
@@ -309,22 +319,35 @@ void QuantileSketch::KllAddMany(std::span<const double> values) {
       continue;
     }
     // The same decisions as KllAdd, made only at the positions where the
-    // reservoir's candidate changes and at the end of the block.
+    // reservoir's candidate changes and at the end of each block; block after
+    // block with the sampler's state in locals, until the values run out or
+    // the sketch is full (Compress may then raise the sampler level).
     const uint64_t block = uint64_t{1} << sampler_level_;
-    const uint64_t take = std::min<uint64_t>(block - block_weight_, values.size() - position);
-    const uint64_t end = block_weight_ + take;
-    while (next_replace_ <= end) {
-      candidate_ = values[position + static_cast<size_t>(next_replace_ - block_weight_ - 1)] + 0.0;
-      next_replace_ = NextReplacement(next_replace_);
+    std::vector<double>& level = levels_[sampler_level_];
+    uint64_t weight = block_weight_;
+    uint64_t next = next_replace_;
+    double candidate = candidate_;
+    bool full = false;
+    while (position < values.size() && !full) {
+      const uint64_t take = std::min<uint64_t>(block - weight, values.size() - position);
+      const uint64_t end = weight + take;
+      while (next <= end) {
+        candidate = values[position + static_cast<size_t>(next - weight - 1)] + 0.0;
+        next = NextReplacement(next);
+      }
+      weight = end;
+      position += static_cast<size_t>(take);
+      if (weight == block) {
+        level.push_back(candidate);
+        weight = 0;
+        next = 1;
+        full = ++retained_ >= capacity_;
+      }
     }
-    block_weight_ = end;
-    position += static_cast<size_t>(take);
-    if (block_weight_ == block) {
-      levels_[sampler_level_].push_back(candidate_);
-      block_weight_ = 0;
-      next_replace_ = 1;
-      if (++retained_ >= capacity_) Compress();
-    }
+    block_weight_ = weight;
+    next_replace_ = next;
+    candidate_ = candidate;
+    if (full) Compress();
   }
 }
 
@@ -333,11 +356,19 @@ uint64_t QuantileSketch::NextRandom() { return SplitMix64(&rng_state_); }
 // Reservoir sampling of one item with skips: when item `seen` of a block is
 // the candidate, the next item that replaces it is number m > seen with
 // P(m > j) = seen / j, i.e. m = floor(seen / U) + 1 for U uniform in (0, 1].
+//
+// Every integer here is below 2^63, so the conversions go through int64_t
+// (one instruction each on x86-64, where unsigned ones take a branch and a
+// fix-up), and floor is a truncation (the ratio is positive): the same
+// doubles as std::floor(double(seen) / uniform) + 1.0. That sum reaches 2^62
+// exactly when the ratio does (doubles below 2^62 are 512 apart there).
 uint64_t QuantileSketch::NextReplacement(uint64_t seen) {
-  const double uniform = static_cast<double>((NextRandom() >> 11) + 1) * 0x1.0p-53;
-  const double next = std::floor(static_cast<double>(seen) / uniform) + 1.0;
-  if (next >= static_cast<double>(kMaxReplacePosition)) return kMaxReplacePosition;
-  return std::max(static_cast<uint64_t>(next), seen + 1);
+  const double uniform =
+      static_cast<double>(static_cast<int64_t>((NextRandom() >> 11) + 1)) * 0x1.0p-53;
+  const double ratio = static_cast<double>(static_cast<int64_t>(seen)) / uniform;
+  if (ratio >= static_cast<double>(kMaxReplacePosition)) return kMaxReplacePosition;
+  const double next = static_cast<double>(static_cast<int64_t>(ratio)) + 1.0;
+  return std::max(static_cast<uint64_t>(static_cast<int64_t>(next)), seen + 1);
 }
 
 void QuantileSketch::SampleWeighted(double value, uint64_t weight) {
@@ -1052,16 +1083,37 @@ void TopK::Insert(uint64_t hash, std::string_view value, uint64_t count) {
 
 void TopK::Add(std::string_view value, uint64_t count) {
   if (count == 0) return;
+  bool moved = false;
+  AddHashed(Hash64(value), value, count, &moved);
+}
+
+void TopK::AddIds(std::span<const uint32_t> ids, std::span<const std::string_view> values,
+                  std::span<const uint64_t> hashes) {
+  id_entries_.assign(values.size(), 0);
+  for (const uint32_t id : ids) {
+    const uint32_t entry = id_entries_[id];
+    if (entry != 0) {  // tracked, and no rebuild since: Add's first branch
+      ++entries_[entry - 1].count;
+      ++total_;
+      continue;
+    }
+    bool moved = false;
+    const uint32_t added = AddHashed(hashes[id], values[id], 1, &moved);
+    if (moved) std::fill(id_entries_.begin(), id_entries_.end(), 0);
+    id_entries_[id] = added;
+  }
+}
+
+uint32_t TopK::AddHashed(uint64_t hash, std::string_view value, uint64_t count, bool* moved) {
   total_ += count;
-  const uint64_t hash = Hash64(value);
   const size_t slot = FindSlot(hash, value);
   if (table_[slot] != 0) {
     entries_[table_[slot] - 1].count += count;
-    return;
+    return table_[slot];
   }
   if (entries_.size() < 2 * size_t{k_}) {
     Insert(hash, value, count);
-    return;
+    return static_cast<uint32_t>(entries_.size());
   }
   // Full: the new value is counter 2k+1. Subtracting the (k+1)-th largest
   // count from all of them removes at least (k+1) times that amount, which is
@@ -1074,7 +1126,10 @@ void TopK::Add(std::string_view value, uint64_t count) {
   const uint64_t cut = scratch_counts_[k_];
   overcount_ += cut;
   SubtractAndRebuild(cut);
-  if (count > cut) Insert(hash, value, count - cut);
+  *moved = true;
+  if (count <= cut) return 0;
+  Insert(hash, value, count - cut);
+  return static_cast<uint32_t>(entries_.size());
 }
 
 void TopK::SubtractAndRebuild(uint64_t amount) {

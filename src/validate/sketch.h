@@ -76,6 +76,11 @@ class QuantileSketch {
   // encoding), but much faster: in KLL mode it skips straight to the values
   // the sampler keeps.
   void AddMany(std::span<const double> values);
+  // AddMany for a batch the caller has already scanned: `values` holds no
+  // NaN, and `min` and `max` are its smallest and largest values (either sign
+  // of zero). The same state as AddMany(values), without AddMany's own scan.
+  // Precondition: !values.empty().
+  void AddManyScanned(std::span<const double> values, double min, double max);
 
   // Makes *this the sketch of the union of both streams (this one's values
   // followed by other's). exact + exact stays exact while the total count is
@@ -309,6 +314,14 @@ class TopK {
   // the value is already tracked; amortised O(1) (one hash of the bytes).
   // Precondition: total() + count < 2^64.
   void Add(std::string_view value, uint64_t count = 1);
+  // Adds values[ids[i]] once for each i, in order: the same state as calling
+  // Add(values[ids[i]]) for each i, but each value is hashed by the caller
+  // once (hashes[id] == keel::Hash64(values[id])) and a value already tracked
+  // is counted without a lookup. For a batch of rows dictionary-encoded by the
+  // caller. Preconditions: values.size() == hashes.size() < 2^32, every id <
+  // values.size(), and the views stay valid during the call.
+  void AddIds(std::span<const uint32_t> ids, std::span<const std::string_view> values,
+              std::span<const uint64_t> hashes);
 
   // Makes *this the summary of the union, with the guarantee above relative to
   // the union's total. Commutative: a.Merge(b) and b.Merge(a) encode
@@ -348,6 +361,10 @@ class TopK {
   // would go.
   size_t FindSlot(uint64_t hash, std::string_view value) const;
   void Insert(uint64_t hash, std::string_view value, uint64_t count);
+  // Add with the value's hash known. Returns the entry index + 1 that holds
+  // `value` afterwards (0 when it was not kept); sets *moved when entries
+  // were rebuilt (every earlier entry index is then stale).
+  uint32_t AddHashed(uint64_t hash, std::string_view value, uint64_t count, bool* moved);
   // Subtracts `amount` from every counter, drops the empty ones, and rebuilds
   // the arena and the table.
   void SubtractAndRebuild(uint64_t amount);
@@ -360,6 +377,7 @@ class TopK {
   std::string arena_;            // the tracked values' bytes
   std::string spare_arena_;      // reused when rebuilding
   std::vector<uint64_t> scratch_counts_;
+  std::vector<uint32_t> id_entries_;  // AddIds: entry index + 1 per id, 0 = unknown
 };
 
 }  // namespace keel::validate

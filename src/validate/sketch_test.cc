@@ -15,6 +15,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/hash.h"
+
 // Counts every allocation of this test binary, so the steady-state Add paths
 // can be shown not to allocate (this executable holds only the sketch tests).
 namespace {
@@ -848,6 +850,41 @@ TEST(TopK, SameInputGivesIdenticalBytesAndRoundTrips) {
   FuzzDecode<TopK>(first.Encode(), exercise);
 }
 
+TEST(TopK, AddIdsEqualsAddPerValue) {
+  // A dictionary of 3000 values over Zipf rows: the 2k = 32 counters are
+  // purged (entries rebuilt) many times, so the cached entry indices of
+  // AddIds must be dropped at the right moments to end in the same state.
+  const std::vector<std::string> stream = ZipfStream(300000, 3000, 11);
+  std::vector<std::string> dictionary;
+  std::unordered_map<std::string, uint32_t> id_of;
+  std::vector<uint32_t> ids;
+  for (const std::string& value : stream) {
+    auto [it, added] = id_of.emplace(value, static_cast<uint32_t>(dictionary.size()));
+    if (added) dictionary.push_back(value);
+    ids.push_back(it->second);
+  }
+  std::vector<std::string_view> views(dictionary.begin(), dictionary.end());
+  std::vector<uint64_t> hashes;
+  for (const std::string& value : dictionary) hashes.push_back(Hash64(value));
+  TopK one_by_one(16);
+  TopK by_ids(16);
+  for (size_t begin = 0; begin < stream.size(); begin += 70000) {  // several calls
+    const size_t end = std::min(stream.size(), begin + 70000);
+    for (size_t row = begin; row < end; ++row) one_by_one.Add(stream[row]);
+    by_ids.AddIds(std::span<const uint32_t>(ids).subspan(begin, end - begin), views, hashes);
+    ASSERT_EQ(by_ids.Encode(), one_by_one.Encode()) << "after row " << end;
+  }
+  EXPECT_GT(one_by_one.max_overcount(), 0u);  // purges did happen
+  // Few values (no purge at all) and an empty batch.
+  TopK small_by_ids(16);
+  TopK small(16);
+  const std::vector<uint32_t> few = {0, 1, 0, 2, 2, 2, 1};
+  small_by_ids.AddIds(few, views, hashes);
+  small_by_ids.AddIds({}, views, hashes);
+  for (const uint32_t id : few) small.Add(dictionary[id]);
+  EXPECT_EQ(small_by_ids.Encode(), small.Encode());
+}
+
 TEST(TopK, AddSpeed) {
   const std::vector<std::string> stream = ZipfStream(2000000, 100000, 9);
   TopK summary;
@@ -858,6 +895,30 @@ TEST(TopK, AddSpeed) {
       static_cast<double>(stream.size());
   std::printf("TopK(64) on Zipf(1.1) over 10^5 values: Add %.2f ns/value\n", ns);
   EXPECT_EQ(summary.total(), stream.size());
+}
+
+TEST(QuantileSketch, AddManyScannedEqualsAddMany) {
+  // Exact mode, the switch to KLL, and KLL mode; batches whose extremes are
+  // -0.0 (stored as +0.0) or infinite.
+  const std::vector<double> values = RandomValues("normal", 300000, 29);
+  for (const uint64_t exact_limit : {uint64_t{0}, uint64_t{1000}, uint64_t{1} << 20}) {
+    QuantileSketch plain(exact_limit);
+    QuantileSketch scanned(exact_limit);
+    std::vector<std::vector<double>> batches = {{-0.0, 0.0, -0.0}, {-0.0}, {5.0, -0.0}};
+    for (size_t begin = 0; begin < values.size(); begin += 65536) {
+      batches.emplace_back(values.begin() + begin,
+                           values.begin() + std::min(values.size(), begin + 65536));
+    }
+    batches.push_back({-kInf, 1.0, kInf});
+    for (const std::vector<double>& batch : batches) {
+      plain.AddMany(batch);
+      scanned.AddManyScanned(batch, *std::min_element(batch.begin(), batch.end()),
+                             *std::max_element(batch.begin(), batch.end()));
+      ASSERT_EQ(scanned.Encode(), plain.Encode()) << "exact limit " << exact_limit;
+      ASSERT_EQ(std::signbit(scanned.min()), std::signbit(plain.min()));
+      ASSERT_EQ(scanned.max(), plain.max());
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------
