@@ -249,8 +249,10 @@ def check_agreement(keel_port, standin_port, bodies):
 
 # --- wrk ---------------------------------------------------------------------
 
-def lua_script(path, bodies, directory):
-    """A wrk script that POSTs the bodies in turn (each thread from its own start)."""
+def lua_script(path, bodies, directory, delay_ms=None):
+    """A wrk script that POSTs the bodies in turn (each thread from its own start);
+    with delay_ms, each connection waits that long (wrk: whole milliseconds) after
+    every answer before its next request, which holds the load at a fixed rate."""
     lines = ['wrk.method = "POST"', 'wrk.headers["Content-Type"] = "application/json"',
              "local bodies = {"]
     for body in bodies:
@@ -263,6 +265,8 @@ def lua_script(path, bodies, directory):
               "  i = i % #bodies + 1",
               f'  return wrk.format(nil, "{path}", nil, bodies[i])',
               "end"]
+    if delay_ms is not None:
+        lines += [f"function delay() return {int(delay_ms)} end"]
     fd, script = tempfile.mkstemp(suffix=".lua", dir=directory)
     with os.fdopen(fd, "w") as f:
         f.write("\n".join(lines) + "\n")
