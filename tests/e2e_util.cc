@@ -99,8 +99,14 @@ void DrainPipes(int out_fd, int err_fd, std::chrono::steady_clock::time_point de
 CommandResult RunKeel(const std::vector<std::string>& args, const std::string& cwd,
                       const std::vector<std::pair<std::string, std::string>>& env,
                       int timeout_seconds) {
+  return RunProgram(KeelArgv(args), cwd, env, timeout_seconds);
+}
+
+CommandResult RunProgram(const std::vector<std::string>& argv_in, const std::string& cwd,
+                         const std::vector<std::pair<std::string, std::string>>& env,
+                         int timeout_seconds) {
   CommandResult result;
-  std::vector<std::string> argv_storage = KeelArgv(args);
+  std::vector<std::string> argv_storage = argv_in;
   std::vector<char*> argv = Pointers(argv_storage);
   std::vector<std::string> env_storage = ChildEnvironment(env);
   std::vector<char*> envp = Pointers(env_storage);

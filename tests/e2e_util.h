@@ -39,6 +39,11 @@ CommandResult RunKeel(const std::vector<std::string>& args, const std::string& c
                       const std::vector<std::pair<std::string, std::string>>& env = {},
                       int timeout_seconds = 300);
 
+// The same for any program: argv[0] is its path, the rest its arguments.
+CommandResult RunProgram(const std::vector<std::string>& argv, const std::string& cwd = "",
+                         const std::vector<std::pair<std::string, std::string>>& env = {},
+                         int timeout_seconds = 300);
+
 // A fresh folder under $TMPDIR (or /tmp), removed with everything in it when
 // the object goes away. Thread-safety: none needed (one per test).
 class TempDir {

@@ -41,6 +41,23 @@ TEST(FlightsTrain, ModelBeatsBothBaselinesOnJuneAndRerunIsCached) {
   EXPECT_EQ(two["bundle_hash"], one["bundle_hash"]);
   CommandResult verify = RunKeel({"bundle", "verify", two["bundle"].get<std::string>()});
   EXPECT_EQ(verify.exit_code, 0) << verify.Describe();
+
+  // The serving runtime on this real model: serving_model_test's row path vs
+  // table path vs XGBoost check, on the bundle just trained and rows of the
+  // feature service it was trained on.
+  std::string rows = temp.Path("rows.parquet");
+  CommandResult dataset = RunKeel({"dataset", "build", "--repo", repo, "--spine", "flight_spine",
+                                   "--service", "flight_delay", "--out", rows},
+                                  "", env, 600);
+  ASSERT_EQ(dataset.exit_code, 0) << dataset.Describe();
+  CommandResult serving = RunProgram(
+      {KEEL_SERVING_MODEL_TEST,
+       "--gtest_filter=ServingModel.RowPathEqualsTablePathAndXgboostOnFlights"},
+      "", {{"KEEL_FLIGHTS_BUNDLE", two["bundle"].get<std::string>()}, {"KEEL_FLIGHTS_ROWS", rows}},
+      600);
+  EXPECT_EQ(serving.exit_code, 0) << serving.Describe();
+  EXPECT_NE(serving.out.find("[  PASSED  ] 1 test"), std::string::npos) << serving.out;
+  EXPECT_EQ(serving.out.find("SKIPPED"), std::string::npos) << serving.out;
 }
 
 }  // namespace
