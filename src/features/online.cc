@@ -5,6 +5,7 @@
 
 #include "common/bytes.h"
 #include "common/progress.h"
+#include "common/scratch.h"
 #include "features/grouping.h"
 #include "features/online_events.h"
 
@@ -602,33 +603,8 @@ struct ReadScratch {
   std::vector<uint32_t> needs;                             // per stream: SlidingWindow::Needs
 };
 
-// The calling thread's ReadScratch, or a fresh one when it is in use.
-class ReadScratchLease {
- public:
-  ReadScratchLease() {
-    if (!in_use_) {
-      in_use_ = true;
-      leased_ = &thread_scratch_;
-    } else {
-      own_ = std::make_unique<ReadScratch>();
-      leased_ = own_.get();
-    }
-  }
-  ~ReadScratchLease() {
-    if (own_ == nullptr) in_use_ = false;
-  }
-  ReadScratchLease(const ReadScratchLease&) = delete;
-  ReadScratchLease& operator=(const ReadScratchLease&) = delete;
-  ReadScratch& scratch() { return *leased_; }
-
- private:
-  static thread_local ReadScratch thread_scratch_;
-  static thread_local bool in_use_;
-  std::unique_ptr<ReadScratch> own_;
-  ReadScratch* leased_ = nullptr;
-};
-thread_local ReadScratch ReadScratchLease::thread_scratch_;
-thread_local bool ReadScratchLease::in_use_ = false;
+// The calling thread's ReadScratch (common/scratch.h).
+using ReadScratchLease = common::ScratchLease<ReadScratch>;
 
 // The features of `uses` from the values read (scratch.value_of), into `out`.
 Status BuildOnlineFeatures(const std::vector<ResolvedUse>& uses,

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "common/scratch.h"
 #include "store/online_store.h"
 
 namespace keel::store {
@@ -64,34 +65,8 @@ struct Scratch {
   std::vector<std::optional<std::string_view>> views;
 };
 
-// The calling thread's Scratch, or a fresh one when the thread's is in use (a
-// read from inside a ReadViews callback).
-class ScratchLease {
- public:
-  ScratchLease() {
-    if (!in_use_) {
-      in_use_ = true;
-      leased_ = &thread_scratch_;
-    } else {
-      own_ = std::make_unique<Scratch>();
-      leased_ = own_.get();
-    }
-  }
-  ~ScratchLease() {
-    if (own_ == nullptr) in_use_ = false;
-  }
-  ScratchLease(const ScratchLease&) = delete;
-  ScratchLease& operator=(const ScratchLease&) = delete;
-  Scratch& scratch() { return *leased_; }
-
- private:
-  static thread_local Scratch thread_scratch_;
-  static thread_local bool in_use_;
-  std::unique_ptr<Scratch> own_;
-  Scratch* leased_ = nullptr;
-};
-thread_local Scratch ScratchLease::thread_scratch_;
-thread_local bool ScratchLease::in_use_ = false;
+// The calling thread's Scratch (common/scratch.h).
+using ScratchLease = common::ScratchLease<Scratch>;
 
 class RocksDbStore final : public OnlineStore {
  public:
