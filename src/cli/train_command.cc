@@ -35,7 +35,9 @@ bool IsSourceName(const std::string& text) {
   return true;
 }
 
-// Training sets from a feature repository. Thread-safety: one thread.
+// Training sets from a feature repository. Thread-safety: one thread, except
+// that Validate() may run beside Build() (train/runner.h): it opens its own
+// DuckDB database and only reads what Plan() set.
 class RepoDatasetSource : public train::DatasetSource {
  public:
   RepoDatasetSource(const train::PipelineSpec& pipeline, std::string repo_dir)
@@ -89,8 +91,9 @@ class RepoDatasetSource : public train::DatasetSource {
   nlohmann::json PinnedFeatures() const override { return pinned_; }
 
   Result<nlohmann::json> Validate() override {
-    RETURN_IF_ERROR(OpenDuckDb());
-    return CheckSourcesBeforeBuild(*repo_, sources_, "", duckdb_.get());
+    // Its own database, never Build()'s (they may run at the same time).
+    ASSIGN_OR_RETURN(std::unique_ptr<table::DuckDb> duckdb, table::DuckDb::Open(2));
+    return CheckSourcesBeforeBuild(*repo_, sources_, "", duckdb.get());
   }
 
   Result<train::BuiltDataset> Build(train::PhaseClock* clock) override {

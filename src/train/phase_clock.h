@@ -63,6 +63,14 @@ class PhaseClock {
     phases_.push_back({name, seconds, cpu_seconds});
   }
 
+  // Records work that ran on another thread beside this step (its own wall
+  // and CPU seconds) as phase `name`, without moving the mark: its time is
+  // not part of the step's, and the next Mark() still measures from the
+  // previous one.
+  void AddBeside(const std::string& name, double seconds, double cpu_seconds) {
+    phases_.push_back({name, seconds, cpu_seconds});
+  }
+
   // The phases marked since the last Restart(), in order of first mark.
   const std::vector<Phase>& phases() const { return phases_; }
 

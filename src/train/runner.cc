@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <future>
 #include <optional>
 
 #include "common/files.h"
@@ -37,6 +38,36 @@ Status WriteIn(const std::string& dir, const std::string& name, const std::strin
   return WriteFileAtomically((fs::path(dir) / name).string(), bytes);
 }
 
+// CPU seconds the calling thread has used so far.
+double ThreadCpuSeconds() {
+  timespec now{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now);
+  return static_cast<double>(now.tv_sec) + 1e-9 * static_cast<double>(now.tv_nsec);
+}
+
+// What work run on another thread beside the steps gave, and its own time.
+template <typename T>
+struct Beside {
+  T result;
+  double seconds = 0;      // wall time of the work itself
+  double cpu_seconds = 0;  // CPU time of its thread (not the other threads it started)
+};
+
+// Runs `work` on a thread of its own; the future's get() (or destruction)
+// joins it.
+template <typename T, typename F>
+std::future<Beside<T>> StartBeside(F work) {
+  return std::async(std::launch::async, [work = std::move(work)]() mutable -> Beside<T> {
+    const auto start = std::chrono::steady_clock::now();
+    const double start_cpu = ThreadCpuSeconds();
+    T result = work();
+    return Beside<T>{
+        std::move(result),
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(),
+        ThreadCpuSeconds() - start_cpu};
+  });
+}
+
 // One run of a pipeline: the step keys, the cache and whatever data a step
 // that is not cached needs (loaded once, on first use).
 class Run {
@@ -50,11 +81,18 @@ class Run {
   Result<TrainResult> Execute();
 
  private:
-  // Runs `body` unless the step's entry is cached; records the step.
+  // Runs `body` unless the step's entry is cached; records the step. The
+  // entry is committed at the end of the step, or, with `commit_later`, handed
+  // to it (to finish writing and commit on another thread).
   Status Step(const std::string& name, const std::string& key,
-              const std::function<Status(const std::string& dir)>& body);
+              const std::function<Status(const std::string& dir)>& body,
+              const std::function<void(PendingEntry entry)>& commit_later = nullptr);
   Result<const Prepared*> Data();
   Status LoadSplits();
+  // Waits for the dataset step's training set file and entry (written in the
+  // background) and adds the write's own time to the dataset step's phases;
+  // no-op when there is none (any more). Errors: those of the write.
+  Status FinishDatasetWrite();
 
   const PipelineSpec& pipeline_;
   DatasetSource* source_;
@@ -64,16 +102,31 @@ class Run {
   PhaseClock clock_;
   std::optional<Prepared> data_;
   std::string dataset_key_, split_key_, transforms_key_, train_key_;
+  // Work beside the steps, declared last so that destroying the run joins the
+  // threads before anything they use (data_, source_) goes away: the source
+  // checks (started after planning when the validate step is not cached) and
+  // the dataset step's training set file and commit.
+  std::future<Beside<Result<nlohmann::json>>> source_checks_;
+  std::future<Beside<Status>> dataset_write_;
 };
 
 Status Run::Step(const std::string& name, const std::string& key,
-                 const std::function<Status(const std::string& dir)>& body) {
+                 const std::function<Status(const std::string& dir)>& body,
+                 const std::function<void(PendingEntry entry)>& commit_later) {
   auto start = std::chrono::steady_clock::now();
   double start_cpu = ProcessCpuSeconds();
   StepRun run{name, key, cache_.Has(name, key), 0, 0, {}};
   if (!run.cached) {
     clock_.Restart();
-    Status status = cache_.Store(name, key, body);
+    Status status = [&]() -> Status {
+      ASSIGN_OR_RETURN(PendingEntry entry, cache_.Begin(name, key));
+      RETURN_IF_ERROR(body(entry.dir()));  // on error, `entry` removes its folder
+      if (commit_later) {
+        commit_later(std::move(entry));
+        return Status::Ok();
+      }
+      return entry.Commit();
+    }();
     if (!status.ok()) return status.WithContext("step " + name);
     clock_.Mark("write cache entry");
     run.phases = clock_.phases();
@@ -81,6 +134,18 @@ Status Run::Step(const std::string& name, const std::string& key,
   run.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   run.cpu_seconds = ProcessCpuSeconds() - start_cpu;
   result_.steps.push_back(run);
+  return Status::Ok();
+}
+
+Status Run::FinishDatasetWrite() {
+  if (!dataset_write_.valid()) return Status::Ok();
+  Beside<Status> write = dataset_write_.get();
+  for (StepRun& step : result_.steps) {
+    if (step.name != "dataset") continue;
+    step.phases.push_back({"write training set (in the background, beside later steps)",
+                           write.seconds, write.cpu_seconds});
+  }
+  if (!write.result.ok()) return write.result.WithContext("step dataset");
   return Status::Ok();
 }
 
@@ -129,32 +194,62 @@ Result<TrainResult> Run::Execute() {
                                    {"request_inputs", spec["request_inputs"]}};
   dataset_key_ = StepKey("dataset", "", dataset_params.dump());
   result_.plan_seconds = since(start);
-  RETURN_IF_ERROR(Step("dataset", dataset_key_, [&](const std::string& dir) -> Status {
-    ASSIGN_OR_RETURN(BuiltDataset built, source_->Build(&clock_));
-    ASSIGN_OR_RETURN(built, OrderDataset(pipeline_, std::move(built)));
-    clock_.Mark("training row order");
-    RETURN_IF_ERROR(WriteTableFile(built.table, (fs::path(dir) / kDatasetFile).string()));
-    clock_.Mark("write training set");
-    nlohmann::json meta = {{"time_column", built.time_column},
-                           {"input_columns", built.input_columns},
-                           {"rows", built.table.num_rows()}};
-    // The cache file holds the table exactly as it is in memory (table_file.h),
-    // so later steps of this run use the built table itself and see the very
-    // values a run on the cached dataset reads back.
-    Prepared prepared;
-    prepared.dataset = std::move(built);
-    data_ = std::move(prepared);
-    return WriteIn(dir, "meta.json", meta.dump(2));
-  }));
+  // The source checks do not depend on the training set: they run beside the
+  // dataset step (DatasetSource allows Validate() during Build()), and the
+  // validate step waits for them.
+  const std::string validate_key = StepKey("validate", dataset_key_, "");
+  if (!cache_.Has("validate", validate_key)) {
+    source_checks_ =
+        StartBeside<Result<nlohmann::json>>([source = source_] { return source->Validate(); });
+  }
+  RETURN_IF_ERROR(Step(
+      "dataset", dataset_key_,
+      [&](const std::string& dir) -> Status {
+        ASSIGN_OR_RETURN(BuiltDataset built, source_->Build(&clock_));
+        ASSIGN_OR_RETURN(built, OrderDataset(pipeline_, std::move(built)));
+        clock_.Mark("training row order");
+        nlohmann::json meta = {{"time_column", built.time_column},
+                               {"input_columns", built.input_columns},
+                               {"rows", built.table.num_rows()}};
+        // The cache file holds the table exactly as it is in memory
+        // (table_file.h), so later steps of this run use the built table itself
+        // and see the very values a run on the cached dataset reads back.
+        Prepared prepared;
+        prepared.dataset = std::move(built);
+        data_ = std::move(prepared);
+        return WriteIn(dir, "meta.json", meta.dump(2));
+      },
+      [&](PendingEntry entry) {
+        // The training set file is written on another thread while the next
+        // steps run (they only read the table); the entry appears once the
+        // file is whole. Joined before the train step (XGBoost runs alone)
+        // and before the run returns.
+        dataset_write_ = StartBeside<Status>([table = &data_->dataset.table,
+                                              entry = std::move(entry)]() mutable -> Status {
+          RETURN_IF_ERROR(WriteTableFile(*table, (fs::path(entry.dir()) / kDatasetFile).string()));
+          return entry.Commit();
+        });
+      }));
 
-  std::string validate_key = StepKey("validate", dataset_key_, "");
   RETURN_IF_ERROR(Step("validate", validate_key, [&](const std::string& dir) -> Status {
-    ASSIGN_OR_RETURN(nlohmann::json checks, source_->Validate());
-    clock_.Mark("source checks");
+    nlohmann::json checks;
+    if (source_checks_.valid()) {
+      Beside<Result<nlohmann::json>> ran = source_checks_.get();
+      clock_.Mark("wait for the source checks");
+      clock_.AddBeside("source checks (ran beside the dataset step)", ran.seconds, ran.cpu_seconds);
+      RETURN_IF_ERROR(ran.result.status());
+      checks = std::move(ran.result).value();
+    } else {
+      ASSIGN_OR_RETURN(checks, source_->Validate());
+      clock_.Mark("source checks");
+    }
     ASSIGN_OR_RETURN(const Prepared* data, Data());
     RETURN_IF_ERROR(CheckDataset(pipeline_, data->dataset));
     return WriteIn(dir, "checks.json", checks.dump(2));
   }));
+  // A validate step found cached after all (another run stored it meanwhile)
+  // does not wait for its checks; they are joined (and dropped) here.
+  if (source_checks_.valid()) source_checks_.wait();
 
   split_key_ = StepKey("split", dataset_key_, spec["split"].dump());
   RETURN_IF_ERROR(Step("split", split_key_, [&](const std::string& dir) -> Status {
@@ -178,6 +273,8 @@ Result<TrainResult> Run::Execute() {
       {"model", spec["model"]}, {"baselines", spec["baselines"]}, {"task", spec["task"]}};
   train_key_ = StepKey("train", transforms_key_, train_params.dump());
   RETURN_IF_ERROR(Step("train", train_key_, [&](const std::string& dir) -> Status {
+    RETURN_IF_ERROR(FinishDatasetWrite());
+    clock_.Mark("wait for the training set file");
     RETURN_IF_ERROR(LoadSplits());
     ASSIGN_OR_RETURN(std::string transforms,
                      cache_.Read("transforms", transforms_key_, "transforms.json"));
@@ -189,6 +286,8 @@ Result<TrainResult> Run::Execute() {
     clock_.Mark("write model files");
     return Status::Ok();
   }));
+
+  RETURN_IF_ERROR(FinishDatasetWrite());  // when the train step was cached
 
   nlohmann::json evaluate_params = {{"metrics", spec["metrics"]},
                                     {"slices", spec["slices"]},

@@ -33,7 +33,10 @@ struct BuiltDataset {
 
 // Where training sets come from: the feature layer's offline engine, wired by
 // the CLI (the runner does not open repositories). Thread-safety: used from
-// one thread.
+// one thread, with one exception: after Plan() returns, Validate() may run on
+// another thread at the same time as Build() (the runner checks the sources
+// while it builds the training set), so an implementation must not share
+// mutable state (e.g. a database connection) between the two.
 class DatasetSource {
  public:
   virtual ~DatasetSource() = default;
@@ -45,7 +48,8 @@ class DatasetSource {
   // The feature references the plan pinned, for the bundle: [{view, version, ...}].
   virtual nlohmann::json PinnedFeatures() const = 0;
   // Runs the data checks of the sources the training set reads. Returns their
-  // summary. Errors: FailedPrecondition when a check fails at error level.
+  // summary. May run concurrently with Build() (see above). Errors:
+  // FailedPrecondition when a check fails at error level.
   virtual Result<nlohmann::json> Validate() = 0;
   // Builds the training set, marking its phases on `clock` (may be null).
   // Errors: those of the offline engine.
@@ -68,7 +72,12 @@ struct StepRun {
   bool cached = false;
   double seconds = 0;
   double cpu_seconds = 0;  // process CPU time (all threads)
-  // Where the time of a step that ran went (empty for a cached step).
+  // Where the time of a step that ran went (empty for a cached step). Phases
+  // whose name says they ran beside other work ("source checks (ran beside
+  // the dataset step)", "write training set (in the background, ...)") give
+  // the own time of work done on another thread, which overlaps other phases
+  // and is not part of `seconds`; the time the step waited for such work is
+  // its own phase ("wait for ...").
   std::vector<Phase> phases;
 };
 
@@ -95,11 +104,15 @@ struct TrainResult {
   double finish_seconds = 0;
 };
 
-// Runs the pipeline. Errors: InvalidArgument naming the pipeline file for a
-// label or feature column the training set lacks, a string input without an
-// encoding transform; FailedPrecondition for an empty training split, a label
-// of one class in the training split or failed source checks; those of the
-// source, transforms and models, with the step named.
+// Runs the pipeline. When the validate step is not cached, the source checks
+// run on a second thread beside the dataset step; the dataset step's training
+// set file is written (and its entry committed) on a second thread beside the
+// validate, split and transforms steps, and finished before the train step.
+// Every thread is joined before RunTrain returns; errors are reported in step
+// order (a failed build before failed checks). Errors: InvalidArgument naming the pipeline file for
+// a label or feature column the training set lacks, a string input without an encoding transform;
+// FailedPrecondition for an empty training split, a label of one class in the training split or
+// failed source checks; those of the source, transforms and models, with the step named.
 Result<TrainResult> RunTrain(const PipelineSpec& pipeline, DatasetSource* source,
                              const TrainOptions& options);
 

@@ -4,22 +4,37 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
+#include "common/files.h"
 #include "common/hash.h"
 #include "common/time.h"
 #include "train/bundle.h"
 #include "train/golden.h"
 #include "train/runner_steps.h"
+#include "train/table_file.h"
 
 namespace keel::train {
 namespace {
 
 namespace fs = std::filesystem;
 
+using Clock = std::chrono::steady_clock;
+
+// When a call ran, and on which thread.
+struct Span {
+  Clock::time_point start, end;
+  std::thread::id thread;
+};
+
 // A generated training set: y depends on x1 and on cat; one row per hour.
+// Validate() and Build() can be slowed down or made to fail, and record when
+// they ran (the runner calls them on two threads at once).
 class FakeSource : public DatasetSource {
  public:
   explicit FakeSource(bool one_class = false) : one_class_(one_class) {}
@@ -29,10 +44,22 @@ class FakeSource : public DatasetSource {
   }
   Result<nlohmann::json> Validate() override {
     ++validations;
+    validate_span.start = Clock::now();
+    validate_span.thread = std::this_thread::get_id();
+    std::this_thread::sleep_for(validate_sleep);
+    Status status = on_validate ? on_validate() : Status::Ok();
+    validate_span.end = Clock::now();
+    validate_done = true;
+    if (!status.ok()) return status;
     return nlohmann::json::array();
   }
   Result<BuiltDataset> Build(PhaseClock*) override {
     ++builds;
+    build_span.start = Clock::now();
+    build_span.thread = std::this_thread::get_id();
+    std::this_thread::sleep_for(build_sleep);
+    build_span.end = Clock::now();
+    if (!build_error.ok()) return build_error;
     table::Column ts(table::DataType::kTimestamp, 0), x1(table::DataType::kDouble, 0),
         x2(table::DataType::kInt64, 0), cat(table::DataType::kString, 0),
         y(table::DataType::kInt64, 0);
@@ -69,6 +96,11 @@ class FakeSource : public DatasetSource {
   }
   int builds = 0;
   int validations = 0;
+  std::chrono::milliseconds validate_sleep{0}, build_sleep{0};
+  std::function<Status()> on_validate;  // runs at the end of Validate(); its error fails it
+  Status build_error;
+  Span validate_span, build_span;
+  std::atomic<bool> validate_done{false};
 
  private:
   bool one_class_;
@@ -130,6 +162,7 @@ TEST_F(RunnerTest, SecondRunIsCachedAndGivesTheSameBundleHash) {
   ASSERT_TRUE(second.ok()) << second.status().ToString();
   EXPECT_TRUE(Ran(*second).empty());
   EXPECT_EQ(source.builds, 1);
+  EXPECT_EQ(source.validations, 1) << "a cached validate step starts no checks";
   EXPECT_EQ(second->bundle_hash, first->bundle_hash);
 
   // A fresh cache (everything recomputed) gives a byte-identical bundle.
@@ -215,6 +248,144 @@ TEST_F(RunnerTest, BundleHoldsTheManifestParts) {
   ASSERT_FALSE(checked.ok());
   EXPECT_NE(checked.status().message().find("golden case 1 predicts"), std::string::npos)
       << checked.status().message();
+}
+
+// The entries of one step's cache folder (committed ones and temporary folders).
+std::vector<std::string> Entries(const fs::path& cache, const std::string& step) {
+  std::vector<std::string> names;
+  std::error_code error;
+  for (const auto& item : fs::directory_iterator(cache / step, error)) {
+    names.push_back(item.path().filename().string());
+  }
+  return names;
+}
+
+const StepRun* FindStep(const TrainResult& result, const std::string& name) {
+  for (const StepRun& step : result.steps) {
+    if (step.name == name) return &step;
+  }
+  return nullptr;
+}
+
+const Phase* FindPhase(const StepRun& step, const std::string& prefix) {
+  for (const Phase& phase : step.phases) {
+    if (phase.name.rfind(prefix, 0) == 0) return &phase;
+  }
+  return nullptr;
+}
+
+TEST_F(RunnerTest, SourceChecksRunBesideTheDatasetBuild) {
+  FakeSource source;
+  source.validate_sleep = std::chrono::milliseconds(400);
+  source.build_sleep = std::chrono::milliseconds(400);
+  Result<TrainResult> result = Train(kPipeline, &source);
+  ASSERT_TRUE(result.ok()) << result.status().ToString();
+  EXPECT_NE(source.validate_span.thread, source.build_span.thread);
+  EXPECT_LT(source.validate_span.start, source.build_span.end) << "the two overlap";
+  EXPECT_LT(source.build_span.start, source.validate_span.end) << "the two overlap";
+  const StepRun* dataset = FindStep(*result, "dataset");
+  const StepRun* validate = FindStep(*result, "validate");
+  ASSERT_TRUE(dataset != nullptr && validate != nullptr);
+  EXPECT_GE(dataset->seconds, 0.4);
+  // The validate step only waits for what is left of the checks.
+  EXPECT_LT(validate->seconds, 0.3) << "total < sum: the checks took 0.4 s";
+  const Phase* beside = FindPhase(*validate, "source checks (ran beside the dataset step)");
+  ASSERT_NE(beside, nullptr);
+  EXPECT_GE(beside->seconds, 0.4);
+  ASSERT_NE(FindPhase(*validate, "wait for the source checks"), nullptr);
+  // The training set file was written in the background, and is whole.
+  ASSERT_NE(FindPhase(*dataset, "write training set (in the background"), nullptr);
+  ASSERT_NE(FindPhase(*FindStep(*result, "train"), "wait for the training set file"), nullptr);
+  fs::path file = root_ / "cache" / "dataset" / dataset->key / "dataset.keeltable";
+  Result<table::Table> read = ReadTableFile(file.string());
+  ASSERT_TRUE(read.ok()) << read.status().ToString();
+  EXPECT_EQ(read->num_rows(), 3000u);
+}
+
+TEST_F(RunnerTest, FailedSourceChecksFailTheValidateStepAndBlockTheRest) {
+  for (int slow_build : {0, 1}) {
+    SCOPED_TRACE(slow_build ? "the checks fail while the build runs" : "the checks fail last");
+    fs::remove_all(root_);
+    FakeSource source;
+    source.validate_sleep = std::chrono::milliseconds(slow_build ? 0 : 300);
+    source.build_sleep = std::chrono::milliseconds(slow_build ? 300 : 0);
+    source.on_validate = [] { return FailedPrecondition("source 'fake' failed its checks"); };
+    Result<TrainResult> result = Train(kPipeline, &source);
+    ASSERT_FALSE(result.ok());
+    EXPECT_EQ(result.status().code(), StatusCode::kFailedPrecondition);
+    EXPECT_NE(result.status().message().find("step validate: source 'fake' failed its checks"),
+              std::string::npos)
+        << result.status().message();
+    fs::path cache = root_ / "cache";
+    EXPECT_TRUE(Entries(cache, "validate").empty())
+        << "no validate entry, not even a temporary one";
+    EXPECT_TRUE(Entries(cache, "split").empty()) << "nothing after validate ran";
+    EXPECT_TRUE(Entries(cache, "train").empty());
+    // The dataset step finished before: its entry is whole (as before the checks
+    // ran beside it), and the next run uses it.
+    std::vector<std::string> datasets = Entries(cache, "dataset");
+    ASSERT_EQ(datasets.size(), 1u);
+    EXPECT_TRUE(
+        ReadTableFile((cache / "dataset" / datasets[0] / "dataset.keeltable").string()).ok());
+    source.on_validate = nullptr;
+    Result<TrainResult> fixed = Train(kPipeline, &source);
+    ASSERT_TRUE(fixed.ok()) << fixed.status().ToString();
+    EXPECT_EQ(Ran(*fixed), (std::vector<std::string>{"validate", "split", "transforms", "train",
+                                                     "evaluate", "bundle"}));
+    EXPECT_EQ(source.builds, 1);
+  }
+}
+
+TEST_F(RunnerTest, FailedBuildIsReportedAfterTheChecksBesideItAreJoined) {
+  FakeSource source;
+  source.build_error = Unavailable("the offline engine is down");
+  source.validate_sleep = std::chrono::milliseconds(300);
+  source.on_validate = [] { return FailedPrecondition("checks failed too"); };
+  Result<TrainResult> result = Train(kPipeline, &source);
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.status().code(), StatusCode::kUnavailable) << result.status().ToString();
+  EXPECT_NE(result.status().message().find("step dataset: the offline engine is down"),
+            std::string::npos)
+      << result.status().message();
+  EXPECT_EQ(result.status().message().find("checks failed too"), std::string::npos);
+  EXPECT_TRUE(source.validate_done) << "RunTrain returned with the checks still running";
+  fs::path cache = root_ / "cache";
+  EXPECT_TRUE(Entries(cache, "dataset").empty()) << "no dataset entry, not even a temporary one";
+  EXPECT_TRUE(Entries(cache, "validate").empty());
+}
+
+// While the training set file is written in the background, the dataset
+// entry is absent; once it appears, it is whole.
+TEST_F(RunnerTest, DatasetEntryIsAbsentUntilItsFileIsWhole) {
+  FakeSource source;
+  source.build_sleep = std::chrono::milliseconds(150);  // the checks start watching first
+  fs::path datasets = root_ / "cache" / "dataset";
+  int looks = 0, absent = 0;
+  std::string seen;
+  // The checks run beside the dataset step and the validate step waits for
+  // them: they watch the entry until it appears.
+  source.on_validate = [&]() -> Status {
+    const auto deadline = Clock::now() + std::chrono::seconds(20);
+    while (Clock::now() < deadline) {
+      ++looks;
+      for (const std::string& name : Entries(root_ / "cache", "dataset")) {
+        if (name[0] == '.') continue;  // a temporary folder
+        fs::path entry = datasets / name;
+        Result<table::Table> read = ReadTableFile((entry / "dataset.keeltable").string());
+        if (!read.ok()) return Internal("the entry appeared before its file was whole");
+        if (!FileExists((entry / "meta.json").string())) return Internal("no meta.json");
+        seen = name;
+        return Status::Ok();
+      }
+      ++absent;
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+    return Internal("the dataset entry never appeared while the checks ran");
+  };
+  Result<TrainResult> result = Train(kPipeline, &source);
+  ASSERT_TRUE(result.ok()) << result.status().ToString();
+  EXPECT_EQ(seen, FindStep(*result, "dataset")->key);
+  EXPECT_GT(absent, 0) << "the entry was only committed after the build (" << looks << " looks)";
 }
 
 TEST(SplitRows, RandomSplitIsStratifiedAndSeeded) {

@@ -39,8 +39,56 @@ bool StepCache::Has(const std::string& step, const std::string& key) const {
   return !force_ && fs::is_directory(Dir(step, key), error);
 }
 
-Status StepCache::Store(const std::string& step, const std::string& key,
-                        const std::function<Status(const std::string& dir)>& fill) {
+PendingEntry::PendingEntry(PendingEntry&& other) noexcept
+    : dir_(std::move(other.dir_)), temporary_(std::move(other.temporary_)), force_(other.force_) {
+  other.temporary_.clear();
+}
+
+PendingEntry& PendingEntry::operator=(PendingEntry&& other) noexcept {
+  if (this != &other) {
+    Abandon();
+    dir_ = std::move(other.dir_);
+    temporary_ = std::move(other.temporary_);
+    force_ = other.force_;
+    other.temporary_.clear();
+  }
+  return *this;
+}
+
+PendingEntry::~PendingEntry() { Abandon(); }
+
+void PendingEntry::Abandon() {
+  if (temporary_.empty()) return;
+  std::error_code error;
+  fs::remove_all(temporary_, error);
+  temporary_.clear();
+}
+
+Status PendingEntry::Commit() {
+  if (temporary_.empty()) return FailedPrecondition("step cache: " + dir_ + " is not pending");
+  std::string temporary = std::move(temporary_);
+  temporary_.clear();
+  std::error_code error;
+  // Another run with the same key may have stored the entry meanwhile: its
+  // content is the same (same key), so it stays and readers never miss it.
+  if (!force_ && fs::is_directory(dir_, error)) {
+    fs::remove_all(temporary, error);
+    return Status::Ok();
+  }
+  // A forced rerun replaces the old entry; rename cannot replace a non-empty folder.
+  std::string old = TemporaryPathFor(dir_);
+  fs::rename(dir_, old, error);
+  error.clear();
+  fs::rename(temporary, dir_, error);
+  if (error) {
+    fs::remove_all(temporary, error);
+    return IoError("step cache: cannot move " + temporary + " to " + dir_);
+  }
+  fs::remove_all(old, error);
+  return Status::Ok();
+}
+
+Result<PendingEntry> StepCache::Begin(const std::string& step, const std::string& key) const {
   std::string dir = Dir(step, key);
   std::error_code error;
   fs::create_directories(fs::path(dir).parent_path(), error);
@@ -48,28 +96,14 @@ Status StepCache::Store(const std::string& step, const std::string& key,
   std::string temporary = TemporaryPathFor(dir);
   fs::create_directories(temporary, error);
   if (error) return IoError("step cache: cannot create " + temporary + ": " + error.message());
-  Status status = fill(temporary);
-  if (!status.ok()) {
-    fs::remove_all(temporary, error);
-    return status;
-  }
-  // Another run with the same key may have stored the entry meanwhile: its
-  // content is the same (same key), so it stays and readers never miss it.
-  if (!force_ && fs::is_directory(dir, error)) {
-    fs::remove_all(temporary, error);
-    return Status::Ok();
-  }
-  // A forced rerun replaces the old entry; rename cannot replace a non-empty folder.
-  std::string old = TemporaryPathFor(dir);
-  fs::rename(dir, old, error);
-  error.clear();
-  fs::rename(temporary, dir, error);
-  if (error) {
-    fs::remove_all(temporary, error);
-    return IoError("step cache: cannot move " + temporary + " to " + dir);
-  }
-  fs::remove_all(old, error);
-  return Status::Ok();
+  return PendingEntry(std::move(dir), std::move(temporary), force_);
+}
+
+Status StepCache::Store(const std::string& step, const std::string& key,
+                        const std::function<Status(const std::string& dir)>& fill) {
+  ASSIGN_OR_RETURN(PendingEntry entry, Begin(step, key));
+  RETURN_IF_ERROR(fill(entry.dir()));  // on error, `entry` removes its folder
+  return entry.Commit();
 }
 
 Result<std::string> StepCache::Read(const std::string& step, const std::string& key,
