@@ -277,8 +277,10 @@ Result<nlohmann::json> FitTransforms(const PipelineSpec& pipeline, const Prepare
   return fitted.ToJson();
 }
 
-Result<TrainedModels> TrainModels(const PipelineSpec& pipeline, const Prepared& data,
-                                  const std::string& transforms_json, PhaseClock* clock) {
+Result<TrainedModels> TrainModels(
+    const PipelineSpec& pipeline, const Prepared& data, const std::string& transforms_json,
+    PhaseClock* clock,
+    const std::function<void(std::span<const float> training_margins)>& after_xgboost) {
   ASSIGN_OR_RETURN(FittedTransforms transforms,
                    FittedTransforms::FromJson(nlohmann::json::parse(transforms_json)));
   ASSIGN_OR_RETURN(DenseMatrix train, SplitMatrix(data, 0, transforms));
@@ -307,6 +309,7 @@ Result<TrainedModels> TrainModels(const PipelineSpec& pipeline, const Prepared& 
       margins_seconds;
   const double xgboost_cpu_seconds = ProcessCpuSeconds() - boosting_start_cpu - margins_seconds;
   MarkPhase(clock, "xgboost (DMatrix + boosting)");
+  if (after_xgboost) after_xgboost(report.training_margins);
   ASSIGN_OR_RETURN(std::unique_ptr<ConstantModel> constant,
                    ConstantModel::Train(pipeline.task, train, train_labels));
   LinearScaling scaling = LinearScaling::Fit(train);
@@ -351,8 +354,44 @@ Result<TrainedModels> TrainModels(const PipelineSpec& pipeline, const Prepared& 
   return out;
 }
 
+namespace {
+
+// profile.json: the training split's raw inputs and `predictions`.
+Result<std::string> ProfileJson(const PipelineSpec& pipeline, const Prepared& data,
+                                const std::vector<double>& predictions) {
+  table::Table profiled = InputTable(data, 0);
+  table::Column prediction(table::DataType::kDouble, 0);
+  for (double value : predictions) prediction.AppendDouble(value);
+  RETURN_IF_ERROR(profiled.AddColumn("prediction", std::move(prediction)));
+  ASSIGN_OR_RETURN(validate::Profile profile,
+                   validate::Profile::Of(profiled, "", validate::ProfileOptions()));
+  profile.source = pipeline.name + ": training split";
+  return profile.ToJson();
+}
+
+std::vector<double> PredictionsFromMargins(Task task, std::span<const float> margins) {
+  std::vector<double> predictions(margins.size());
+  for (size_t row = 0; row < predictions.size(); ++row) {
+    predictions[row] = OutputFromMargin(task, margins[row]);
+  }
+  return predictions;
+}
+
+}  // namespace
+
+Result<std::string> TrainingProfile(const PipelineSpec& pipeline, const Prepared& data,
+                                    std::span<const float> training_margins) {
+  if (training_margins.size() != data.splits[0].size()) {
+    return InvalidArgument("training profile: " + std::to_string(training_margins.size()) +
+                           " margins for " + std::to_string(data.splits[0].size()) +
+                           " training rows");
+  }
+  return ProfileJson(pipeline, data, PredictionsFromMargins(pipeline.task, training_margins));
+}
+
 Result<std::vector<BundleFile>> Evaluate(const PipelineSpec& pipeline, const Prepared& data,
-                                         const std::vector<BundleFile>& models, PhaseClock* clock) {
+                                         const std::vector<BundleFile>& models, PhaseClock* clock,
+                                         const std::string* training_profile) {
   const std::string* transforms_json = FindFile(models, "transforms.json");
   const std::string* scaling_json = FindFile(models, "linear_scaling.json");
   if (transforms_json == nullptr || scaling_json == nullptr) {
@@ -439,31 +478,26 @@ Result<std::vector<BundleFile>> Evaluate(const PipelineSpec& pipeline, const Pre
                                    {"test", data.splits[2].size()}}}};
 
   // The training profile of every input and of the prediction, for drift.
-  std::vector<double> train_predictions;
+  std::string profile_json;
   const std::string* margins = FindFile(models, kTrainingMarginsFile);
-  if (margins != nullptr && margins->size() == data.splits[0].size() * sizeof(float)) {
+  if (training_profile != nullptr) {
+    profile_json = *training_profile;
+  } else if (margins != nullptr && margins->size() == data.splits[0].size() * sizeof(float)) {
     // The train step kept XGBoost's own margins of these rows.
-    train_predictions.resize(data.splits[0].size());
-    for (size_t row = 0; row < train_predictions.size(); ++row) {
-      float margin = 0;
-      std::memcpy(&margin, margins->data() + row * sizeof(float), sizeof(float));
-      train_predictions[row] = OutputFromMargin(pipeline.task, margin);
-    }
+    std::vector<float> values(data.splits[0].size());
+    if (!values.empty()) std::memcpy(values.data(), margins->data(), margins->size());
+    std::vector<double> train_predictions = PredictionsFromMargins(pipeline.task, values);
     MarkPhase(clock, "training split predictions (kept by the train step)");
+    ASSIGN_OR_RETURN(profile_json, ProfileJson(pipeline, data, train_predictions));
+    MarkPhase(clock, "training profile");
   } else {
     ASSIGN_OR_RETURN(DenseMatrix train, SplitMatrix(data, 0, transforms));
     MarkPhase(clock, "training matrix");
-    ASSIGN_OR_RETURN(train_predictions, predict(0, train));
+    ASSIGN_OR_RETURN(std::vector<double> train_predictions, predict(0, train));
     MarkPhase(clock, "predict training split");
+    ASSIGN_OR_RETURN(profile_json, ProfileJson(pipeline, data, train_predictions));
+    MarkPhase(clock, "training profile");
   }
-  table::Table profiled = InputTable(data, 0);
-  table::Column prediction(table::DataType::kDouble, 0);
-  for (double value : train_predictions) prediction.AppendDouble(value);
-  RETURN_IF_ERROR(profiled.AddColumn("prediction", std::move(prediction)));
-  ASSIGN_OR_RETURN(validate::Profile profile,
-                   validate::Profile::Of(profiled, "", validate::ProfileOptions()));
-  profile.source = pipeline.name + ": training split";
-  MarkPhase(clock, "training profile");
 
   // Golden cases: the first test rows, raw inputs and the model's prediction.
   table::Table test_inputs = InputTable(data, 2);
@@ -478,7 +512,7 @@ Result<std::vector<BundleFile>> Evaluate(const PipelineSpec& pipeline, const Pre
   }
   MarkPhase(clock, "golden cases");
   return std::vector<BundleFile>{{"metrics.json", metrics_file.dump(2)},
-                                 {"profile.json", profile.ToJson()},
+                                 {"profile.json", std::move(profile_json)},
                                  {"golden_cases.json", golden.dump(2)}};
 }
 
