@@ -267,6 +267,13 @@ const StepRun* FindStep(const TrainResult& result, const std::string& name) {
   return nullptr;
 }
 
+bool HasPhase(const StepRun& step, const std::string& name) {
+  for (const Phase& phase : step.phases) {
+    if (phase.name == name) return true;
+  }
+  return false;
+}
+
 const Phase* FindPhase(const StepRun& step, const std::string& prefix) {
   for (const Phase& phase : step.phases) {
     if (phase.name.rfind(prefix, 0) == 0) return &phase;
@@ -386,6 +393,33 @@ TEST_F(RunnerTest, DatasetEntryIsAbsentUntilItsFileIsWhole) {
   ASSERT_TRUE(result.ok()) << result.status().ToString();
   EXPECT_EQ(seen, FindStep(*result, "dataset")->key);
   EXPECT_GT(absent, 0) << "the entry was only committed after the build (" << looks << " looks)";
+}
+
+// The training profile is made beside the baselines when the train step runs,
+// and by the evaluate step itself when the train step is cached: the same bytes.
+TEST_F(RunnerTest, TrainingProfileBesideTheBaselinesEqualsTheOneMadeAfter) {
+  FakeSource source;
+  Result<TrainResult> first = Train(kPipeline, &source);
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  const StepRun* evaluate = FindStep(*first, "evaluate");
+  ASSERT_NE(evaluate, nullptr);
+  ASSERT_NE(FindPhase(*evaluate, "training profile (ran beside the baselines)"), nullptr);
+  EXPECT_FALSE(HasPhase(*evaluate, "training profile"));
+  Result<BundleInfo> beside = VerifyBundle(first->bundle_dir);
+  ASSERT_TRUE(beside.ok()) << beside.status().ToString();
+
+  std::string text = kPipeline;
+  text.replace(text.find("golden_cases: 3"), 15, "golden_cases: 2");
+  Result<TrainResult> second = Train(text, &source);
+  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  EXPECT_EQ(Ran(*second), (std::vector<std::string>{"evaluate", "bundle"}));
+  const StepRun* after = FindStep(*second, "evaluate");
+  EXPECT_TRUE(HasPhase(*after, "training profile"));
+  EXPECT_EQ(FindPhase(*after, "training profile (ran beside"), nullptr);
+  Result<BundleInfo> inline_made = VerifyBundle(second->bundle_dir);
+  ASSERT_TRUE(inline_made.ok()) << inline_made.status().ToString();
+  EXPECT_EQ(*ReadBundleFile(*inline_made, "profile.json"),
+            *ReadBundleFile(*beside, "profile.json"));
 }
 
 TEST(SplitRows, RandomSplitIsStratifiedAndSeeded) {
