@@ -9,6 +9,8 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <string_view>
+#include <unordered_set>
 
 #include "common/files.h"
 #include "common/hash.h"
@@ -215,10 +217,20 @@ Status CheckRegex(const CheckDef& check, const Table& data, std::vector<CheckRes
     }
     uint64_t bad = 0;
     std::string example;
+    // Values repeat (codes, categories): each distinct matching value goes
+    // through the regex once. The memo holds views into the column, at most
+    // kMemoLimit of them; values that do not match are matched every time
+    // (each such row counts).
+    constexpr size_t kMemoLimit = 1 << 16;
+    std::unordered_set<std::string_view> matching;
     for (size_t row = 0; row < column->size(); ++row) {
       if (!column->IsValid(row)) continue;
       std::string_view value = column->StringAt(row);
-      if (RE2::FullMatch(value, regex)) continue;
+      if (matching.contains(value)) continue;
+      if (RE2::FullMatch(value, regex)) {
+        if (matching.size() < kMemoLimit) matching.insert(value);
+        continue;
+      }
       if (bad++ == 0) example = "row " + std::to_string(row) + ": '" + std::string(value) + "'";
     }
     result.numeric_value = static_cast<double>(bad);

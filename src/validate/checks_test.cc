@@ -141,7 +141,14 @@ TEST(Checks, AllowedValuesAndRegex) {
   regex.pattern = "[a-z]+";
   EXPECT_EQ(Only(RunOne(regex, data, Context())), Outcome::kPass);
   regex.pattern = "[a-z]{3}";  // full match: "cy" fails
-  EXPECT_EQ(Only(RunOne(regex, data, Context())), Outcome::kFail);
+  report = RunOne(regex, data, Context());
+  EXPECT_EQ(Only(report), Outcome::kFail);
+  // Every row of a repeated value counts, matching ones memoized or not.
+  EXPECT_EQ(report.results[0].numeric_value, 3.0);
+  EXPECT_EQ(report.results[0].value, "3 not matching");
+  EXPECT_EQ(report.results[0].detail, "e.g. row 2: 'cy'");
+  regex.pattern = "ann|cy";
+  EXPECT_EQ(RunOne(regex, data, Context()).results[0].value, "3 not matching");
   regex.pattern = "[a-z";
   EXPECT_FALSE(RunChecks({regex}, data, Context()).ok());
 }
