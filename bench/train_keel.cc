@@ -1,165 +1,225 @@
-// The keel side of the training benchmark (issue 5: "keel's overhead over
-// XGBoost's own boosting <= 25 %"). bench/train_bench.py drives it and runs
-// the peer, XGBoost's own Python training (python3-xgboost 1.7.4, the same
-// libxgboost), on the very matrices this program writes.
+// The matrices of the training benchmark (issue 5: "training pipeline on the
+// flights example - total time vs the time XGBoost's own boosting takes on
+// the same matrix: keel's overhead <= 25 %"). bench/train_bench.py runs
+// `keel train --json`, then this program, then XGBoost itself through its
+// Python package on what this program writes.
 //
-//   bench_train --flights FILE.parquet --dir DIR [--train-rows N] [--rounds N]
+//   bench_train --train-json FILE --pipeline FILE --cache DIR --bundle DIR --out DIR
 //
-// Reads flights January-April (train) and May (validation) through DuckDB
-// (read, untimed against the peer), then times keel's training path from
-// columns in memory: pinned row order, ordinal encoding of origin and
-// destination fitted on train, dense matrices, XgboostModel::Train (hist, 2
-// threads, early stopping on May), validation predictions and ROC AUC. Writes
-// DIR/{train,valid}_{x.f32,y.f64}, DIR/keel_valid_pred.f64 and DIR/params.json
-// (what the peer needs) and prints one "BENCH_RESULT {json}" line.
+// Reads, from the step cache of the run `keel train --json` described in
+// --train-json (the dataset, split and transforms steps' keys), the training
+// set (dataset.keeltable + meta.json), the training and validation row ids
+// (train.idx, validation.idx) and the fitted transforms (transforms.json),
+// and rebuilds with keel's own functions (FittedTransforms::Apply,
+// BuildDenseMatrix, LabelValues) the two matrices and label vectors the train
+// step handed to XGBoost. Checks that the training matrix is that one: the
+// same training-data hash as the bundle's train_report.json (matrix, labels
+// and column names, hashed as the train step hashes them). Writes to --out:
+//   train_x.npy, valid_x.npy  float32 rows x columns (row-major, NaN = missing)
+//   train_y.npy, valid_y.npy  float32 labels (XGBoost's label type)
+//   params.json               the XGBoost parameters keel's XgboostModel::Train
+//                             sets for the pipeline's model section, plus the
+//                             rounds and early-stopping rounds
+// and prints one "BENCH_RESULT {json}" line (rows, columns, seconds).
 
-#include <cstdio>
+#include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "bench_util.h"
-#include "table/duckdb_bridge.h"
+#include "common/files.h"
+#include "common/hash.h"
 #include "train/matrix.h"
-#include "train/metrics.h"
+#include "train/pipeline.h"
+#include "train/step_cache.h"
+#include "train/table_file.h"
 #include "train/transforms.h"
 #include "train/xgboost_model.h"
 
 namespace keel::bench {
 namespace {
 
+namespace fs = std::filesystem;
 using train::DenseMatrix;
-using train::FittedTransforms;
-using train::TransformKind;
-using train::TransformSpec;
 
-const std::vector<std::string> kFeatures = {"origin", "destination", "distance", "hour", "weekday"};
-
-std::string Query(const std::string& path, const std::string& from, const std::string& to,
-                  const std::string& limit) {
-  return "SELECT date, origin, destination, distance, CAST(hour(date) AS BIGINT) AS hour, "
-         "CAST(isodow(date) AS BIGINT) AS weekday, CAST(delay > 15 AS BIGINT) AS label "
-         "FROM read_parquet(" +
-         table::QuoteSqlString(path) + ") WHERE date >= TIMESTAMP '" + from +
-         "' AND date < TIMESTAMP '" + to + "'" + limit;
+// The step keys of one `keel train --json` run, by step name.
+Result<std::string> StepKeyOf(const nlohmann::json& run, const std::string& step) {
+  if (!run.contains("steps") || !run["steps"].is_array()) {
+    return InvalidArgument("the train JSON has no \"steps\" array");
+  }
+  for (const nlohmann::json& entry : run["steps"]) {
+    if (entry.value("step", "") == step) return entry.at("key").get<std::string>();
+  }
+  return NotFound("the train JSON has no step '" + step + "'");
 }
 
-template <typename T>
-Status WriteArray(const std::filesystem::path& path, const std::vector<T>& values) {
-  std::ofstream out(path, std::ios::binary);
-  out.write(reinterpret_cast<const char*>(values.data()),
-            static_cast<std::streamsize>(values.size() * sizeof(T)));
-  return out ? Status::Ok() : IoError("cannot write " + path.string());
+std::vector<uint32_t> RowIds(const std::string& bytes) {
+  std::vector<uint32_t> rows(bytes.size() / sizeof(uint32_t));
+  if (!rows.empty()) std::memcpy(rows.data(), bytes.data(), rows.size() * sizeof(uint32_t));
+  return rows;
 }
 
-struct Prepared {
+struct SplitData {
   DenseMatrix x;
   std::vector<double> y;
 };
 
-// Pinned order, fitted transforms, matrix and labels of one split.
-Result<Prepared> Prepare(const table::Table& split, const FittedTransforms& transforms) {
-  ASSIGN_OR_RETURN(std::vector<uint32_t> order,
-                   train::TrainingRowOrder(split, "date", {"origin", "destination"}));
-  ASSIGN_OR_RETURN(table::Table encoded, transforms.Apply(train::GatherRows(split, order)));
-  Prepared out;
-  ASSIGN_OR_RETURN(out.x, train::BuildDenseMatrix(encoded, kFeatures));
-  ASSIGN_OR_RETURN(const table::Column* label, encoded.GetColumn("label"));
-  ASSIGN_OR_RETURN(out.y, train::LabelValues(*label));
+// One split as the train step builds it: the input columns' rows, through the
+// fitted transforms, as a dense matrix of every transformed column; the label
+// column's rows as doubles.
+Result<SplitData> BuildSplit(const table::Table& dataset,
+                             const std::vector<std::string>& input_columns,
+                             const std::string& label, const std::vector<uint32_t>& rows,
+                             const train::FittedTransforms& transforms) {
+  table::Table inputs;
+  for (const std::string& name : input_columns) {
+    ASSIGN_OR_RETURN(const table::Column* column, dataset.GetColumn(name));
+    RETURN_IF_ERROR(inputs.AddColumn(name, column->Gather(rows)));
+  }
+  ASSIGN_OR_RETURN(table::Table transformed, transforms.Apply(inputs));
+  std::vector<std::string> names;
+  for (const table::Field& field : transformed.fields()) names.push_back(field.name);
+  SplitData out;
+  ASSIGN_OR_RETURN(out.x, train::BuildDenseMatrix(transformed, names));
+  ASSIGN_OR_RETURN(const table::Column* label_column, dataset.GetColumn(label));
+  ASSIGN_OR_RETURN(out.y, train::LabelValues(label_column->Gather(rows)));
   return out;
 }
 
+// The train step's training-data hash (runner_steps.cc): float32 matrix
+// bytes, float64 label bytes, then each column name and a newline.
+std::string TrainingDataHash(const SplitData& split) {
+  std::string bytes(reinterpret_cast<const char*>(split.x.values.data()),
+                    split.x.values.size() * sizeof(float));
+  bytes.append(reinterpret_cast<const char*>(split.y.data()), split.y.size() * sizeof(double));
+  for (const std::string& name : split.x.feature_names) bytes += name + "\n";
+  return HashHex128(bytes);
+}
+
+// A NumPy .npy file (format 1.0) of little-endian float32 values.
+Status WriteNpy(const fs::path& path, const std::vector<float>& values,
+                const std::vector<size_t>& shape) {
+  std::string dims;
+  for (size_t dim : shape) dims += std::to_string(dim) + ", ";
+  if (shape.size() > 1) dims.resize(dims.size() - 2);
+  std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + dims + "), }";
+  // Magic (6) + version (2) + header length (2) + header, padded with spaces
+  // and ended by a newline to a multiple of 64 bytes.
+  const size_t unpadded = 10 + header.size() + 1;
+  header.append((64 - unpadded % 64) % 64, ' ');
+  header += '\n';
+  std::string bytes = "\x93NUMPY";
+  bytes += '\x01';
+  bytes += '\x00';
+  bytes += static_cast<char>(header.size() & 0xff);
+  bytes += static_cast<char>(header.size() >> 8);
+  bytes += header;
+  bytes.append(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(float));
+  return WriteFileAtomically(path.string(), bytes);
+}
+
+Status WriteSplit(const fs::path& dir, const std::string& name, const SplitData& split) {
+  RETURN_IF_ERROR(WriteNpy(dir / (name + "_x.npy"), split.x.values, {split.x.rows, split.x.cols}));
+  // XGBoost keeps labels as float; keel's DMatrix gets them rounded the same way.
+  std::vector<float> labels(split.y.begin(), split.y.end());
+  return WriteNpy(dir / (name + "_y.npy"), labels, {labels.size()});
+}
+
+// The parameters XgboostModel::Train sets (xgboost_model.cc, SetParams) for
+// `params`, by XGBoost's names; numbers as JSON numbers.
+nlohmann::json XgboostParamsJson(const train::XgboostParams& params) {
+  const bool binary = params.task == train::Task::kBinaryClassification;
+  return {{"objective", binary ? "binary:logistic" : "reg:squarederror"},
+          {"eval_metric", binary ? "logloss" : "rmse"},
+          {"tree_method", "hist"},
+          {"eta", params.eta},
+          {"max_depth", params.max_depth},
+          {"min_child_weight", params.min_child_weight},
+          {"subsample", params.subsample},
+          {"colsample_bytree", params.colsample_bytree},
+          {"lambda", params.lambda},
+          {"alpha", params.alpha},
+          {"max_bin", params.max_bin},
+          {"seed", params.seed},
+          {"nthread", params.nthread},
+          {"verbosity", 0}};
+}
+
 Status Run(const Flags& flags) {
-  ASSIGN_OR_RETURN(const std::string flights, flags.Require("flights"));
-  ASSIGN_OR_RETURN(const std::string dir_name, flags.Require("dir"));
-  const std::filesystem::path dir = dir_name;
-  std::filesystem::create_directories(dir);
-  const std::string train_rows = flags.Get("train-rows", "");
-  const std::string limit =
-      train_rows.empty() ? "" : " USING SAMPLE reservoir(" + train_rows + " ROWS) REPEATABLE (7)";
+  ASSIGN_OR_RETURN(const std::string train_json_path, flags.Require("train-json"));
+  ASSIGN_OR_RETURN(const std::string pipeline_path, flags.Require("pipeline"));
+  ASSIGN_OR_RETURN(const std::string cache_dir, flags.Require("cache"));
+  ASSIGN_OR_RETURN(const std::string bundle_dir, flags.Require("bundle"));
+  ASSIGN_OR_RETURN(const std::string out_name, flags.Require("out"));
+  const fs::path out_dir = out_name;
+  fs::create_directories(out_dir);
+  Stopwatch watch;
 
-  Stopwatch read_watch;
-  ASSIGN_OR_RETURN(std::unique_ptr<table::DuckDb> db, table::DuckDb::Open());
-  RETURN_IF_ERROR(db->Execute("SET threads = 2"));
-  ASSIGN_OR_RETURN(table::Table train_table,
-                   db->Query(Query(flights, "2001-01-01", "2001-05-01", limit)));
-  ASSIGN_OR_RETURN(table::Table valid_table,
-                   db->Query(Query(flights, "2001-05-01", "2001-06-01", "")));
-  db.reset();  // no idle DuckDB threads beside the timed part
-  const double read_seconds = read_watch.Seconds();
+  ASSIGN_OR_RETURN(std::string train_json_text, ReadFileToString(train_json_path));
+  const nlohmann::json run = nlohmann::json::parse(train_json_text, nullptr, false);
+  if (run.is_discarded()) return InvalidArgument(train_json_path + ": not JSON");
+  ASSIGN_OR_RETURN(const std::string dataset_key, StepKeyOf(run, "dataset"));
+  ASSIGN_OR_RETURN(const std::string split_key, StepKeyOf(run, "split"));
+  ASSIGN_OR_RETURN(const std::string transforms_key, StepKeyOf(run, "transforms"));
+  ASSIGN_OR_RETURN(train::PipelineSpec pipeline, train::LoadPipeline(pipeline_path));
+  train::XgboostParams params = pipeline.model;
+  params.task = pipeline.task;
 
-  train::XgboostParams params;
-  params.num_rounds = std::stoi(flags.Get("rounds", "200"));
-  params.eta = 0.1;
-  params.max_depth = 8;
-  params.seed = 5;
-  params.nthread = 2;
-  params.early_stopping_rounds = 10;
-
-  Stopwatch total_watch;
-  Stopwatch prepare_watch;
-  std::vector<TransformSpec> specs;
-  for (const char* column : {"origin", "destination"}) {
-    TransformSpec spec;
-    spec.kind = TransformKind::kOrdinal;
-    spec.column = column;
-    specs.push_back(spec);
-  }
-  ASSIGN_OR_RETURN(FittedTransforms transforms, FittedTransforms::Fit(specs, train_table));
-  ASSIGN_OR_RETURN(Prepared train, Prepare(train_table, transforms));
-  ASSIGN_OR_RETURN(Prepared valid, Prepare(valid_table, transforms));
-  const double prepare_seconds = prepare_watch.Seconds();
-
-  Stopwatch boost_watch;
-  train::XgboostTrainingReport report;
+  const train::StepCache cache(cache_dir, /*force=*/false);
+  ASSIGN_OR_RETURN(std::string meta_text, cache.Read("dataset", dataset_key, "meta.json"));
+  const nlohmann::json meta = nlohmann::json::parse(meta_text);
+  const auto input_columns = meta.at("input_columns").get<std::vector<std::string>>();
   ASSIGN_OR_RETURN(
-      std::unique_ptr<train::XgboostModel> model,
-      train::XgboostModel::Train(params, train.x, train.y, &valid.x, valid.y, &report));
-  const double boost_seconds = boost_watch.Seconds();
+      table::Table dataset,
+      train::ReadTableFile(
+          (fs::path(cache.Dir("dataset", dataset_key)) / "dataset.keeltable").string()));
+  ASSIGN_OR_RETURN(std::string train_ids, cache.Read("split", split_key, "train.idx"));
+  ASSIGN_OR_RETURN(std::string valid_ids, cache.Read("split", split_key, "validation.idx"));
+  ASSIGN_OR_RETURN(std::string transforms_text,
+                   cache.Read("transforms", transforms_key, "transforms.json"));
+  ASSIGN_OR_RETURN(train::FittedTransforms transforms,
+                   train::FittedTransforms::FromJson(nlohmann::json::parse(transforms_text)));
 
-  Stopwatch evaluate_watch;
-  ASSIGN_OR_RETURN(std::vector<double> predictions, model->Predict(valid.x));
-  ASSIGN_OR_RETURN(double auc, train::RocAuc(valid.y, predictions));
-  ASSIGN_OR_RETURN(std::string model_bytes, model->Save());
-  const double evaluate_seconds = evaluate_watch.Seconds();
-  const double total_seconds = total_watch.Seconds();
+  ASSIGN_OR_RETURN(SplitData train, BuildSplit(dataset, input_columns, pipeline.label,
+                                               RowIds(train_ids), transforms));
+  ASSIGN_OR_RETURN(SplitData valid, BuildSplit(dataset, input_columns, pipeline.label,
+                                               RowIds(valid_ids), transforms));
 
-  // Untimed: what the peer needs.
-  RETURN_IF_ERROR(WriteArray(dir / "train_x.f32", train.x.values));
-  RETURN_IF_ERROR(WriteArray(dir / "train_y.f64", train.y));
-  RETURN_IF_ERROR(WriteArray(dir / "valid_x.f32", valid.x.values));
-  RETURN_IF_ERROR(WriteArray(dir / "valid_y.f64", valid.y));
-  RETURN_IF_ERROR(WriteArray(dir / "keel_valid_pred.f64", predictions));
-  std::ofstream(dir / "params.json") << nlohmann::json{
-      {"cols", train.x.cols},
-      {"num_rounds", params.num_rounds},
-      {"early_stopping_rounds", params.early_stopping_rounds},
-      {"params",
-       {{"objective", "binary:logistic"},
-        {"eval_metric", "logloss"},
-        {"tree_method", "hist"},
-        {"eta", params.eta},
-        {"max_depth", params.max_depth},
-        {"seed", params.seed},
-        {"nthread", params.nthread},
-        {"verbosity", 0}}}}.dump();
+  // The training matrix must be the one the bundle's model was trained on.
+  const std::string report_path = (fs::path(bundle_dir) / "train_report.json").string();
+  ASSIGN_OR_RETURN(std::string report_text, ReadFileToString(report_path));
+  const nlohmann::json report = nlohmann::json::parse(report_text);
+  const std::string expected_hash = report.at("training_data_hash").get<std::string>();
+  const std::string hash = TrainingDataHash(train);
+  if (hash != expected_hash) {
+    return FailedPrecondition("the rebuilt training matrix hashes to " + hash + ", but " +
+                              report_path + " says the model was trained on " + expected_hash);
+  }
+  if (report.at("validation_rows").get<size_t>() != valid.x.rows) {
+    return FailedPrecondition("the rebuilt validation matrix has " + std::to_string(valid.x.rows) +
+                              " rows, " + report_path + " says " +
+                              std::to_string(report.at("validation_rows").get<size_t>()));
+  }
+
+  RETURN_IF_ERROR(WriteSplit(out_dir, "train", train));
+  RETURN_IF_ERROR(WriteSplit(out_dir, "valid", valid));
+  const nlohmann::json params_json = {{"params", XgboostParamsJson(params)},
+                                      {"num_rounds", params.num_rounds},
+                                      {"early_stopping_rounds", params.early_stopping_rounds},
+                                      {"feature_names", train.x.feature_names},
+                                      {"training_data_hash", hash}};
+  RETURN_IF_ERROR(WriteFileAtomically((out_dir / "params.json").string(), params_json.dump(2)));
 
   Report out;
   out.tool = "keel";
-  out.bench = "train";
-  out.seconds = {{"read", read_seconds},
-                 {"prepare", prepare_seconds},
-                 {"boost", boost_seconds},
-                 {"evaluate", evaluate_seconds},
-                 {"total", total_seconds}};
+  out.bench = "train-matrices";
+  out.seconds = {{"total", watch.Seconds()}};
   out.numbers = {{"train_rows", static_cast<double>(train.x.rows)},
                  {"valid_rows", static_cast<double>(valid.x.rows)},
-                 {"rounds_boosted", static_cast<double>(report.rounds_boosted)},
-                 {"best_iteration", static_cast<double>(report.best_iteration)},
-                 {"valid_auc", auc},
-                 {"model_bytes", static_cast<double>(model_bytes.size())}};
+                 {"columns", static_cast<double>(train.x.cols)}};
+  out.texts = {{"training_data_hash", hash}};
   out.Print();
   return Status::Ok();
 }
