@@ -290,6 +290,77 @@ TEST_F(EngineTest, ThreadCountDoesNotChangeAnyBit) {
   }
 }
 
+// Uses run side by side (offline_engine.cc stages 2-4): every thread count
+// gives the columns each use gets when built alone, in the order of the uses,
+// including uses that share a source, a grouping or a spine grouping.
+TEST_F(EngineTest, ManyUsesOnAnyThreadCountEqualEachUseBuiltAlone) {
+  std::mt19937_64 random(23);
+  Events events = RandomEvents(random, 2000, 30, 150);
+  Table source = EventsTable(events);
+  Column other_key(DataType::kInt64, 0);  // a second key column: another grouping
+  for (size_t row = 0; row < source.num_rows(); ++row) {
+    other_key.AppendInt64(static_cast<int64_t>(random() % 12));
+  }
+  ASSERT_TRUE(source.AddColumn("k2", std::move(other_key)).ok());
+  std::string path = WriteSource(source, "many");
+  Table spine = RandomSpine(random, 1500, 30, 150);
+  Column spine_other(DataType::kInt64, 0);
+  for (size_t row = 0; row < spine.num_rows(); ++row) {
+    spine_other.AppendInt64(static_cast<int64_t>(random() % 14));
+  }
+  ASSERT_TRUE(spine.AddColumn("k2", std::move(spine_other)).ok());
+
+  std::vector<ResolvedUse> uses;
+  auto add = [&](FeatureViewDef view, const std::string& alias, const std::string& key) {
+    FeatureUse use;
+    use.view = view.name;
+    use.alias = alias;
+    use.key_map = {{"k", key}};
+    uses.push_back(ResolveUse(use, std::move(view), "test", spine.fields()).value());
+  };
+  FeatureViewDef by_k = WindowView(path, {{kMicrosPerHour, kGrid}});
+  FeatureViewDef by_k2 =
+      WindowView(path, {{3 * kMicrosPerHour, kGrid}, {kMicrosPerHour, 2 * kGrid}});
+  by_k2.name = "v2";
+  by_k2.key_columns = {"k2"};
+  FeatureViewDef snapshot;
+  snapshot.kind = ViewKind::kSnapshot;
+  snapshot.name = "s";
+  snapshot.entity = by_k.entity;
+  snapshot.source = by_k.source;
+  snapshot.key_columns = {"k"};
+  snapshot.snapshot_features.push_back({"x", "x", DataType::kDouble, {}});
+  add(by_k, "a", "k");
+  add(by_k2, "b", "k");     // another grouping of the same source
+  add(by_k, "c", "k2");     // the first grouping, another spine grouping
+  add(snapshot, "d", "k");  // a snapshot view on the first grouping
+  add(by_k, "e", "k");      // the same grouping and spine grouping as "a"
+
+  Table expected = spine;
+  for (const ResolvedUse& use : uses) {
+    OfflineEngine alone(config_, duckdb_.get(), 1);
+    Result<Table> built = alone.Build(spine, "t", {use});
+    ASSERT_TRUE(built.ok()) << built.status().message();
+    for (size_t column = spine.num_columns(); column < built->num_columns(); ++column) {
+      ASSERT_TRUE(
+          expected.AddColumn(built->fields()[column].name, Column(built->column(column))).ok());
+    }
+  }
+  for (int threads : {1, 2, 3, 8}) {
+    OfflineEngine engine(config_, duckdb_.get(), threads);
+    Result<Table> built = engine.Build(spine, "t", uses);
+    ASSERT_TRUE(built.ok()) << built.status().message();
+    ASSERT_EQ(built->SchemaToString(), expected.SchemaToString()) << threads;
+    for (size_t column = 0; column < expected.num_columns(); ++column) {
+      for (size_t row = 0; row < spine.num_rows(); ++row) {
+        ASSERT_EQ(built->column(column).ValueToString(row),
+                  expected.column(column).ValueToString(row))
+            << threads << " " << expected.fields()[column].name << " " << row;
+      }
+    }
+  }
+}
+
 FeatureViewDef SnapshotView(const std::string& path, Duration ttl, const std::string& created) {
   FeatureViewDef view;
   view.kind = ViewKind::kSnapshot;
