@@ -111,11 +111,17 @@ class RepoDatasetSource : public train::DatasetSource {
     // prediction server runs on each request (serve/serving_model.h): the
     // same code computes them for training and for serving.
     train::MarkPhase(clock, "label expression");
+    // The feature sources are read on a thread of their own while the spine
+    // gets its request inputs and its sample (which do not use DuckDB).
+    features::OfflineEngine engine(*config_, duckdb_.get(), 2);
+    std::vector<features::FeatureViewDef> views;
+    for (const auto& [use, info] : uses_) views.push_back(info.definition);
+    engine.StartLoading(std::move(views));
     RETURN_IF_ERROR(train::AddRequestInputs(pipeline_.request_inputs, &spine));
     train::MarkPhase(clock, "request inputs");
     if (pipeline_.sample_fraction < 1.0) {
       spine = train::GatherRows(
-          spine, train::SampleRows(spine, pipeline_.sample_fraction, pipeline_.sample_seed));
+          spine, train::SampleRows(spine, pipeline_.sample_fraction, pipeline_.sample_seed, 2));
       train::MarkPhase(clock, "sample");
     }
     std::vector<features::ResolvedUse> resolved;
@@ -134,7 +140,6 @@ class RepoDatasetSource : public train::DatasetSource {
       out.input_columns.push_back(input.name);
     }
     size_t first_feature = spine.num_columns();
-    features::OfflineEngine engine(*config_, duckdb_.get(), 2);
     features::BuildReport report;
     ASSIGN_OR_RETURN(out.table, engine.Build(std::move(spine), out.time_column, resolved, &report));
     train::MarkPhase(clock, "offline engine (point-in-time features)");

@@ -42,6 +42,10 @@ struct OfflineEngine::Cache {
   std::map<std::string, std::shared_ptr<Column>> expressions;
   std::map<std::string, std::shared_ptr<SpineGroups>> spine_groups;
   double load_seconds = 0;
+  // Sources StartLoading read: counted in the next Build's report.
+  size_t prefetched_rows = 0;
+  double prefetched_seconds = 0;
+  std::thread loader;  // StartLoading's; joined by Build and the destructor
 };
 
 OfflineEngine::OfflineEngine(const RepoConfig& config, table::DuckDb* duckdb, int threads)
@@ -50,7 +54,9 @@ OfflineEngine::OfflineEngine(const RepoConfig& config, table::DuckDb* duckdb, in
       threads_(threads > 0 ? threads : std::max(1u, std::thread::hardware_concurrency())),
       cache_(std::make_unique<Cache>()) {}
 
-OfflineEngine::~OfflineEngine() = default;
+OfflineEngine::~OfflineEngine() {
+  if (cache_->loader.joinable()) cache_->loader.join();
+}
 
 Result<ResolvedUse> ResolveUse(const FeatureUse& use, FeatureViewDef view, std::string version,
                                const std::vector<table::Field>& spine_fields) {
@@ -329,12 +335,44 @@ struct UsePlan {
   Status status;
 };
 
+// Reads the source of `view` through DuckDB.
+Result<Table> ReadSource(const FeatureViewDef& view, const RepoConfig& config,
+                         table::DuckDb* duckdb) {
+  ASSIGN_OR_RETURN(std::string sql,
+                   RegisterSource(view.source, view.source_inputs, config, duckdb));
+  Result<Table> table = duckdb->Query(sql);
+  if (!table.ok()) return table.status().WithContext("reading source '" + view.source.name + "'");
+  return table;
+}
+
 }  // namespace
+
+void OfflineEngine::StartLoading(std::vector<FeatureViewDef> views) {
+  if (cache_->loader.joinable()) cache_->loader.join();
+  cache_->loader = std::thread([this, views = std::move(views)] {
+    for (const FeatureViewDef& view : views) {
+      std::shared_ptr<Table>& source = cache_->sources[SourceKey(view)];
+      if (source != nullptr) continue;
+      auto load_started = std::chrono::steady_clock::now();
+      Result<Table> table = ReadSource(view, config_, duckdb_);
+      // A source that fails to load is read again by Build, which reports it.
+      if (!table.ok()) continue;
+      source = std::make_shared<Table>(std::move(table).value());
+      cache_->prefetched_rows += source->num_rows();
+      cache_->prefetched_seconds += Seconds(load_started);
+      cache_->load_seconds += Seconds(load_started);
+    }
+  });
+}
 
 Result<Table> OfflineEngine::Build(Table spine, const std::string& time_column,
                                    const std::vector<ResolvedUse>& uses, BuildReport* report) {
   auto started = std::chrono::steady_clock::now();
-  double load_before = cache_->load_seconds;
+  if (cache_->loader.joinable()) cache_->loader.join();
+  double load_before = cache_->load_seconds - cache_->prefetched_seconds;
+  size_t source_rows = cache_->prefetched_rows, features = 0;
+  cache_->prefetched_rows = 0;
+  cache_->prefetched_seconds = 0;
   Result<const Column*> time = spine.GetColumn(time_column);
   if (!time.ok()) return time.status().WithContext("spine time column");
   if ((*time)->type() != DataType::kTimestamp) {
@@ -353,7 +391,6 @@ Result<Table> OfflineEngine::Build(Table spine, const std::string& time_column,
   for (size_t row = 0; row < spine.num_rows(); ++row) ts_valid[row] = (*time)->IsValid(row);
 
   Table out = std::move(spine);  // features are appended to the spine's own columns
-  size_t source_rows = 0, features = 0;
   // Stage 1, one use after the other (DuckDB and the expression cache are
   // shared): read sources, evaluate row expressions.
   std::vector<UsePlan> plans(uses.size());
@@ -365,12 +402,8 @@ Result<Table> OfflineEngine::Build(Table spine, const std::string& time_column,
     std::shared_ptr<Table>& source = cache_->sources[plan.source_key];
     if (source == nullptr) {
       auto load_started = std::chrono::steady_clock::now();
-      ASSIGN_OR_RETURN(std::string sql,
-                       RegisterSource(view.source, view.source_inputs, config_, duckdb_));
-      Result<Table> table = duckdb_->Query(sql);
-      if (!table.ok())
-        return table.status().WithContext("reading source '" + view.source.name + "'");
-      source = std::make_shared<Table>(std::move(table).value());
+      ASSIGN_OR_RETURN(Table table, ReadSource(view, config_, duckdb_));
+      source = std::make_shared<Table>(std::move(table));
       cache_->load_seconds += Seconds(load_started);
       source_rows += source->num_rows();
     }

@@ -566,5 +566,48 @@ TEST_F(EngineTest, MissingSourceFileNamesTheSource) {
   EXPECT_NE(out.status().message().find("absent.parquet"), std::string::npos);
 }
 
+// StartLoading reads sources ahead on a thread; the Build that follows gives
+// the same table as one that reads them itself, and an error it met is
+// reported by Build as if Build had met it.
+TEST_F(EngineTest, StartLoadingChangesNothingButWhenSourcesAreRead) {
+  std::mt19937_64 random(5);
+  Events events = RandomEvents(random, 800, 10, 60);
+  FeatureViewDef view =
+      WindowView(WriteSource(EventsTable(events), "ahead"), {{kMicrosPerHour, kGrid}});
+  Table spine = RandomSpine(random, 300, 10, 60);
+  Result<Table> fresh = Build(spine, view);
+  ASSERT_TRUE(fresh.ok()) << fresh.status().message();
+  OfflineEngine engine(config_, duckdb_.get(), 2);
+  engine.StartLoading({view, view});
+  FeatureUse use;
+  use.view = view.name;
+  ResolvedUse resolved = ResolveUse(use, view, "t", spine.fields()).value();
+  BuildReport report;
+  Result<Table> ahead = engine.Build(spine, "t", {resolved}, &report);
+  ASSERT_TRUE(ahead.ok()) << ahead.status().message();
+  EXPECT_EQ(report.source_rows, events.ts.size());
+  ASSERT_EQ(ahead->SchemaToString(), fresh->SchemaToString());
+  for (size_t column = 0; column < fresh->num_columns(); ++column) {
+    for (size_t row = 0; row < spine.num_rows(); ++row) {
+      ASSERT_EQ(ahead->column(column).ValueToString(row), fresh->column(column).ValueToString(row));
+    }
+  }
+  // A source that is missing: Build reports it, naming the source.
+  FeatureViewDef absent = WindowView(dir_ + "/absent.parquet", {{kMicrosPerHour, kGrid}});
+  OfflineEngine failing(config_, duckdb_.get(), 2);
+  failing.StartLoading({absent});
+  ResolvedUse resolved_absent = ResolveUse(use, absent, "t", spine.fields()).value();
+  Result<Table> out = failing.Build(spine, "t", {resolved_absent});
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(out.status().message().find("absent.parquet"), std::string::npos);
+  // An engine destroyed without a Build waits for its loader.
+  {
+    OfflineEngine unused(config_, duckdb_.get(), 2);
+    unused.StartLoading({view});
+  }
+  EXPECT_TRUE(duckdb_->Execute("SELECT 1").ok());
+}
+
 }  // namespace
 }  // namespace keel::features
