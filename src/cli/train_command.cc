@@ -95,6 +95,12 @@ class RepoDatasetSource : public train::DatasetSource {
 
   Result<train::BuiltDataset> Build(train::PhaseClock* clock) override {
     RETURN_IF_ERROR(OpenDuckDb());
+    // The feature sources are read on a thread (and a DuckDB) of their own
+    // while the spine is read and gets its request inputs and its sample.
+    features::OfflineEngine engine(*config_, duckdb_.get(), 2);
+    std::vector<features::FeatureViewDef> views;
+    for (const auto& [use, info] : uses_) views.push_back(info.definition);
+    engine.StartLoading(std::move(views));
     ASSIGN_OR_RETURN(LoadedSpine loaded,
                      LoadSpine(pipeline_.spine, pipeline_.spine_time, repo_dir_, duckdb_.get()));
     table::Table spine = std::move(loaded.table);
@@ -111,12 +117,6 @@ class RepoDatasetSource : public train::DatasetSource {
     // prediction server runs on each request (serve/serving_model.h): the
     // same code computes them for training and for serving.
     train::MarkPhase(clock, "label expression");
-    // The feature sources are read on a thread of their own while the spine
-    // gets its request inputs and its sample (which do not use DuckDB).
-    features::OfflineEngine engine(*config_, duckdb_.get(), 2);
-    std::vector<features::FeatureViewDef> views;
-    for (const auto& [use, info] : uses_) views.push_back(info.definition);
-    engine.StartLoading(std::move(views));
     RETURN_IF_ERROR(train::AddRequestInputs(pipeline_.request_inputs, &spine));
     train::MarkPhase(clock, "request inputs");
     if (pipeline_.sample_fraction < 1.0) {

@@ -335,6 +335,13 @@ struct UsePlan {
   Status status;
 };
 
+// The key of a grouping in the cache: the source and the view's key columns.
+std::string GroupingKey(const std::string& source_key, const FeatureViewDef& view) {
+  std::string key = source_key + "|";
+  for (const std::string& column : view.key_columns) key += column + ",";
+  return key;
+}
+
 // Reads the source of `view` through DuckDB.
 Result<Table> ReadSource(const FeatureViewDef& view, const RepoConfig& config,
                          table::DuckDb* duckdb) {
@@ -350,17 +357,30 @@ Result<Table> ReadSource(const FeatureViewDef& view, const RepoConfig& config,
 void OfflineEngine::StartLoading(std::vector<FeatureViewDef> views) {
   if (cache_->loader.joinable()) cache_->loader.join();
   cache_->loader = std::thread([this, views = std::move(views)] {
+    // A database of its own: the caller may keep using its DuckDb meanwhile.
+    Result<std::unique_ptr<table::DuckDb>> own = table::DuckDb::Open(threads_);
+    if (!own.ok()) return;  // Build reads the sources itself
     for (const FeatureViewDef& view : views) {
       std::shared_ptr<Table>& source = cache_->sources[SourceKey(view)];
       if (source != nullptr) continue;
       auto load_started = std::chrono::steady_clock::now();
-      Result<Table> table = ReadSource(view, config_, duckdb_);
+      Result<Table> table = ReadSource(view, config_, own->get());
       // A source that fails to load is read again by Build, which reports it.
       if (!table.ok()) continue;
       source = std::make_shared<Table>(std::move(table).value());
       cache_->prefetched_rows += source->num_rows();
       cache_->prefetched_seconds += Seconds(load_started);
       cache_->load_seconds += Seconds(load_started);
+    }
+    // The groupings depend on the sources only: build them too while the
+    // caller is busy with the spine (errors: Build builds it again and reports).
+    for (const FeatureViewDef& view : views) {
+      std::string source_key = SourceKey(view);
+      const std::shared_ptr<Table>& source = cache_->sources[source_key];
+      std::shared_ptr<Grouping>& grouping = cache_->groupings[GroupingKey(source_key, view)];
+      if (source == nullptr || grouping != nullptr) continue;
+      Result<std::shared_ptr<Grouping>> built = BuildGrouping(*source, view, 1);
+      if (built.ok()) grouping = *built;
     }
   });
 }
@@ -408,8 +428,7 @@ Result<Table> OfflineEngine::Build(Table spine, const std::string& time_column,
       source_rows += source->num_rows();
     }
     plan.source = source;
-    plan.grouping_key = plan.source_key + "|";
-    for (const std::string& key : view.key_columns) plan.grouping_key += key + ",";
+    plan.grouping_key = GroupingKey(plan.source_key, view);
     plan.spine_key = plan.grouping_key + "|" + time_column + "|";
     for (const std::string& key : use.spine_keys) plan.spine_key += key + ",";
     // Row expressions run through keel's evaluator, once per source and expression.

@@ -65,10 +65,10 @@ class OfflineEngine {
   OfflineEngine(const RepoConfig& config, table::DuckDb* duckdb, int threads = 0);
   ~OfflineEngine();
 
-  // Starts reading the sources of `views` (those not read yet) on a thread of
-  // its own, so that the caller can prepare the spine meanwhile; Build waits
-  // for it and reads any source it failed on again (reporting the error). Until
-  // Build (or the destructor) returns, the caller must not use the DuckDb.
+  // Starts reading the sources of `views` (those not read yet), and grouping
+  // their rows by entity, on a thread of its own, through a DuckDB database of
+  // its own, so that the caller can prepare the spine meanwhile (even with its
+  // DuckDb); Build waits for it and redoes whatever failed (reporting the error).
   void StartLoading(std::vector<FeatureViewDef> views);
 
   // Returns the spine's columns followed by every use's feature columns.
