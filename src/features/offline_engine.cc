@@ -374,14 +374,22 @@ void OfflineEngine::StartLoading(std::vector<FeatureViewDef> views) {
     }
     // The groupings depend on the sources only: build them too while the
     // caller is busy with the spine (errors: Build builds it again and reports).
+    // Side by side, each into a cache slot made before the workers start.
+    std::vector<std::pair<const FeatureViewDef*, std::shared_ptr<Grouping>*>> pending;
     for (const FeatureViewDef& view : views) {
       std::string source_key = SourceKey(view);
-      const std::shared_ptr<Table>& source = cache_->sources[source_key];
-      std::shared_ptr<Grouping>& grouping = cache_->groupings[GroupingKey(source_key, view)];
-      if (source == nullptr || grouping != nullptr) continue;
-      Result<std::shared_ptr<Grouping>> built = BuildGrouping(*source, view, 1);
-      if (built.ok()) grouping = *built;
+      std::string grouping_key = GroupingKey(source_key, view);
+      bool queued = cache_->groupings.count(grouping_key) > 0;
+      std::shared_ptr<Grouping>& grouping = cache_->groupings[grouping_key];
+      if (cache_->sources[source_key] == nullptr || queued) continue;
+      pending.emplace_back(&view, &grouping);
     }
+    RunTasks(pending.size(), threads_, [&](size_t task, int threads) {
+      const FeatureViewDef& view = *pending[task].first;
+      Result<std::shared_ptr<Grouping>> built =
+          BuildGrouping(*cache_->sources.at(SourceKey(view)), view, threads);
+      if (built.ok()) *pending[task].second = *built;
+    });
   });
 }
 
