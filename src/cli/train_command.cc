@@ -98,6 +98,12 @@ class RepoDatasetSource : public train::DatasetSource {
 
   Result<train::BuiltDataset> Build(train::PhaseClock* clock) override {
     RETURN_IF_ERROR(OpenDuckDb());
+    // The feature sources are read on a thread (and a DuckDB) of their own
+    // while the spine is read and gets its request inputs and its sample.
+    features::OfflineEngine engine(*config_, duckdb_.get(), 2);
+    std::vector<features::FeatureViewDef> views;
+    for (const auto& [use, info] : uses_) views.push_back(info.definition);
+    engine.StartLoading(std::move(views));
     ASSIGN_OR_RETURN(LoadedSpine loaded,
                      LoadSpine(pipeline_.spine, pipeline_.spine_time, repo_dir_, duckdb_.get()));
     table::Table spine = std::move(loaded.table);
@@ -118,7 +124,7 @@ class RepoDatasetSource : public train::DatasetSource {
     train::MarkPhase(clock, "request inputs");
     if (pipeline_.sample_fraction < 1.0) {
       spine = train::GatherRows(
-          spine, train::SampleRows(spine, pipeline_.sample_fraction, pipeline_.sample_seed));
+          spine, train::SampleRows(spine, pipeline_.sample_fraction, pipeline_.sample_seed, 2));
       train::MarkPhase(clock, "sample");
     }
     std::vector<features::ResolvedUse> resolved;
@@ -137,7 +143,6 @@ class RepoDatasetSource : public train::DatasetSource {
       out.input_columns.push_back(input.name);
     }
     size_t first_feature = spine.num_columns();
-    features::OfflineEngine engine(*config_, duckdb_.get(), 2);
     features::BuildReport report;
     ASSIGN_OR_RETURN(out.table, engine.Build(std::move(spine), out.time_column, resolved, &report));
     train::MarkPhase(clock, "offline engine (point-in-time features)");

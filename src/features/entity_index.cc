@@ -48,6 +48,54 @@ void EncodeTuple(const std::vector<const Column*>& keys, size_t row, std::string
   }
 }
 
+// A cache in front of Impl::strings for keys of at most 7 bytes (airport
+// codes, states, ...): the key packed into one word (bytes, then the length
+// in the top byte), in an open-addressing table. It only remembers ids the
+// map gave, so ids are the map's. Full at half its slots: then it stops
+// taking keys and the map answers the rest.
+// Thread-safety: one thread.
+class ShortKeyCache {
+ public:
+  // True (and the packed word) when `value` fits the cache.
+  static bool Pack(std::string_view value, uint64_t* word) {
+    if (value.size() > 7) return false;
+    uint64_t packed = static_cast<uint64_t>(value.size()) << 56;
+    for (size_t i = 0; i < value.size(); ++i) {
+      packed |= static_cast<uint64_t>(static_cast<uint8_t>(value[i])) << (8 * i);
+    }
+    *word = packed;
+    return true;
+  }
+  // True (and the id) when `word` is cached.
+  bool Find(uint64_t word, uint32_t* id) const {
+    for (size_t slot = Slot(word);; slot = (slot + 1) & kMask) {
+      if (!used_[slot]) return false;
+      if (words_[slot] == word) {
+        *id = ids_[slot];
+        return true;
+      }
+    }
+  }
+  void Insert(uint64_t word, uint32_t id) {
+    if (size_ >= kSlots / 2) return;
+    size_t slot = Slot(word);
+    while (used_[slot]) slot = (slot + 1) & kMask;
+    used_[slot] = 1;
+    words_[slot] = word;
+    ids_[slot] = id;
+    ++size_;
+  }
+
+ private:
+  static constexpr size_t kSlots = 1 << 14;
+  static constexpr size_t kMask = kSlots - 1;
+  static size_t Slot(uint64_t word) { return (word * 0x9E3779B97F4A7C15ULL) >> 50; }
+  std::vector<uint8_t> used_ = std::vector<uint8_t>(kSlots, 0);
+  std::vector<uint64_t> words_ = std::vector<uint64_t>(kSlots, 0);
+  std::vector<uint32_t> ids_ = std::vector<uint32_t>(kSlots, 0);
+  size_t size_ = 0;
+};
+
 Status CheckTypes(const std::vector<const Column*>& keys) {
   if (keys.empty()) return InvalidArgument("an entity needs at least one key column");
   for (const Column* column : keys) {
@@ -79,6 +127,7 @@ Result<EntityIndex> EntityIndex::Build(const std::vector<const Column*>& keys,
   Impl::Mode mode = impl->mode();
   // Consecutive rows often share a key (sorted sources); remember the last one.
   uint32_t last_id = kNullKey;
+  ShortKeyCache cache;
   std::string_view last_string;
   int64_t last_int = 0;
   for (size_t row = 0; row < rows; ++row) {
@@ -91,12 +140,17 @@ Result<EntityIndex> EntityIndex::Build(const std::vector<const Column*>& keys,
         (*row_ids)[row] = last_id;
         continue;
       }
-      auto it = impl->strings.find(value);
-      if (it == impl->strings.end()) {
-        impl->string_storage.push_back(std::make_unique<std::string>(value));
-        it = impl->strings.emplace(*impl->string_storage.back(), next).first;
+      uint64_t word = 0;
+      bool short_key = ShortKeyCache::Pack(value, &word);
+      if (!short_key || !cache.Find(word, &id)) {
+        auto it = impl->strings.find(value);
+        if (it == impl->strings.end()) {
+          impl->string_storage.push_back(std::make_unique<std::string>(value));
+          it = impl->strings.emplace(*impl->string_storage.back(), next).first;
+        }
+        id = it->second;
+        if (short_key) cache.Insert(word, id);
       }
-      id = it->second;
       last_string = value;
     } else if (mode == Impl::Mode::kInt) {
       int64_t value = keys[0]->ints()[row];
@@ -136,12 +190,19 @@ Status EntityIndex::Lookup(const std::vector<const Column*>& keys,
   row_ids->assign(rows, kNullKey);
   std::string tuple;
   Impl::Mode mode = impl_->mode();
+  ShortKeyCache cache;
   for (size_t row = 0; row < rows; ++row) {
     if (AnyNull(keys, row)) continue;
     uint32_t id = kNoEntity;
     if (mode == Impl::Mode::kString) {
-      auto it = impl_->strings.find(keys[0]->StringAt(row));
-      if (it != impl_->strings.end()) id = it->second;
+      std::string_view value = keys[0]->StringAt(row);
+      uint64_t word = 0;
+      bool short_key = ShortKeyCache::Pack(value, &word);
+      if (!short_key || !cache.Find(word, &id)) {
+        auto it = impl_->strings.find(value);
+        if (it != impl_->strings.end()) id = it->second;
+        if (short_key) cache.Insert(word, id);  // kNoEntity too: unknown keys repeat
+      }
     } else if (mode == Impl::Mode::kInt) {
       auto it = impl_->ints.find(keys[0]->ints()[row]);
       if (it != impl_->ints.end()) id = it->second;

@@ -42,12 +42,30 @@ Stream MakeStream(const Column& column, const std::vector<uint32_t>& order) {
   stream.values.resize(order.size());
   bool any_null = column.HasNulls() || column.type() == DataType::kDouble;
   if (any_null) stream.valid.assign(order.size(), 1);
-  for (size_t i = 0; i < order.size(); ++i) {
-    uint32_t row = order[i];
-    double value = column.NumericAt(row);
-    bool valid = column.IsValid(row) && std::isfinite(value);
-    stream.values[i] = valid ? value : 0.0;
-    if (any_null) stream.valid[i] = valid ? 1 : 0;
+  // One loop per type: value = Column::NumericAt(row), read without its switch.
+  auto fill = [&](auto numeric_at) {
+    for (size_t i = 0; i < order.size(); ++i) {
+      uint32_t row = order[i];
+      double value = numeric_at(row);
+      bool valid = column.IsValid(row) && std::isfinite(value);
+      stream.values[i] = valid ? value : 0.0;
+      if (any_null) stream.valid[i] = valid ? 1 : 0;
+    }
+  };
+  switch (column.type()) {
+    case DataType::kBool:
+      fill([&](uint32_t row) { return static_cast<double>(column.bools()[row]); });
+      break;
+    case DataType::kInt64:
+    case DataType::kTimestamp:
+      fill([&](uint32_t row) { return static_cast<double>(column.ints()[row]); });
+      break;
+    case DataType::kDouble:
+      fill([&](uint32_t row) { return column.doubles()[row]; });
+      break;
+    case DataType::kString:
+      fill([](uint32_t) { return 0.0; });
+      break;
   }
   return stream;
 }

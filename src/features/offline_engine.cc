@@ -42,6 +42,10 @@ struct OfflineEngine::Cache {
   std::map<std::string, std::shared_ptr<Column>> expressions;
   std::map<std::string, std::shared_ptr<SpineGroups>> spine_groups;
   double load_seconds = 0;
+  // Sources StartLoading read: counted in the next Build's report.
+  size_t prefetched_rows = 0;
+  double prefetched_seconds = 0;
+  std::thread loader;  // StartLoading's; joined by Build and the destructor
 };
 
 OfflineEngine::OfflineEngine(const RepoConfig& config, table::DuckDb* duckdb, int threads)
@@ -50,7 +54,9 @@ OfflineEngine::OfflineEngine(const RepoConfig& config, table::DuckDb* duckdb, in
       threads_(threads > 0 ? threads : std::max(1u, std::thread::hardware_concurrency())),
       cache_(std::make_unique<Cache>()) {}
 
-OfflineEngine::~OfflineEngine() = default;
+OfflineEngine::~OfflineEngine() {
+  if (cache_->loader.joinable()) cache_->loader.join();
+}
 
 Result<ResolvedUse> ResolveUse(const FeatureUse& use, FeatureViewDef view, std::string version,
                                const std::vector<table::Field>& spine_fields) {
@@ -299,10 +305,102 @@ Status ComputeSnapshotView(const UseContext& context,
 
 }  // namespace
 
+namespace {
+
+// Runs fn(task, inner_threads) for task in [0, tasks) on up to `threads`
+// threads, one task at a time per thread (the tasks here are few and large).
+// Each task gets the threads left over when there are fewer tasks than
+// threads, so one large task still uses every thread.
+template <typename Fn>
+void RunTasks(size_t tasks, int threads, Fn&& fn) {
+  if (tasks == 0) return;
+  int outer = static_cast<int>(std::min<size_t>(tasks, static_cast<size_t>(threads)));
+  int inner = std::max(1, threads / outer);
+  std::atomic<size_t> next{0};
+  auto worker = [&] {
+    for (size_t task = next.fetch_add(1); task < tasks; task = next.fetch_add(1)) fn(task, inner);
+  };
+  std::vector<std::thread> pool;
+  for (int i = 1; i < outer; ++i) pool.emplace_back(worker);
+  worker();
+  for (std::thread& thread : pool) thread.join();
+}
+
+// One use's share of a Build: what it reads and the columns it computes.
+struct UsePlan {
+  std::string source_key, grouping_key, spine_key;
+  std::shared_ptr<Table> source;
+  std::vector<std::shared_ptr<Column>> columns;  // window features', then snapshot features'
+  Table features;                                // the use's output columns
+  Status status;
+};
+
+// The key of a grouping in the cache: the source and the view's key columns.
+std::string GroupingKey(const std::string& source_key, const FeatureViewDef& view) {
+  std::string key = source_key + "|";
+  for (const std::string& column : view.key_columns) key += column + ",";
+  return key;
+}
+
+// Reads the source of `view` through DuckDB.
+Result<Table> ReadSource(const FeatureViewDef& view, const RepoConfig& config,
+                         table::DuckDb* duckdb) {
+  ASSIGN_OR_RETURN(std::string sql,
+                   RegisterSource(view.source, view.source_inputs, config, duckdb));
+  Result<Table> table = duckdb->Query(sql);
+  if (!table.ok()) return table.status().WithContext("reading source '" + view.source.name + "'");
+  return table;
+}
+
+}  // namespace
+
+void OfflineEngine::StartLoading(std::vector<FeatureViewDef> views) {
+  if (cache_->loader.joinable()) cache_->loader.join();
+  cache_->loader = std::thread([this, views = std::move(views)] {
+    // A database of its own: the caller may keep using its DuckDb meanwhile.
+    Result<std::unique_ptr<table::DuckDb>> own = table::DuckDb::Open(threads_);
+    if (!own.ok()) return;  // Build reads the sources itself
+    for (const FeatureViewDef& view : views) {
+      std::shared_ptr<Table>& source = cache_->sources[SourceKey(view)];
+      if (source != nullptr) continue;
+      auto load_started = std::chrono::steady_clock::now();
+      Result<Table> table = ReadSource(view, config_, own->get());
+      // A source that fails to load is read again by Build, which reports it.
+      if (!table.ok()) continue;
+      source = std::make_shared<Table>(std::move(table).value());
+      cache_->prefetched_rows += source->num_rows();
+      cache_->prefetched_seconds += Seconds(load_started);
+      cache_->load_seconds += Seconds(load_started);
+    }
+    // The groupings depend on the sources only: build them too while the
+    // caller is busy with the spine (errors: Build builds it again and reports).
+    // Side by side, each into a cache slot made before the workers start.
+    std::vector<std::pair<const FeatureViewDef*, std::shared_ptr<Grouping>*>> pending;
+    for (const FeatureViewDef& view : views) {
+      std::string source_key = SourceKey(view);
+      std::string grouping_key = GroupingKey(source_key, view);
+      bool queued = cache_->groupings.count(grouping_key) > 0;
+      std::shared_ptr<Grouping>& grouping = cache_->groupings[grouping_key];
+      if (cache_->sources[source_key] == nullptr || queued) continue;
+      pending.emplace_back(&view, &grouping);
+    }
+    RunTasks(pending.size(), threads_, [&](size_t task, int threads) {
+      const FeatureViewDef& view = *pending[task].first;
+      Result<std::shared_ptr<Grouping>> built =
+          BuildGrouping(*cache_->sources.at(SourceKey(view)), view, threads);
+      if (built.ok()) *pending[task].second = *built;
+    });
+  });
+}
+
 Result<Table> OfflineEngine::Build(Table spine, const std::string& time_column,
                                    const std::vector<ResolvedUse>& uses, BuildReport* report) {
   auto started = std::chrono::steady_clock::now();
-  double load_before = cache_->load_seconds;
+  if (cache_->loader.joinable()) cache_->loader.join();
+  double load_before = cache_->load_seconds - cache_->prefetched_seconds;
+  size_t source_rows = cache_->prefetched_rows, features = 0;
+  cache_->prefetched_rows = 0;
+  cache_->prefetched_seconds = 0;
   Result<const Column*> time = spine.GetColumn(time_column);
   if (!time.ok()) return time.status().WithContext("spine time column");
   if ((*time)->type() != DataType::kTimestamp) {
@@ -321,40 +419,29 @@ Result<Table> OfflineEngine::Build(Table spine, const std::string& time_column,
   for (size_t row = 0; row < spine.num_rows(); ++row) ts_valid[row] = (*time)->IsValid(row);
 
   Table out = std::move(spine);  // features are appended to the spine's own columns
-  size_t source_rows = 0, features = 0;
-  for (const ResolvedUse& use : uses) {
+  // Stage 1, one use after the other (DuckDB and the expression cache are
+  // shared): read sources, evaluate row expressions.
+  std::vector<UsePlan> plans(uses.size());
+  for (size_t index = 0; index < uses.size(); ++index) {
+    const ResolvedUse& use = uses[index];
     const FeatureViewDef& view = use.view;
-    std::string source_key = SourceKey(view);
-    std::shared_ptr<Table>& source = cache_->sources[source_key];
+    UsePlan& plan = plans[index];
+    plan.source_key = SourceKey(view);
+    std::shared_ptr<Table>& source = cache_->sources[plan.source_key];
     if (source == nullptr) {
       auto load_started = std::chrono::steady_clock::now();
-      ASSIGN_OR_RETURN(std::string sql,
-                       RegisterSource(view.source, view.source_inputs, config_, duckdb_));
-      Result<Table> table = duckdb_->Query(sql);
-      if (!table.ok())
-        return table.status().WithContext("reading source '" + view.source.name + "'");
-      source = std::make_shared<Table>(std::move(table).value());
+      ASSIGN_OR_RETURN(Table table, ReadSource(view, config_, duckdb_));
+      source = std::make_shared<Table>(std::move(table));
       cache_->load_seconds += Seconds(load_started);
       source_rows += source->num_rows();
     }
-    std::string grouping_key = source_key + "|";
-    for (const std::string& key : view.key_columns) grouping_key += key + ",";
-    std::shared_ptr<Grouping>& grouping = cache_->groupings[grouping_key];
-    if (grouping == nullptr) {
-      Result<std::shared_ptr<Grouping>> built = BuildGrouping(*source, view, threads_);
-      if (!built.ok()) return built.status().WithContext("view '" + view.name + "'");
-      grouping = *built;
-    }
-    std::string spine_key = grouping_key + "|" + time_column + "|";
-    for (const std::string& key : use.spine_keys) spine_key += key + ",";
-    std::shared_ptr<SpineGroups>& groups = cache_->spine_groups[spine_key];
-    if (groups == nullptr) {
-      ASSIGN_OR_RETURN(groups, BuildSpineGroups(out, spine_ts, ts_valid, use, *grouping, threads_));
-    }
+    plan.source = source;
+    plan.grouping_key = GroupingKey(plan.source_key, view);
+    plan.spine_key = plan.grouping_key + "|" + time_column + "|";
+    for (const std::string& key : use.spine_keys) plan.spine_key += key + ",";
     // Row expressions run through keel's evaluator, once per source and expression.
-    std::vector<std::shared_ptr<Column>> columns;
     auto evaluate = [&](const std::string& text, const std::string& feature) -> Status {
-      std::shared_ptr<Column>& column = cache_->expressions[source_key + "|" + text];
+      std::shared_ptr<Column>& column = cache_->expressions[plan.source_key + "|" + text];
       if (column == nullptr) {
         std::string what = "view '" + view.name + "' feature '" + feature + "'";
         ASSIGN_OR_RETURN(Expression expression, Expression::Parse(text.empty() ? "true" : text));
@@ -363,7 +450,7 @@ Result<Table> OfflineEngine::Build(Table spine, const std::string& time_column,
         ASSIGN_OR_RETURN(Column values, expression.Evaluate(*source));
         column = std::make_shared<Column>(std::move(values));
       }
-      columns.push_back(column);
+      plan.columns.push_back(column);
       return Status::Ok();
     };
     for (const WindowFeatureDef& feature : view.window_features) {
@@ -372,12 +459,77 @@ Result<Table> OfflineEngine::Build(Table spine, const std::string& time_column,
     for (const SnapshotFeatureDef& feature : view.snapshot_features) {
       RETURN_IF_ERROR(evaluate(feature.expression, feature.name));
     }
-    UseContext context{&use, source.get(), grouping.get(), groups.get(), &spine_ts, threads_};
-    size_t before = out.num_columns();
-    Status status = view.kind == ViewKind::kWindow ? ComputeWindowView(context, columns, &out)
-                                                   : ComputeSnapshotView(context, columns, &out);
-    if (!status.ok()) return status.WithContext("view '" + view.name + "'");
-    features += out.num_columns() - before;
+  }
+  // Stages 2-4 run independent pieces side by side (the uses of a service
+  // are many and their serial parts - entity indexes, counting sorts, value
+  // streams - would otherwise leave threads idle). Each piece's result does
+  // not depend on the thread count, and errors are reported in use order.
+  // Stage 2: the groupings not cached yet, each built once.
+  std::vector<size_t> grouping_owner;  // the first use of each grouping to build
+  for (size_t index = 0; index < uses.size(); ++index) {
+    std::shared_ptr<Grouping>& grouping = cache_->groupings[plans[index].grouping_key];
+    bool queued = std::any_of(grouping_owner.begin(), grouping_owner.end(), [&](size_t owner) {
+      return plans[owner].grouping_key == plans[index].grouping_key;
+    });
+    if (grouping == nullptr && !queued) grouping_owner.push_back(index);
+  }
+  RunTasks(grouping_owner.size(), threads_, [&](size_t task, int threads) {
+    size_t index = grouping_owner[task];
+    Result<std::shared_ptr<Grouping>> built =
+        BuildGrouping(*plans[index].source, uses[index].view, threads);
+    if (!built.ok()) {
+      plans[index].status = built.status().WithContext("view '" + uses[index].view.name + "'");
+    } else {
+      cache_->groupings.at(plans[index].grouping_key) = *built;  // the key exists: no rehash
+    }
+  });
+  for (const UsePlan& plan : plans) RETURN_IF_ERROR(plan.status);
+  // Stage 3: the spine's rows grouped the way each grouping needs them.
+  std::vector<size_t> spine_owner;
+  for (size_t index = 0; index < uses.size(); ++index) {
+    bool queued = std::any_of(spine_owner.begin(), spine_owner.end(), [&](size_t owner) {
+      return plans[owner].spine_key == plans[index].spine_key;
+    });
+    if (!queued) spine_owner.push_back(index);
+    cache_->spine_groups[plans[index].spine_key];  // every key exists before the workers run
+  }
+  RunTasks(spine_owner.size(), threads_, [&](size_t task, int threads) {
+    size_t index = spine_owner[task];
+    Result<std::shared_ptr<SpineGroups>> groups =
+        BuildSpineGroups(out, spine_ts, ts_valid, uses[index],
+                         *cache_->groupings.at(plans[index].grouping_key), threads);
+    if (!groups.ok()) {
+      plans[index].status = groups.status();
+    } else {
+      cache_->spine_groups.at(plans[index].spine_key) = *groups;
+    }
+  });
+  for (const UsePlan& plan : plans) RETURN_IF_ERROR(plan.status);
+  // Stage 4: each use's feature columns, into a table of its own.
+  RunTasks(uses.size(), threads_, [&](size_t index, int threads) {
+    const ResolvedUse& use = uses[index];
+    UsePlan& plan = plans[index];
+    UseContext context{&use,
+                       plan.source.get(),
+                       cache_->groupings.at(plan.grouping_key).get(),
+                       cache_->spine_groups.at(plan.spine_key).get(),
+                       &spine_ts,
+                       threads};
+    Status status = use.view.kind == ViewKind::kWindow
+                        ? ComputeWindowView(context, plan.columns, &plan.features)
+                        : ComputeSnapshotView(context, plan.columns, &plan.features);
+    if (!status.ok()) plan.status = status.WithContext("view '" + use.view.name + "'");
+  });
+  for (size_t index = 0; index < uses.size(); ++index) {
+    UsePlan& plan = plans[index];
+    RETURN_IF_ERROR(plan.status);
+    for (size_t column = 0; column < plan.features.num_columns(); ++column) {
+      Status added = out.AddColumn(plan.features.fields()[column].name,
+                                   std::move(plan.features.mutable_column(column)));
+      if (!added.ok()) return added.WithContext("view '" + uses[index].view.name + "'");
+      ++features;
+    }
+    plan.features = Table();
   }
   if (report != nullptr) {
     report->load_seconds = cache_->load_seconds - load_before;

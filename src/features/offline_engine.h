@@ -57,12 +57,19 @@ struct BuildReport {
 // and null for every other feature; a null key or a null timestamp gets null
 // for every feature.
 //
-// Thread-safety: not thread-safe; internally it uses `threads` worker threads.
+// Thread-safety: not thread-safe; internally it uses `threads` worker threads
+// (and StartLoading one more).
 class OfflineEngine {
  public:
   // `duckdb` must outlive the engine; sources are read through it.
   OfflineEngine(const RepoConfig& config, table::DuckDb* duckdb, int threads = 0);
   ~OfflineEngine();
+
+  // Starts reading the sources of `views` (those not read yet), and grouping
+  // their rows by entity, on a thread of its own, through a DuckDB database of
+  // its own, so that the caller can prepare the spine meanwhile (even with its
+  // DuckDb); Build waits for it and redoes whatever failed (reporting the error).
+  void StartLoading(std::vector<FeatureViewDef> views);
 
   // Returns the spine's columns followed by every use's feature columns.
   // Errors: InvalidArgument (spine time column missing or not a timestamp,

@@ -290,6 +290,79 @@ TEST_F(EngineTest, ThreadCountDoesNotChangeAnyBit) {
   }
 }
 
+// Uses run side by side (offline_engine.cc stages 2-4): every thread count
+// gives the columns each use gets when built alone, in the order of the uses,
+// including uses that share a source, a grouping or a spine grouping.
+TEST_F(EngineTest, ManyUsesOnAnyThreadCountEqualEachUseBuiltAlone) {
+  std::mt19937_64 random(23);
+  Events events = RandomEvents(random, 2000, 30, 150);
+  Table source = EventsTable(events);
+  Column other_key(DataType::kInt64, 0);  // a second key column: another grouping
+  for (size_t row = 0; row < source.num_rows(); ++row) {
+    other_key.AppendInt64(static_cast<int64_t>(random() % 12));
+  }
+  ASSERT_TRUE(source.AddColumn("k2", std::move(other_key)).ok());
+  std::string path = WriteSource(source, "many");
+  Table spine = RandomSpine(random, 1500, 30, 150);
+  Column spine_other(DataType::kInt64, 0);
+  for (size_t row = 0; row < spine.num_rows(); ++row) {
+    spine_other.AppendInt64(static_cast<int64_t>(random() % 14));
+  }
+  ASSERT_TRUE(spine.AddColumn("k2", std::move(spine_other)).ok());
+
+  std::vector<ResolvedUse> uses;
+  auto add = [&](FeatureViewDef view, const std::string& alias, const std::string& key) {
+    FeatureUse use;
+    use.view = view.name;
+    use.alias = alias;
+    use.key_map = {{"k", key}};
+    uses.push_back(ResolveUse(use, std::move(view), "test", spine.fields()).value());
+  };
+  FeatureViewDef by_k = WindowView(path, {{kMicrosPerHour, kGrid}});
+  FeatureViewDef by_k2 =
+      WindowView(path, {{3 * kMicrosPerHour, kGrid}, {kMicrosPerHour, 2 * kGrid}});
+  by_k2.name = "v2";
+  by_k2.key_columns = {"k2"};
+  FeatureViewDef snapshot;
+  snapshot.kind = ViewKind::kSnapshot;
+  snapshot.name = "s";
+  snapshot.entity = by_k.entity;
+  snapshot.source = by_k.source;
+  snapshot.key_columns = {"k"};
+  snapshot.snapshot_features.push_back({"x", "x", DataType::kDouble, {}});
+  add(by_k, "a", "k");
+  add(by_k2, "b", "k");     // another grouping of the same source
+  add(by_k, "c", "k2");     // the first grouping, another spine grouping
+  add(snapshot, "d", "k");  // a snapshot view on the first grouping
+  add(by_k, "e", "k");      // the same grouping and spine grouping as "a"
+
+  Table expected = spine;
+  for (const ResolvedUse& use : uses) {
+    OfflineEngine alone(config_, duckdb_.get(), 1);
+    Result<Table> built = alone.Build(spine, "t", {use});
+    ASSERT_TRUE(built.ok()) << built.status().message();
+    for (size_t column = spine.num_columns(); column < built->num_columns(); ++column) {
+      ASSERT_TRUE(
+          expected.AddColumn(built->fields()[column].name, Column(built->column(column))).ok());
+    }
+  }
+  for (int threads : {1, 2, 3, 8}) {
+    OfflineEngine engine(config_, duckdb_.get(), threads);
+    // Odd thread counts read the sources and build the groupings ahead.
+    if (threads % 2 == 1) engine.StartLoading({by_k, by_k2, snapshot, by_k});
+    Result<Table> built = engine.Build(spine, "t", uses);
+    ASSERT_TRUE(built.ok()) << built.status().message();
+    ASSERT_EQ(built->SchemaToString(), expected.SchemaToString()) << threads;
+    for (size_t column = 0; column < expected.num_columns(); ++column) {
+      for (size_t row = 0; row < spine.num_rows(); ++row) {
+        ASSERT_EQ(built->column(column).ValueToString(row),
+                  expected.column(column).ValueToString(row))
+            << threads << " " << expected.fields()[column].name << " " << row;
+      }
+    }
+  }
+}
+
 FeatureViewDef SnapshotView(const std::string& path, Duration ttl, const std::string& created) {
   FeatureViewDef view;
   view.kind = ViewKind::kSnapshot;
@@ -493,6 +566,49 @@ TEST_F(EngineTest, MissingSourceFileNamesTheSource) {
   EXPECT_EQ(out.status().code(), StatusCode::kNotFound);
   EXPECT_NE(out.status().message().find("source 'events'"), std::string::npos);
   EXPECT_NE(out.status().message().find("absent.parquet"), std::string::npos);
+}
+
+// StartLoading reads sources ahead on a thread; the Build that follows gives
+// the same table as one that reads them itself, and an error it met is
+// reported by Build as if Build had met it.
+TEST_F(EngineTest, StartLoadingChangesNothingButWhenSourcesAreRead) {
+  std::mt19937_64 random(5);
+  Events events = RandomEvents(random, 800, 10, 60);
+  FeatureViewDef view =
+      WindowView(WriteSource(EventsTable(events), "ahead"), {{kMicrosPerHour, kGrid}});
+  Table spine = RandomSpine(random, 300, 10, 60);
+  Result<Table> fresh = Build(spine, view);
+  ASSERT_TRUE(fresh.ok()) << fresh.status().message();
+  OfflineEngine engine(config_, duckdb_.get(), 2);
+  engine.StartLoading({view, view});
+  FeatureUse use;
+  use.view = view.name;
+  ResolvedUse resolved = ResolveUse(use, view, "t", spine.fields()).value();
+  BuildReport report;
+  Result<Table> ahead = engine.Build(spine, "t", {resolved}, &report);
+  ASSERT_TRUE(ahead.ok()) << ahead.status().message();
+  EXPECT_EQ(report.source_rows, events.ts.size());
+  ASSERT_EQ(ahead->SchemaToString(), fresh->SchemaToString());
+  for (size_t column = 0; column < fresh->num_columns(); ++column) {
+    for (size_t row = 0; row < spine.num_rows(); ++row) {
+      ASSERT_EQ(ahead->column(column).ValueToString(row), fresh->column(column).ValueToString(row));
+    }
+  }
+  // A source that is missing: Build reports it, naming the source.
+  FeatureViewDef absent = WindowView(dir_ + "/absent.parquet", {{kMicrosPerHour, kGrid}});
+  OfflineEngine failing(config_, duckdb_.get(), 2);
+  failing.StartLoading({absent});
+  ResolvedUse resolved_absent = ResolveUse(use, absent, "t", spine.fields()).value();
+  Result<Table> out = failing.Build(spine, "t", {resolved_absent});
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(out.status().message().find("absent.parquet"), std::string::npos);
+  // An engine destroyed without a Build waits for its loader.
+  {
+    OfflineEngine unused(config_, duckdb_.get(), 2);
+    unused.StartLoading({view});
+  }
+  EXPECT_TRUE(duckdb_->Execute("SELECT 1").ok());
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 
 #include "common/time.h"
 
@@ -165,28 +166,65 @@ void Column::ResizeAfterBulkAppend(size_t rows) {
 }
 
 Column Column::Gather(const std::vector<uint32_t>& row_ids) const {
+  // Typed loops, one pass per type: the same column as appending row by row
+  // (validity only when a null was picked; a null's value slot is 0 / "").
+  const size_t rows = row_ids.size();
   Column out;
   out.type_ = type_;
-  out.Reserve(row_ids.size());
+  out.size_ = rows;
+  bool any_null = false;
   for (uint32_t id : row_ids) {
-    if (id == kNullRow || !IsValid(id)) {
-      out.AppendNull();
-      continue;
+    if (id == kNullRow || (!validity_.empty() && validity_[id] == 0)) {
+      any_null = true;
+      break;
     }
-    switch (type_) {
-      case DataType::kBool:
-        out.AppendBool(bools_[id] != 0);
-        break;
-      case DataType::kInt64:
-      case DataType::kTimestamp:
-        out.AppendInt64(ints_[id]);
-        break;
-      case DataType::kDouble:
-        out.AppendDouble(doubles_[id]);
-        break;
-      case DataType::kString:
-        out.AppendString(StringAt(id));
-        break;
+  }
+  auto valid = [&](uint32_t id) {
+    return id != kNullRow && (validity_.empty() || validity_[id] != 0);
+  };
+  if (any_null) {
+    out.validity_.resize(rows);
+    for (size_t row = 0; row < rows; ++row) out.validity_[row] = valid(row_ids[row]) ? 1 : 0;
+  }
+  auto gather = [&](const auto& from, auto& to) {
+    to.resize(rows);
+    if (!any_null) {
+      for (size_t row = 0; row < rows; ++row) to[row] = from[row_ids[row]];
+      return;
+    }
+    for (size_t row = 0; row < rows; ++row) {
+      to[row] = out.validity_[row] != 0 ? from[row_ids[row]] : 0;
+    }
+  };
+  switch (type_) {
+    case DataType::kBool:
+      gather(bools_, out.bools_);
+      for (uint8_t& value : out.bools_) value = value != 0 ? 1 : 0;
+      break;
+    case DataType::kInt64:
+    case DataType::kTimestamp:
+      gather(ints_, out.ints_);
+      break;
+    case DataType::kDouble:
+      gather(doubles_, out.doubles_);
+      break;
+    case DataType::kString: {
+      out.offsets_.resize(rows + 1);
+      out.offsets_[0] = 0;
+      uint64_t bytes = 0;
+      for (size_t row = 0; row < rows; ++row) {
+        uint32_t id = row_ids[row];
+        if (!any_null || out.validity_[row] != 0) bytes += offsets_[id + 1] - offsets_[id];
+        out.offsets_[row + 1] = bytes;
+      }
+      out.chars_.resize(bytes);
+      char* to = out.chars_.data();
+      for (size_t row = 0; row < rows; ++row) {
+        uint64_t length = out.offsets_[row + 1] - out.offsets_[row];
+        if (length > 0)
+          std::memcpy(to + out.offsets_[row], chars_.data() + offsets_[row_ids[row]], length);
+      }
+      break;
     }
   }
   return out;

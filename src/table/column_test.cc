@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
+#include <random>
+#include <string>
+
 namespace keel::table {
 namespace {
 
@@ -42,6 +46,78 @@ TEST(Column, GatherPicksRowsAndMakesNulls) {
   EXPECT_EQ(picked.doubles()[2], 1.5);
   EXPECT_FALSE(picked.IsValid(3));
   EXPECT_EQ(picked.ValueToString(4), "3.5");
+}
+
+// Gather's typed loops against the definition: append the picked rows one by
+// one. Every type, with and without nulls, ids picked twice and kNullRow; the
+// storage (validity present or not, value slots of nulls, string bytes) must
+// be the same, not only the values.
+TEST(Column, GatherEqualsAppendingThePickedRowsOneByOne) {
+  std::mt19937_64 random(3);
+  for (DataType type : {DataType::kBool, DataType::kInt64, DataType::kDouble, DataType::kString,
+                        DataType::kTimestamp}) {
+    for (int nulls : {0, 1}) {
+      for (int null_rows : {0, 1}) {
+        Column column(type, 0);
+        size_t size = 1 + random() % 300;
+        for (size_t row = 0; row < size; ++row) {
+          if (nulls && random() % 5 == 0) {
+            column.AppendNull();
+            continue;
+          }
+          int64_t value = static_cast<int64_t>(random() % 1000) - 500;
+          switch (type) {
+            case DataType::kBool:
+              column.AppendBool(value > 0);
+              break;
+            case DataType::kDouble:
+              column.AppendDouble(value == 7 ? std::nan("") : value * 0.37);
+              break;
+            case DataType::kString:
+              column.AppendString(
+                  std::string(static_cast<size_t>(value + 500) % 9, 'a' + value % 7 + 7));
+              break;
+            default:
+              column.AppendInt64(value * 1000003);
+          }
+        }
+        std::vector<uint32_t> ids(random() % 400);
+        for (uint32_t& id : ids) {
+          id = null_rows && random() % 9 == 0 ? Column::kNullRow
+                                              : static_cast<uint32_t>(random() % size);
+        }
+        Column expected(type, 0);
+        for (uint32_t id : ids) {
+          if (id == Column::kNullRow || !column.IsValid(id)) {
+            expected.AppendNull();
+          } else if (type == DataType::kBool) {
+            expected.AppendBool(column.bools()[id] != 0);
+          } else if (type == DataType::kDouble) {
+            expected.AppendDouble(column.doubles()[id]);
+          } else if (type == DataType::kString) {
+            expected.AppendString(column.StringAt(id));
+          } else {
+            expected.AppendInt64(column.ints()[id]);
+          }
+        }
+        Column picked = column.Gather(ids);
+        std::string what = std::string(DataTypeName(type)) + " nulls " + std::to_string(nulls) +
+                           " null rows " + std::to_string(null_rows);
+        ASSERT_EQ(picked.type(), expected.type()) << what;
+        ASSERT_EQ(picked.size(), expected.size()) << what;
+        EXPECT_EQ(picked.validity(), expected.validity()) << what;
+        EXPECT_EQ(picked.ints(), expected.ints()) << what;
+        EXPECT_EQ(picked.bools(), expected.bools()) << what;
+        EXPECT_EQ(picked.string_offsets(), expected.string_offsets()) << what;
+        EXPECT_EQ(picked.string_chars(), expected.string_chars()) << what;
+        ASSERT_EQ(picked.doubles().size(), expected.doubles().size()) << what;
+        EXPECT_EQ(std::memcmp(picked.doubles().data(), expected.doubles().data(),
+                              picked.doubles().size() * sizeof(double)),
+                  0)
+            << what;
+      }
+    }
+  }
 }
 
 TEST(Column, NumericAtReadsEveryNumericType) {

@@ -160,9 +160,12 @@ template <typename T>
 void AppendIntegers(const void* data, size_t rows, int64_t scale, bool divide, Column* out) {
   const T* values = static_cast<const T*>(data);
   std::vector<int64_t>& ints = out->ints();
+  size_t first = ints.size();
+  ints.resize(first + rows);  // then written in place: no capacity check per value
+  int64_t* to = ints.data() + first;
   for (size_t row = 0; row < rows; ++row) {
     int64_t value = static_cast<int64_t>(values[row]);
-    ints.push_back(divide ? value / scale : value * scale);
+    to[row] = divide ? value / scale : value * scale;
   }
 }
 
@@ -175,7 +178,10 @@ Status AppendVector(Reader reader, duckdb_vector vector, size_t rows, Column* ou
   switch (reader) {
     case Reader::kBool: {
       const bool* values = static_cast<const bool*>(data);
-      for (size_t row = 0; row < rows; ++row) out->bools().push_back(values[row] ? 1 : 0);
+      std::vector<uint8_t>& bools = out->bools();
+      size_t first = bools.size();
+      bools.resize(first + rows);
+      for (size_t row = 0; row < rows; ++row) bools[first + row] = values[row] ? 1 : 0;
       break;
     }
     case Reader::kInt8:

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 
@@ -47,6 +48,63 @@ TEST(TrainingRowOrder, SortsByTimeThenKeysThenArrival) {
   }
   EXPECT_EQ(TrainingRowOrder(spine, "origin", {}).status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(TrainingRowOrder(spine, "ts", {"nope"}).status().code(), StatusCode::kNotFound);
+}
+
+// The order against its definition on random spines large enough for the
+// two-thread sort and merge: (time, keys in order; nulls first), then arrival.
+// Times with and without nulls (the fast path reads them directly), many ties.
+TEST(TrainingRowOrder, EqualsSortingByTimeKeysAndArrivalOnRandomSpines) {
+  std::mt19937_64 random(17);
+  for (size_t rows : {1u, 100u, 9000u, 30001u}) {
+    for (bool time_nulls : {false, true}) {
+      Column time(DataType::kTimestamp, 0), origin(DataType::kString, 0);
+      Column distance(DataType::kInt64, 0), flag(DataType::kBool, 0);
+      for (size_t row = 0; row < rows; ++row) {
+        if (time_nulls && random() % 50 == 0) {
+          time.AppendNull();
+        } else {
+          time.AppendInt64(static_cast<int64_t>(random() % 200) - 100);
+        }
+        if (random() % 20 == 0) {
+          origin.AppendNull();
+        } else {
+          origin.AppendString(std::string(1, static_cast<char>('A' + random() % 5)));
+        }
+        if (random() % 30 == 0) {
+          distance.AppendNull();
+        } else {
+          distance.AppendInt64(static_cast<int64_t>(random() % 4));
+        }
+        flag.AppendBool(random() % 2 == 0);
+      }
+      table::Table spine;
+      ASSERT_TRUE(spine.AddColumn("ts", std::move(time)).ok());
+      ASSERT_TRUE(spine.AddColumn("origin", std::move(origin)).ok());
+      ASSERT_TRUE(spine.AddColumn("distance", std::move(distance)).ok());
+      ASSERT_TRUE(spine.AddColumn("flag", std::move(flag)).ok());
+      // Keys of one row: (valid, value) per column; strings compare as strings.
+      auto less = [&](uint32_t a, uint32_t b) {
+        for (size_t column = 0; column < spine.num_columns(); ++column) {
+          const Column& c = spine.column(column);
+          if (c.IsValid(a) != c.IsValid(b)) return !c.IsValid(a);
+          if (!c.IsValid(a)) continue;
+          if (c.type() == DataType::kString) {
+            if (c.StringAt(a) != c.StringAt(b)) return c.StringAt(a) < c.StringAt(b);
+          } else if (c.NumericAt(a) != c.NumericAt(b)) {
+            return c.NumericAt(a) < c.NumericAt(b);
+          }
+        }
+        return a < b;
+      };
+      std::vector<uint32_t> expected(rows);
+      for (size_t row = 0; row < rows; ++row) expected[row] = static_cast<uint32_t>(row);
+      std::sort(expected.begin(), expected.end(), less);
+      Result<std::vector<uint32_t>> order =
+          TrainingRowOrder(spine, "ts", {"origin", "distance", "flag"});
+      ASSERT_TRUE(order.ok()) << order.status().ToString();
+      EXPECT_EQ(*order, expected) << rows << " rows, time nulls " << time_nulls;
+    }
+  }
 }
 
 TEST(BuildDenseMatrix, ConvertsNumericColumnsRowMajorWithNullsAsNaN) {

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 #include <map>
+#include <thread>
 
 #include "common/files.h"
 #include "common/hash.h"
@@ -157,26 +158,46 @@ class ValueAppender {
 
 }  // namespace
 
-std::vector<uint32_t> SampleRows(const table::Table& table, double fraction, uint64_t seed) {
+std::vector<uint32_t> SampleRows(const table::Table& table, double fraction, uint64_t seed,
+                                 int threads) {
   std::vector<uint32_t> rows;
   const double limit = fraction * 18446744073709551616.0;  // 2^64
+  const size_t num_rows = table.num_rows();
   if (fraction >= 1.0) {
-    rows.resize(table.num_rows());
+    rows.resize(num_rows);
     for (size_t row = 0; row < rows.size(); ++row) rows[row] = static_cast<uint32_t>(row);
     return rows;
   }
-  std::vector<ValueAppender> columns;
-  for (size_t col = 0; col < table.num_columns(); ++col) columns.emplace_back(table.column(col));
   const std::string prefix = std::to_string(seed);
-  std::string text;
-  for (size_t row = 0; row < table.num_rows(); ++row) {
-    text = prefix;
-    for (ValueAppender& column : columns) {
-      text += '\x1f';
-      column.AppendTo(row, &text);
+  // Each thread hashes one contiguous range of rows with appenders of its own
+  // (their memos are caches: a row's text does not depend on the range).
+  auto sample_range = [&](size_t begin, size_t end, std::vector<uint32_t>* kept) {
+    std::vector<ValueAppender> columns;
+    for (size_t col = 0; col < table.num_columns(); ++col) columns.emplace_back(table.column(col));
+    std::string text;
+    for (size_t row = begin; row < end; ++row) {
+      text = prefix;
+      for (ValueAppender& column : columns) {
+        text += '\x1f';
+        column.AppendTo(row, &text);
+      }
+      if (static_cast<double>(Hash64(text)) >= limit) continue;
+      kept->push_back(static_cast<uint32_t>(row));
     }
-    if (static_cast<double>(Hash64(text)) >= limit) continue;
-    rows.push_back(static_cast<uint32_t>(row));
+  };
+  size_t parts = std::clamp<size_t>(static_cast<size_t>(std::max(threads, 1)), 1,
+                                    std::max<size_t>(num_rows, 1));
+  std::vector<std::vector<uint32_t>> kept(parts);
+  std::vector<std::thread> pool;
+  for (size_t part = 1; part < parts; ++part) {
+    pool.emplace_back(sample_range, num_rows * part / parts, num_rows * (part + 1) / parts,
+                      &kept[part]);
+  }
+  sample_range(0, num_rows / parts, &kept[0]);
+  for (std::thread& thread : pool) thread.join();
+  rows = std::move(kept[0]);
+  for (size_t part = 1; part < parts; ++part) {
+    rows.insert(rows.end(), kept[part].begin(), kept[part].end());
   }
   return rows;
 }

@@ -39,7 +39,9 @@ inline constexpr const char* kTrainingMarginsFile = "training_margins.f32";
 // The rows of `table` a sample keeps: row r stays when a hash of its values
 // and `seed` falls below `fraction` of the hash range, so the choice depends
 // on the row's content only, never on its position. fraction >= 1 keeps all.
-std::vector<uint32_t> SampleRows(const table::Table& table, double fraction, uint64_t seed);
+// The rows are hashed on `threads` threads; the result does not depend on it.
+std::vector<uint32_t> SampleRows(const table::Table& table, double fraction, uint64_t seed,
+                                 int threads = 1);
 
 // Puts the training set into the pinned training order (matrix.h) by its
 // time column and the pipeline's spine keys. Errors: those of TrainingRowOrder.

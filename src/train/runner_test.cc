@@ -469,6 +469,8 @@ TEST(SampleRows, DependsOnContentNotPosition) {
     EXPECT_EQ(reversed[kept_reversed[kept.size() - 1 - index]], kept[index]);
   }
   EXPECT_EQ(SampleRows(dataset.table, 1.0, 9).size(), dataset.table.num_rows());
+  EXPECT_EQ(SampleRows(dataset.table, 0.3, 9, 2), kept) << "threads change nothing";
+  EXPECT_TRUE(SampleRows(table::Table(), 0.3, 9, 2).empty());
 }
 
 // The sample hashes each row's values as Column::ValueToString spells them
@@ -509,7 +511,9 @@ TEST(SampleRows, HashesValuesAsValueToStringSpellsThem) {
         expected.push_back(static_cast<uint32_t>(row));
       }
     }
-    EXPECT_EQ(SampleRows(table, fraction, 42), expected) << fraction;
+    for (int threads : {1, 2, 3, 8}) {
+      EXPECT_EQ(SampleRows(table, fraction, 42, threads), expected) << fraction << " " << threads;
+    }
   }
 }
 
