@@ -1,9 +1,13 @@
 #include "train/metrics.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <limits>
+#include <map>
 #include <numeric>
+#include <string_view>
+#include <unordered_map>
 
 namespace keel::train {
 namespace {
@@ -425,6 +429,91 @@ Result<std::vector<Slice<RegressionMetrics>>> EvaluateRegressionBySlice(
       [](const std::vector<double>& l, const std::vector<double>& s, const std::vector<double>& w) {
         return EvaluateRegression(l, s, w);
       });
+}
+
+}  // namespace keel::train
+
+namespace keel::train {
+
+std::vector<SliceRows> GroupRowsByText(const table::Column& key, std::span<const uint32_t> rows) {
+  // Each position gets the id of its raw value (first-seen order): a hash of
+  // the string's bytes, of the value's bits, or the one null id.
+  constexpr uint32_t kNone = 0xFFFFFFFFu;
+  std::vector<uint32_t> ids(rows.size());
+  std::vector<uint32_t> first;  // the first position of each id
+  uint32_t null_id = kNone;
+  auto id_of_null = [&](uint32_t position) {
+    if (null_id == kNone) {
+      null_id = static_cast<uint32_t>(first.size());
+      first.push_back(position);
+    }
+    return null_id;
+  };
+  if (key.type() == table::DataType::kString) {
+    std::unordered_map<std::string_view, uint32_t> seen;
+    for (uint32_t position = 0; position < rows.size(); ++position) {
+      const uint32_t row = rows[position];
+      if (!key.IsValid(row)) {
+        ids[position] = id_of_null(position);
+        continue;
+      }
+      auto [it, added] = seen.try_emplace(key.StringAt(row), static_cast<uint32_t>(first.size()));
+      if (added) first.push_back(position);
+      ids[position] = it->second;
+    }
+  } else {
+    std::unordered_map<uint64_t, uint32_t> seen;
+    for (uint32_t position = 0; position < rows.size(); ++position) {
+      const uint32_t row = rows[position];
+      if (!key.IsValid(row)) {
+        ids[position] = id_of_null(position);
+        continue;
+      }
+      uint64_t bits = 0;
+      switch (key.type()) {
+        case table::DataType::kBool:
+          bits = key.bools()[row];
+          break;
+        case table::DataType::kDouble:
+          bits = std::bit_cast<uint64_t>(key.doubles()[row]);
+          break;
+        default:
+          bits = static_cast<uint64_t>(key.ints()[row]);
+      }
+      auto [it, added] = seen.try_emplace(bits, static_cast<uint32_t>(first.size()));
+      if (added) first.push_back(position);
+      ids[position] = it->second;
+    }
+  }
+  // The positions of each id, increasing.
+  std::vector<std::vector<uint32_t>> positions(first.size());
+  {
+    std::vector<uint32_t> counts(first.size(), 0);
+    for (const uint32_t id : ids) ++counts[id];
+    for (size_t id = 0; id < first.size(); ++id) positions[id].reserve(counts[id]);
+  }
+  for (uint32_t position = 0; position < ids.size(); ++position) {
+    positions[ids[position]].push_back(position);
+  }
+  // Ids by text; ids printing alike share a group.
+  std::map<std::string, std::vector<uint32_t>> by_text;
+  for (uint32_t id = 0; id < first.size(); ++id) {
+    by_text[key.ValueToString(rows[first[id]])].push_back(id);
+  }
+  std::vector<SliceRows> groups;
+  groups.reserve(by_text.size());
+  for (auto& [text, members] : by_text) {
+    SliceRows group{text, std::move(positions[members[0]])};
+    if (members.size() > 1) {
+      for (size_t member = 1; member < members.size(); ++member) {
+        group.rows.insert(group.rows.end(), positions[members[member]].begin(),
+                          positions[members[member]].end());
+      }
+      std::sort(group.rows.begin(), group.rows.end());
+    }
+    groups.push_back(std::move(group));
+  }
+  return groups;
 }
 
 }  // namespace keel::train

@@ -2,9 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <iostream>
 #include <limits>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <string>
@@ -323,6 +325,68 @@ TEST(Metrics, SlicesEqualMetricsOfTheirRowsInKeyOrderWithNullsLast) {
     EXPECT_EQ(slices->back().value, "null");
   }
   EXPECT_EQ((*EvaluateBinaryBySlice(key, c.labels, c.scores))[0].value, "AK");
+}
+
+// GroupRowsByText is the evaluate step's grouping: it must equal a
+// std::map<std::string, positions> filled row by row with ValueToString (the
+// step's former way, whose order metrics.json keeps), for every key type,
+// nulls, a string "null" (merged with the nulls), NaNs of both signs,
+// -0.0 and 0.0, and row ids in any order.
+TEST(Metrics, GroupRowsByTextEqualsAMapOfEveryRowsText) {
+  std::mt19937_64 rng(11);
+  const double kNegativeNaN = -std::numeric_limits<double>::quiet_NaN();
+  for (const table::DataType type :
+       {table::DataType::kString, table::DataType::kInt64, table::DataType::kBool,
+        table::DataType::kDouble, table::DataType::kTimestamp}) {
+    for (const int distinct : {1, 3, 40}) {
+      SCOPED_TRACE(std::string(table::DataTypeName(type)) + ", " + std::to_string(distinct));
+      table::Column key(type, 0);
+      const size_t size = 2000;
+      for (size_t row = 0; row < size; ++row) {
+        const int value = static_cast<int>(rng() % distinct) - distinct / 3;
+        if (rng() % 13 == 0) {
+          key.AppendNull();
+          continue;
+        }
+        switch (type) {
+          case table::DataType::kString:
+            key.AppendString(rng() % 17 == 0 ? "null" : "s" + std::to_string(value));
+            break;
+          case table::DataType::kBool:
+            key.AppendBool(value % 2 != 0);
+            break;
+          case table::DataType::kDouble: {
+            const double specials[] = {0.0, -0.0, kNaN, kNegativeNaN, 0.1 + 0.2};
+            key.AppendDouble(rng() % 5 == 0 ? specials[rng() % 5] : value / 4.0);
+            break;
+          }
+          default:
+            key.AppendInt64(int64_t{value} * 86'400'000'000LL);
+        }
+      }
+      // Some rows, some twice, in a random order.
+      std::vector<uint32_t> rows;
+      for (uint32_t row = 0; row < size; ++row) {
+        if (rng() % 3 != 0) rows.push_back(row);
+        if (rng() % 10 == 0) rows.push_back(row);
+      }
+      std::shuffle(rows.begin(), rows.end(), rng);
+      std::map<std::string, std::vector<uint32_t>> expected;
+      for (uint32_t position = 0; position < rows.size(); ++position) {
+        const uint32_t row = rows[position];
+        expected[key.IsValid(row) ? key.ValueToString(row) : "null"].push_back(position);
+      }
+      const std::vector<SliceRows> groups = GroupRowsByText(key, rows);
+      ASSERT_EQ(groups.size(), expected.size());
+      size_t index = 0;
+      for (const auto& [value, positions] : expected) {
+        EXPECT_EQ(groups[index].value, value);
+        EXPECT_EQ(groups[index].rows, positions) << value;
+        ++index;
+      }
+    }
+  }
+  EXPECT_TRUE(GroupRowsByText(table::Column(table::DataType::kInt64, 3), {}).empty());
 }
 
 TEST(Metrics, RegressionSlicesAndBadKeys) {
