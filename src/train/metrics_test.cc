@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <iostream>
 #include <limits>
@@ -325,6 +326,84 @@ TEST(Metrics, SlicesEqualMetricsOfTheirRowsInKeyOrderWithNullsLast) {
     EXPECT_EQ(slices->back().value, "null");
   }
   EXPECT_EQ((*EvaluateBinaryBySlice(key, c.labels, c.scores))[0].value, "AK");
+}
+
+// Unweighted curves come from a radix sort, weighted ones from a comparison
+// sort: with every weight 1 both must give the very same bits (the counts
+// are whole numbers), on ties, -0.0 beside 0.0, tiny and one-class samples,
+// and scores spanning many exponents. EvaluateBinary checks its inputs once:
+// it must equal the metrics one by one.
+TEST(Metrics, UnweightedCurvesEqualTheWeightedSortWithUnitWeights) {
+  std::mt19937_64 rng(5);
+  for (int trial = 0; trial < 60; ++trial) {
+    SCOPED_TRACE("trial " + std::to_string(trial));
+    const size_t rows = trial < 10 ? 1 + trial : 10 + rng() % 3000;
+    const int kind = trial % 4;
+    const double positive_rate = trial % 7 == 0 ? 0.0 : trial % 7 == 1 ? 1.0 : 0.3;
+    std::vector<double> labels(rows);
+    std::vector<double> scores(rows);
+    for (size_t row = 0; row < rows; ++row) {
+      labels[row] = std::uniform_real_distribution<double>(0, 1)(rng) < positive_rate ? 1.0 : 0.0;
+      const double u = std::uniform_real_distribution<double>(0, 1)(rng);
+      switch (kind) {
+        case 0:  // heavy ties
+          scores[row] = std::round(u * 8) / 8;
+          break;
+        case 1:  // signed zeros among few values
+          scores[row] = rng() % 3 == 0 ? (rng() % 2 ? -0.0 : 0.0) : std::round(u * 4) / 4;
+          break;
+        case 2:  // many exponents
+          scores[row] = std::ldexp(u, -static_cast<int>(rng() % 60));
+          break;
+        default:
+          scores[row] = u;
+      }
+    }
+    const std::vector<double> ones(rows, 1.0);
+    for (auto metric : {&RocAuc, &AveragePrecision, &PrAucTrapezoid}) {
+      Result<double> unweighted = metric(labels, scores, {});
+      Result<double> weighted = metric(labels, scores, ones);
+      ASSERT_EQ(unweighted.ok(), weighted.ok());
+      if (unweighted.ok()) {
+        EXPECT_EQ(std::bit_cast<uint64_t>(*unweighted), std::bit_cast<uint64_t>(*weighted))
+            << *unweighted << " vs " << *weighted;
+      }
+    }
+    std::vector<double> probabilities = scores;
+    for (double& p : probabilities) p = std::abs(p);
+    for (const std::vector<double>* weights :
+         {&ones, static_cast<const std::vector<double>*>(nullptr)}) {
+      std::span<const double> w = weights == nullptr ? std::span<const double>() : *weights;
+      Result<BinaryMetrics> all = EvaluateBinary(labels, probabilities, 0.25, w);
+      ASSERT_TRUE(all.ok()) << all.status().ToString();
+      EXPECT_EQ(all->log_loss, *LogLoss(labels, probabilities, w));
+      EXPECT_EQ(all->brier, *BrierScore(labels, probabilities, w));
+      EXPECT_EQ(all->ece, *ExpectedCalibrationError(labels, probabilities, w));
+      const ThresholdMetrics at = *MetricsAtThreshold(labels, probabilities, 0.25, w);
+      EXPECT_EQ(all->at_threshold.precision, at.precision);
+      EXPECT_EQ(all->at_threshold.recall, at.recall);
+      EXPECT_EQ(all->at_threshold.f1, at.f1);
+      Result<double> roc = RocAuc(labels, probabilities, w);
+      if (roc.ok()) {
+        EXPECT_EQ(std::bit_cast<uint64_t>(all->roc_auc), std::bit_cast<uint64_t>(*roc));
+      } else {
+        EXPECT_TRUE(std::isnan(all->roc_auc));
+      }
+      if (all->positives > 0) {
+        EXPECT_EQ(all->pr_auc, *AveragePrecision(labels, probabilities, w));
+      }
+    }
+  }
+  // Errors still come first, named as before.
+  const std::vector<double> labels = {0.0, 1.0};
+  EXPECT_NE(EvaluateBinary(labels, std::vector<double>{0.5, 1.5})
+                .status()
+                .message()
+                .find("outside [0, 1]"),
+            std::string::npos);
+  EXPECT_NE(
+      EvaluateBinary(labels, std::vector<double>{0.5, kNaN}).status().message().find("not finite"),
+      std::string::npos);
 }
 
 // GroupRowsByText is the evaluate step's grouping: it must equal a
