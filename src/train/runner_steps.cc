@@ -378,11 +378,26 @@ Result<std::string> TrainingProfile(
     ASSIGN_OR_RETURN(std::vector<double> predicted, predict(train));
     values = std::move(predicted);
   }
-  table::Table profiled = InputTable(data, 0);
-  RETURN_IF_ERROR(profiled.AddColumn("prediction", std::move(prediction)));
   validate::ProfileOptions options;
   options.threads = 2;  // the same bytes on any number of threads
-  ASSIGN_OR_RETURN(validate::Profile profile, validate::Profile::Of(profiled, "", options));
+  // A time split's training rows are the training set's first rows: the
+  // inputs are profiled in place (the same bytes as a copy of those rows).
+  const std::vector<std::string>& names = data.dataset.input_columns;
+  bool prefix = std::find(names.begin(), names.end(), "prediction") == names.end();
+  for (size_t row = 0; prefix && row < rows; ++row) prefix = data.splits[0][row] == row;
+  validate::Profile profile;
+  if (prefix) {
+    std::vector<validate::Profile::NamedColumn> columns;
+    for (const std::string& name : names) {
+      columns.push_back({name, data.dataset.table.GetColumn(name).value()});
+    }
+    columns.push_back({"prediction", &prediction});
+    ASSIGN_OR_RETURN(profile, validate::Profile::OfPrefix(columns, rows, options));
+  } else {
+    table::Table profiled = InputTable(data, 0);
+    RETURN_IF_ERROR(profiled.AddColumn("prediction", std::move(prediction)));
+    ASSIGN_OR_RETURN(profile, validate::Profile::Of(profiled, "", options));
+  }
   profile.source = pipeline.name + ": training split";
   return profile.ToJson();
 }
