@@ -516,7 +516,7 @@ Result<std::vector<BundleFile>> Evaluate(const PipelineSpec& pipeline, const Pre
   MarkPhase(clock, "golden cases");
   profiler.join();
   if (!profile_json.ok()) return profile_json.status();
-  MarkPhase(clock, "training profile (the wait for it: it ran beside the phases above)");
+  MarkPhase(clock, "training profile (ran beside the above: the wait)");
   return std::vector<BundleFile>{{"metrics.json", metrics_file.dump(2)},
                                  {"profile.json", std::move(profile_json).value()},
                                  {"golden_cases.json", golden.dump(2)}};

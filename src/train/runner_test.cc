@@ -141,6 +141,44 @@ TEST_F(RunnerTest, SecondRunIsCachedAndGivesTheSameBundleHash) {
   EXPECT_EQ(fresh->bundle_hash, first->bundle_hash);
 }
 
+// The evaluate step profiles the training split beside its test-split work,
+// from the margins the train step kept, or, without them (an older cache
+// entry), from a prediction of its own on that thread: both give the same
+// bundle. And a random split (training rows not the first rows) profiles
+// copies of its rows: the same bundle on a rerun from a fresh cache.
+TEST_F(RunnerTest, EvaluateWithoutKeptMarginsGivesTheSameBundle) {
+  FakeSource source;
+  Result<TrainResult> first = Train(kPipeline, &source);
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  size_t removed = 0;
+  for (const auto& entry : fs::recursive_directory_iterator(root_ / "cache")) {
+    if (entry.path().filename() == "training_margins.f32") {
+      fs::remove(entry.path());
+      ++removed;
+    }
+  }
+  ASSERT_EQ(removed, 1u);
+  fs::remove_all(root_ / "cache" / "evaluate");
+  fs::remove_all(root_ / "cache" / "bundle");
+  Result<TrainResult> again = Train(kPipeline, &source);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(Ran(*again), (std::vector<std::string>{"evaluate", "bundle"}));
+  EXPECT_EQ(again->bundle_hash, first->bundle_hash);
+
+  std::string random = kPipeline;
+  const std::string time_split =
+      "split: {kind: time, train_until: 2024-03-01, validation_until: 2024-03-20}";
+  random.replace(random.find(time_split), time_split.size(),
+                 "split: {kind: random, validation: 0.2, test: 0.25, seed: 5}");
+  Result<TrainResult> shuffled = Train(random, &source);
+  ASSERT_TRUE(shuffled.ok()) << shuffled.status().ToString();
+  options_.cache_dir = (root_ / "cache2").string();
+  options_.out_dir = (root_ / "bundle2").string();
+  Result<TrainResult> fresh = Train(random, &source);
+  ASSERT_TRUE(fresh.ok()) << fresh.status().ToString();
+  EXPECT_EQ(fresh->bundle_hash, shuffled->bundle_hash);
+}
+
 TEST_F(RunnerTest, ChangingAModelParameterReusesEarlierSteps) {
   FakeSource source;
   Result<TrainResult> first = Train(kPipeline, &source);
