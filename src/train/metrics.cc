@@ -1,9 +1,13 @@
 #include "train/metrics.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <limits>
+#include <map>
 #include <numeric>
+#include <string_view>
+#include <unordered_map>
 
 namespace keel::train {
 namespace {
@@ -65,8 +69,67 @@ struct Curve {
   std::vector<double> fps;
 };
 
+// The curve of unweighted rows: the same points as the sort below (every
+// count is a whole number, exact in any order), from an LSD radix sort of
+// the scores' bits with the labels alongside, digits all rows share skipped.
+// Precondition: finite scores.
+Curve BuildCurveUnweighted(std::span<const double> labels, std::span<const double> scores) {
+  struct Item {
+    uint64_t key;  // increasing in the order of decreasing score
+    uint64_t positive;
+  };
+  const size_t size = labels.size();
+  std::vector<Item> items(size);
+  std::vector<Item> spare(size);
+  uint64_t all_or = 0;
+  uint64_t all_and = ~uint64_t{0};
+  for (size_t row = 0; row < size; ++row) {
+    // +0.0: -0.0 and 0.0 are one score. Increasing scores map to increasing
+    // unsigned keys (sign bit flipped for positives, all bits for negatives);
+    // the complement makes them decreasing.
+    const uint64_t bits = std::bit_cast<uint64_t>(scores[row] + 0.0);
+    const uint64_t increasing = (bits >> 63) != 0 ? ~bits : bits | (uint64_t{1} << 63);
+    items[row] = {~increasing, labels[row] == 1.0 ? uint64_t{1} : uint64_t{0}};
+    all_or |= items[row].key;
+    all_and &= items[row].key;
+  }
+  constexpr int kDigitBits = 11;
+  constexpr size_t kDigits = size_t{1} << kDigitBits;
+  std::vector<uint32_t> counts(kDigits);
+  for (int shift = 0; shift < 64; shift += kDigitBits) {
+    const uint64_t mask = (kDigits - 1) << shift;
+    if (((all_or ^ all_and) & mask) == 0) continue;  // one digit value: already in order
+    std::fill(counts.begin(), counts.end(), 0u);
+    for (const Item& item : items) ++counts[(item.key >> shift) & (kDigits - 1)];
+    uint32_t total = 0;
+    for (uint32_t& count : counts) {
+      const uint32_t here = count;
+      count = total;
+      total += here;
+    }
+    for (const Item& item : items) spare[counts[(item.key >> shift) & (kDigits - 1)]++] = item;
+    items.swap(spare);
+  }
+  Curve curve;
+  double tp = 0.0;
+  double fp = 0.0;
+  for (size_t i = 0; i < size; ++i) {
+    if (items[i].positive != 0) {
+      tp += 1.0;
+    } else {
+      fp += 1.0;
+    }
+    if (i + 1 == size || items[i + 1].key != items[i].key) {
+      curve.tps.push_back(tp);
+      curve.fps.push_back(fp);
+    }
+  }
+  return curve;
+}
+
 Curve BuildCurve(std::span<const double> labels, std::span<const double> scores,
                  std::span<const double> weights) {
+  if (weights.empty()) return BuildCurveUnweighted(labels, scores);
   // Zero-weight rows are left out, as scikit-learn does: kept, they would add
   // curve points with no mass (a precision of 0/0 at the top of the PR curve).
   std::vector<uint32_t> order;
@@ -175,10 +238,11 @@ Result<double> PrAucTrapezoid(std::span<const double> labels, std::span<const do
   return area;
 }
 
-Result<double> LogLoss(std::span<const double> labels, std::span<const double> scores,
-                       std::span<const double> weights) {
-  RETURN_IF_ERROR(
-      CheckInputs(labels, scores, weights, LabelKind::kBinary, ScoreKind::kProbability));
+namespace {
+
+// LogLoss of inputs CheckInputs accepted.
+double LogLossOf(std::span<const double> labels, std::span<const double> scores,
+                 std::span<const double> weights) {
   constexpr double kEps = std::numeric_limits<double>::epsilon();
   double sum = 0.0;
   double total_weight = 0.0;
@@ -195,10 +259,20 @@ Result<double> LogLoss(std::span<const double> labels, std::span<const double> s
   return sum / total_weight;
 }
 
-Result<double> BrierScore(std::span<const double> labels, std::span<const double> scores,
-                          std::span<const double> weights) {
+}  // namespace
+
+Result<double> LogLoss(std::span<const double> labels, std::span<const double> scores,
+                       std::span<const double> weights) {
   RETURN_IF_ERROR(
       CheckInputs(labels, scores, weights, LabelKind::kBinary, ScoreKind::kProbability));
+  return LogLossOf(labels, scores, weights);
+}
+
+namespace {
+
+// BrierScore of inputs CheckInputs accepted.
+double BrierScoreOf(std::span<const double> labels, std::span<const double> scores,
+                    std::span<const double> weights) {
   double sum = 0.0;
   double total_weight = 0.0;
   for (size_t row = 0; row < labels.size(); ++row) {
@@ -210,12 +284,20 @@ Result<double> BrierScore(std::span<const double> labels, std::span<const double
   return sum / total_weight;
 }
 
-Result<double> ExpectedCalibrationError(std::span<const double> labels,
-                                        std::span<const double> scores,
-                                        std::span<const double> weights, int num_bins) {
-  if (num_bins < 1) return InvalidArgument("ECE needs at least one bin");
+}  // namespace
+
+Result<double> BrierScore(std::span<const double> labels, std::span<const double> scores,
+                          std::span<const double> weights) {
   RETURN_IF_ERROR(
       CheckInputs(labels, scores, weights, LabelKind::kBinary, ScoreKind::kProbability));
+  return BrierScoreOf(labels, scores, weights);
+}
+
+namespace {
+
+// ExpectedCalibrationError of inputs CheckInputs accepted.
+double ExpectedCalibrationErrorOf(std::span<const double> labels, std::span<const double> scores,
+                                  std::span<const double> weights, int num_bins) {
   std::vector<double> bin_weight(num_bins, 0.0);
   std::vector<double> bin_score(num_bins, 0.0);
   std::vector<double> bin_positive(num_bins, 0.0);
@@ -238,10 +320,23 @@ Result<double> ExpectedCalibrationError(std::span<const double> labels,
   return ece;
 }
 
-Result<ThresholdMetrics> MetricsAtThreshold(std::span<const double> labels,
-                                            std::span<const double> scores, double threshold,
-                                            std::span<const double> weights) {
-  RETURN_IF_ERROR(CheckInputs(labels, scores, weights, LabelKind::kBinary, ScoreKind::kReal));
+}  // namespace
+
+Result<double> ExpectedCalibrationError(std::span<const double> labels,
+                                        std::span<const double> scores,
+                                        std::span<const double> weights, int num_bins) {
+  if (num_bins < 1) return InvalidArgument("ECE needs at least one bin");
+  RETURN_IF_ERROR(
+      CheckInputs(labels, scores, weights, LabelKind::kBinary, ScoreKind::kProbability));
+  return ExpectedCalibrationErrorOf(labels, scores, weights, num_bins);
+}
+
+namespace {
+
+// MetricsAtThreshold of inputs CheckInputs accepted.
+ThresholdMetrics MetricsAtThresholdOf(std::span<const double> labels,
+                                      std::span<const double> scores, double threshold,
+                                      std::span<const double> weights) {
   double true_positive = 0.0;
   double predicted_positive = 0.0;
   double actual_positive = 0.0;
@@ -262,6 +357,15 @@ Result<ThresholdMetrics> MetricsAtThreshold(std::span<const double> labels,
   if (denominator == 0.0) denominator = 1.0;
   metrics.f1 = 2.0 * metrics.precision * metrics.recall / denominator;
   return metrics;
+}
+
+}  // namespace
+
+Result<ThresholdMetrics> MetricsAtThreshold(std::span<const double> labels,
+                                            std::span<const double> scores, double threshold,
+                                            std::span<const double> weights) {
+  RETURN_IF_ERROR(CheckInputs(labels, scores, weights, LabelKind::kBinary, ScoreKind::kReal));
+  return MetricsAtThresholdOf(labels, scores, threshold, weights);
 }
 
 Result<double> Rmse(std::span<const double> labels, std::span<const double> predictions,
@@ -317,11 +421,14 @@ Result<double> R2(std::span<const double> labels, std::span<const double> predic
 
 Result<BinaryMetrics> EvaluateBinary(std::span<const double> labels, std::span<const double> scores,
                                      double threshold, std::span<const double> weights) {
+  // One check for all: probability scores pass every metric's check.
+  RETURN_IF_ERROR(
+      CheckInputs(labels, scores, weights, LabelKind::kBinary, ScoreKind::kProbability));
   BinaryMetrics metrics;
-  ASSIGN_OR_RETURN(metrics.log_loss, LogLoss(labels, scores, weights));
-  ASSIGN_OR_RETURN(metrics.brier, BrierScore(labels, scores, weights));
-  ASSIGN_OR_RETURN(metrics.ece, ExpectedCalibrationError(labels, scores, weights));
-  ASSIGN_OR_RETURN(metrics.at_threshold, MetricsAtThreshold(labels, scores, threshold, weights));
+  metrics.log_loss = LogLossOf(labels, scores, weights);
+  metrics.brier = BrierScoreOf(labels, scores, weights);
+  metrics.ece = ExpectedCalibrationErrorOf(labels, scores, weights, 10);
+  metrics.at_threshold = MetricsAtThresholdOf(labels, scores, threshold, weights);
   const Curve curve = BuildCurve(labels, scores, weights);
   metrics.count = static_cast<int64_t>(labels.size());
   metrics.weight = curve.tps.back() + curve.fps.back();
@@ -425,6 +532,91 @@ Result<std::vector<Slice<RegressionMetrics>>> EvaluateRegressionBySlice(
       [](const std::vector<double>& l, const std::vector<double>& s, const std::vector<double>& w) {
         return EvaluateRegression(l, s, w);
       });
+}
+
+}  // namespace keel::train
+
+namespace keel::train {
+
+std::vector<SliceRows> GroupRowsByText(const table::Column& key, std::span<const uint32_t> rows) {
+  // Each position gets the id of its raw value (first-seen order): a hash of
+  // the string's bytes, of the value's bits, or the one null id.
+  constexpr uint32_t kNone = 0xFFFFFFFFu;
+  std::vector<uint32_t> ids(rows.size());
+  std::vector<uint32_t> first;  // the first position of each id
+  uint32_t null_id = kNone;
+  auto id_of_null = [&](uint32_t position) {
+    if (null_id == kNone) {
+      null_id = static_cast<uint32_t>(first.size());
+      first.push_back(position);
+    }
+    return null_id;
+  };
+  if (key.type() == table::DataType::kString) {
+    std::unordered_map<std::string_view, uint32_t> seen;
+    for (uint32_t position = 0; position < rows.size(); ++position) {
+      const uint32_t row = rows[position];
+      if (!key.IsValid(row)) {
+        ids[position] = id_of_null(position);
+        continue;
+      }
+      auto [it, added] = seen.try_emplace(key.StringAt(row), static_cast<uint32_t>(first.size()));
+      if (added) first.push_back(position);
+      ids[position] = it->second;
+    }
+  } else {
+    std::unordered_map<uint64_t, uint32_t> seen;
+    for (uint32_t position = 0; position < rows.size(); ++position) {
+      const uint32_t row = rows[position];
+      if (!key.IsValid(row)) {
+        ids[position] = id_of_null(position);
+        continue;
+      }
+      uint64_t bits = 0;
+      switch (key.type()) {
+        case table::DataType::kBool:
+          bits = key.bools()[row];
+          break;
+        case table::DataType::kDouble:
+          bits = std::bit_cast<uint64_t>(key.doubles()[row]);
+          break;
+        default:
+          bits = static_cast<uint64_t>(key.ints()[row]);
+      }
+      auto [it, added] = seen.try_emplace(bits, static_cast<uint32_t>(first.size()));
+      if (added) first.push_back(position);
+      ids[position] = it->second;
+    }
+  }
+  // The positions of each id, increasing.
+  std::vector<std::vector<uint32_t>> positions(first.size());
+  {
+    std::vector<uint32_t> counts(first.size(), 0);
+    for (const uint32_t id : ids) ++counts[id];
+    for (size_t id = 0; id < first.size(); ++id) positions[id].reserve(counts[id]);
+  }
+  for (uint32_t position = 0; position < ids.size(); ++position) {
+    positions[ids[position]].push_back(position);
+  }
+  // Ids by text; ids printing alike share a group.
+  std::map<std::string, std::vector<uint32_t>> by_text;
+  for (uint32_t id = 0; id < first.size(); ++id) {
+    by_text[key.ValueToString(rows[first[id]])].push_back(id);
+  }
+  std::vector<SliceRows> groups;
+  groups.reserve(by_text.size());
+  for (auto& [text, members] : by_text) {
+    SliceRows group{text, std::move(positions[members[0]])};
+    if (members.size() > 1) {
+      for (size_t member = 1; member < members.size(); ++member) {
+        group.rows.insert(group.rows.end(), positions[members[member]].begin(),
+                          positions[members[member]].end());
+      }
+      std::sort(group.rows.begin(), group.rows.end());
+    }
+    groups.push_back(std::move(group));
+  }
+  return groups;
 }
 
 }  // namespace keel::train

@@ -168,4 +168,17 @@ Result<std::vector<Slice<RegressionMetrics>>> EvaluateRegressionBySlice(
     const table::Column& slice_key, std::span<const double> labels,
     std::span<const double> predictions, std::span<const double> weights = {});
 
+// The positions 0..rows.size()-1 of `rows` (row ids into `key`) grouped by
+// the key's value as text, Column::ValueToString ("null" for nulls): groups
+// in bytewise order of that text, each group's positions increasing. Values
+// with the same text form one group (a string "null" and nulls; doubles that
+// print alike). Equal to filling a std::map<std::string, positions> row by
+// row, but it formats one string per distinct raw value, not one per row.
+// Any column type. Precondition: every id < key.size().
+struct SliceRows {
+  std::string value;
+  std::vector<uint32_t> rows;
+};
+std::vector<SliceRows> GroupRowsByText(const table::Column& key, std::span<const uint32_t> rows);
+
 }  // namespace keel::train

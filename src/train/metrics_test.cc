@@ -2,9 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <bit>
 #include <cmath>
 #include <iostream>
 #include <limits>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <string>
@@ -323,6 +326,146 @@ TEST(Metrics, SlicesEqualMetricsOfTheirRowsInKeyOrderWithNullsLast) {
     EXPECT_EQ(slices->back().value, "null");
   }
   EXPECT_EQ((*EvaluateBinaryBySlice(key, c.labels, c.scores))[0].value, "AK");
+}
+
+// Unweighted curves come from a radix sort, weighted ones from a comparison
+// sort: with every weight 1 both must give the very same bits (the counts
+// are whole numbers), on ties, -0.0 beside 0.0, tiny and one-class samples,
+// and scores spanning many exponents. EvaluateBinary checks its inputs once:
+// it must equal the metrics one by one.
+TEST(Metrics, UnweightedCurvesEqualTheWeightedSortWithUnitWeights) {
+  std::mt19937_64 rng(5);
+  for (int trial = 0; trial < 60; ++trial) {
+    SCOPED_TRACE("trial " + std::to_string(trial));
+    const size_t rows = trial < 10 ? 1 + trial : 10 + rng() % 3000;
+    const int kind = trial % 4;
+    const double positive_rate = trial % 7 == 0 ? 0.0 : trial % 7 == 1 ? 1.0 : 0.3;
+    std::vector<double> labels(rows);
+    std::vector<double> scores(rows);
+    for (size_t row = 0; row < rows; ++row) {
+      labels[row] = std::uniform_real_distribution<double>(0, 1)(rng) < positive_rate ? 1.0 : 0.0;
+      const double u = std::uniform_real_distribution<double>(0, 1)(rng);
+      switch (kind) {
+        case 0:  // heavy ties
+          scores[row] = std::round(u * 8) / 8;
+          break;
+        case 1:  // signed zeros among few values
+          scores[row] = rng() % 3 == 0 ? (rng() % 2 ? -0.0 : 0.0) : std::round(u * 4) / 4;
+          break;
+        case 2:  // many exponents
+          scores[row] = std::ldexp(u, -static_cast<int>(rng() % 60));
+          break;
+        default:
+          scores[row] = u;
+      }
+    }
+    const std::vector<double> ones(rows, 1.0);
+    for (auto metric : {&RocAuc, &AveragePrecision, &PrAucTrapezoid}) {
+      Result<double> unweighted = metric(labels, scores, {});
+      Result<double> weighted = metric(labels, scores, ones);
+      ASSERT_EQ(unweighted.ok(), weighted.ok());
+      if (unweighted.ok()) {
+        EXPECT_EQ(std::bit_cast<uint64_t>(*unweighted), std::bit_cast<uint64_t>(*weighted))
+            << *unweighted << " vs " << *weighted;
+      }
+    }
+    std::vector<double> probabilities = scores;
+    for (double& p : probabilities) p = std::abs(p);
+    for (const std::vector<double>* weights :
+         {&ones, static_cast<const std::vector<double>*>(nullptr)}) {
+      std::span<const double> w = weights == nullptr ? std::span<const double>() : *weights;
+      Result<BinaryMetrics> all = EvaluateBinary(labels, probabilities, 0.25, w);
+      ASSERT_TRUE(all.ok()) << all.status().ToString();
+      EXPECT_EQ(all->log_loss, *LogLoss(labels, probabilities, w));
+      EXPECT_EQ(all->brier, *BrierScore(labels, probabilities, w));
+      EXPECT_EQ(all->ece, *ExpectedCalibrationError(labels, probabilities, w));
+      const ThresholdMetrics at = *MetricsAtThreshold(labels, probabilities, 0.25, w);
+      EXPECT_EQ(all->at_threshold.precision, at.precision);
+      EXPECT_EQ(all->at_threshold.recall, at.recall);
+      EXPECT_EQ(all->at_threshold.f1, at.f1);
+      Result<double> roc = RocAuc(labels, probabilities, w);
+      if (roc.ok()) {
+        EXPECT_EQ(std::bit_cast<uint64_t>(all->roc_auc), std::bit_cast<uint64_t>(*roc));
+      } else {
+        EXPECT_TRUE(std::isnan(all->roc_auc));
+      }
+      if (all->positives > 0) {
+        EXPECT_EQ(all->pr_auc, *AveragePrecision(labels, probabilities, w));
+      }
+    }
+  }
+  // Errors still come first, named as before.
+  const std::vector<double> labels = {0.0, 1.0};
+  EXPECT_NE(EvaluateBinary(labels, std::vector<double>{0.5, 1.5})
+                .status()
+                .message()
+                .find("outside [0, 1]"),
+            std::string::npos);
+  EXPECT_NE(
+      EvaluateBinary(labels, std::vector<double>{0.5, kNaN}).status().message().find("not finite"),
+      std::string::npos);
+}
+
+// GroupRowsByText is the evaluate step's grouping: it must equal a
+// std::map<std::string, positions> filled row by row with ValueToString (the
+// step's former way, whose order metrics.json keeps), for every key type,
+// nulls, a string "null" (merged with the nulls), NaNs of both signs,
+// -0.0 and 0.0, and row ids in any order.
+TEST(Metrics, GroupRowsByTextEqualsAMapOfEveryRowsText) {
+  std::mt19937_64 rng(11);
+  const double kNegativeNaN = -std::numeric_limits<double>::quiet_NaN();
+  for (const table::DataType type :
+       {table::DataType::kString, table::DataType::kInt64, table::DataType::kBool,
+        table::DataType::kDouble, table::DataType::kTimestamp}) {
+    for (const int distinct : {1, 3, 40}) {
+      SCOPED_TRACE(std::string(table::DataTypeName(type)) + ", " + std::to_string(distinct));
+      table::Column key(type, 0);
+      const size_t size = 2000;
+      for (size_t row = 0; row < size; ++row) {
+        const int value = static_cast<int>(rng() % distinct) - distinct / 3;
+        if (rng() % 13 == 0) {
+          key.AppendNull();
+          continue;
+        }
+        switch (type) {
+          case table::DataType::kString:
+            key.AppendString(rng() % 17 == 0 ? "null" : "s" + std::to_string(value));
+            break;
+          case table::DataType::kBool:
+            key.AppendBool(value % 2 != 0);
+            break;
+          case table::DataType::kDouble: {
+            const double specials[] = {0.0, -0.0, kNaN, kNegativeNaN, 0.1 + 0.2};
+            key.AppendDouble(rng() % 5 == 0 ? specials[rng() % 5] : value / 4.0);
+            break;
+          }
+          default:
+            key.AppendInt64(int64_t{value} * 86'400'000'000LL);
+        }
+      }
+      // Some rows, some twice, in a random order.
+      std::vector<uint32_t> rows;
+      for (uint32_t row = 0; row < size; ++row) {
+        if (rng() % 3 != 0) rows.push_back(row);
+        if (rng() % 10 == 0) rows.push_back(row);
+      }
+      std::shuffle(rows.begin(), rows.end(), rng);
+      std::map<std::string, std::vector<uint32_t>> expected;
+      for (uint32_t position = 0; position < rows.size(); ++position) {
+        const uint32_t row = rows[position];
+        expected[key.IsValid(row) ? key.ValueToString(row) : "null"].push_back(position);
+      }
+      const std::vector<SliceRows> groups = GroupRowsByText(key, rows);
+      ASSERT_EQ(groups.size(), expected.size());
+      size_t index = 0;
+      for (const auto& [value, positions] : expected) {
+        EXPECT_EQ(groups[index].value, value);
+        EXPECT_EQ(groups[index].rows, positions) << value;
+        ++index;
+      }
+    }
+  }
+  EXPECT_TRUE(GroupRowsByText(table::Column(table::DataType::kInt64, 3), {}).empty());
 }
 
 TEST(Metrics, RegressionSlicesAndBadKeys) {

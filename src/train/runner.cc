@@ -109,9 +109,6 @@ class Run {
   // the dataset step's training set file and commit.
   std::future<Beside<Result<nlohmann::json>>> source_checks_;
   std::future<Beside<Status>> dataset_write_;
-  // The evaluate step's training profile, started beside the baselines once
-  // XGBoost is trained (when the evaluate step is not cached).
-  std::future<Beside<Result<std::string>>> training_profile_;
 };
 
 Status Run::Step(const std::string& name, const std::string& key,
@@ -280,23 +277,13 @@ Result<TrainResult> Run::Execute() {
                                     {"slices", spec["slices"]},
                                     {"golden_cases", spec["golden_cases"]}};
   const std::string evaluate_key = StepKey("evaluate", train_key_, evaluate_params.dump());
-  // The evaluate step's training profile needs only XGBoost's margins of the
-  // training rows: it is made beside the baselines (one core each), not after.
-  auto start_training_profile = [&](std::span<const float> margins) {
-    if (cache_.Has("evaluate", evaluate_key) || margins.size() != data_->splits[0].size()) return;
-    training_profile_ = StartBeside<Result<std::string>>(
-        [this, margins = std::vector<float>(margins.begin(), margins.end())] {
-          return TrainingProfile(pipeline_, *data_, margins);
-        });
-  };
   RETURN_IF_ERROR(Step("train", train_key_, [&](const std::string& dir) -> Status {
     RETURN_IF_ERROR(FinishDatasetWrite());
     clock_.Mark("wait for the training set file");
     RETURN_IF_ERROR(LoadSplits());
     ASSIGN_OR_RETURN(std::string transforms,
                      cache_.Read("transforms", transforms_key_, "transforms.json"));
-    ASSIGN_OR_RETURN(TrainedModels models,
-                     TrainModels(pipeline_, *data_, transforms, &clock_, start_training_profile));
+    ASSIGN_OR_RETURN(TrainedModels models, TrainModels(pipeline_, *data_, transforms, &clock_));
     result_.xgboost_seconds = models.xgboost_seconds;
     result_.xgboost_cpu_seconds = models.xgboost_cpu_seconds;
     for (const BundleFile& file : models.files)
@@ -323,23 +310,10 @@ Result<TrainResult> Run::Execute() {
     ASSIGN_OR_RETURN(std::vector<BundleFile> models, read_models());
     Result<std::string> margins = cache_.Read("train", train_key_, kTrainingMarginsFile);
     if (margins.ok()) models.push_back({kTrainingMarginsFile, std::move(margins).value()});
-    std::optional<std::string> profile;
-    if (training_profile_.valid() && margins.ok()) {
-      clock_.Mark("read models");
-      Beside<Result<std::string>> made = training_profile_.get();
-      clock_.Mark("wait for the training profile");
-      clock_.AddBeside("training profile (ran beside the baselines)", made.seconds,
-                       made.cpu_seconds);
-      // A failed profile is made again below, so its error comes in its place.
-      if (made.result.ok()) profile = std::move(made.result).value();
-    }
-    ASSIGN_OR_RETURN(std::vector<BundleFile> outputs,
-                     Evaluate(pipeline_, *data_, models, &clock_, profile ? &*profile : nullptr));
+    ASSIGN_OR_RETURN(std::vector<BundleFile> outputs, Evaluate(pipeline_, *data_, models, &clock_));
     for (const BundleFile& file : outputs) RETURN_IF_ERROR(WriteIn(dir, file.name, file.bytes));
     return Status::Ok();
   }));
-
-  if (training_profile_.valid()) training_profile_.wait();  // the step was cached after all
 
   nlohmann::json pinned = source_->PinnedFeatures();
   std::string bundle_key =

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <thread>
 
@@ -298,10 +299,8 @@ Result<nlohmann::json> FitTransforms(const PipelineSpec& pipeline, const Prepare
   return fitted.ToJson();
 }
 
-Result<TrainedModels> TrainModels(
-    const PipelineSpec& pipeline, const Prepared& data, const std::string& transforms_json,
-    PhaseClock* clock,
-    const std::function<void(std::span<const float> training_margins)>& after_xgboost) {
+Result<TrainedModels> TrainModels(const PipelineSpec& pipeline, const Prepared& data,
+                                  const std::string& transforms_json, PhaseClock* clock) {
   ASSIGN_OR_RETURN(FittedTransforms transforms,
                    FittedTransforms::FromJson(nlohmann::json::parse(transforms_json)));
   ASSIGN_OR_RETURN(DenseMatrix train, SplitMatrix(data, 0, transforms));
@@ -330,7 +329,6 @@ Result<TrainedModels> TrainModels(
       margins_seconds;
   const double xgboost_cpu_seconds = ProcessCpuSeconds() - boosting_start_cpu - margins_seconds;
   MarkPhase(clock, "xgboost (DMatrix + boosting)");
-  if (after_xgboost) after_xgboost(report.training_margins);
   ASSIGN_OR_RETURN(std::unique_ptr<ConstantModel> constant,
                    ConstantModel::Train(pipeline.task, train, train_labels));
   LinearScaling scaling = LinearScaling::Fit(train);
@@ -377,42 +375,57 @@ Result<TrainedModels> TrainModels(
 
 namespace {
 
-// profile.json: the training split's raw inputs and `predictions`.
-Result<std::string> ProfileJson(const PipelineSpec& pipeline, const Prepared& data,
-                                const std::vector<double>& predictions) {
-  table::Table profiled = InputTable(data, 0);
-  table::Column prediction(table::DataType::kDouble, 0);
-  for (double value : predictions) prediction.AppendDouble(value);
-  RETURN_IF_ERROR(profiled.AddColumn("prediction", std::move(prediction)));
-  ASSIGN_OR_RETURN(validate::Profile profile,
-                   validate::Profile::Of(profiled, "", validate::ProfileOptions()));
+// The training profile of every input and of the model's prediction, for
+// drift: the profile.json bytes. `predict` predicts a model matrix with the
+// XGBoost model; used only when the train step kept no margins.
+Result<std::string> TrainingProfile(
+    const PipelineSpec& pipeline, const Prepared& data, const std::vector<BundleFile>& models,
+    const FittedTransforms& transforms,
+    const std::function<Result<std::vector<double>>(const DenseMatrix&)>& predict) {
+  const size_t rows = data.splits[0].size();
+  table::Column prediction(table::DataType::kDouble, rows);
+  std::vector<double>& values = prediction.doubles();
+  const std::string* margins = FindFile(models, kTrainingMarginsFile);
+  if (margins != nullptr && margins->size() == rows * sizeof(float)) {
+    // The train step kept XGBoost's own margins of these rows.
+    for (size_t row = 0; row < rows; ++row) {
+      float margin = 0;
+      std::memcpy(&margin, margins->data() + row * sizeof(float), sizeof(float));
+      values[row] = OutputFromMargin(pipeline.task, margin);
+    }
+  } else {
+    ASSIGN_OR_RETURN(DenseMatrix train, SplitMatrix(data, 0, transforms));
+    ASSIGN_OR_RETURN(std::vector<double> predicted, predict(train));
+    values = std::move(predicted);
+  }
+  validate::ProfileOptions options;
+  options.threads = 2;  // the same bytes on any number of threads
+  // A time split's training rows are the training set's first rows: the
+  // inputs are profiled in place (the same bytes as a copy of those rows).
+  const std::vector<std::string>& names = data.dataset.input_columns;
+  bool prefix = std::find(names.begin(), names.end(), "prediction") == names.end();
+  for (size_t row = 0; prefix && row < rows; ++row) prefix = data.splits[0][row] == row;
+  validate::Profile profile;
+  if (prefix) {
+    std::vector<validate::Profile::NamedColumn> columns;
+    for (const std::string& name : names) {
+      columns.push_back({name, data.dataset.table.GetColumn(name).value()});
+    }
+    columns.push_back({"prediction", &prediction});
+    ASSIGN_OR_RETURN(profile, validate::Profile::OfPrefix(columns, rows, options));
+  } else {
+    table::Table profiled = InputTable(data, 0);
+    RETURN_IF_ERROR(profiled.AddColumn("prediction", std::move(prediction)));
+    ASSIGN_OR_RETURN(profile, validate::Profile::Of(profiled, "", options));
+  }
   profile.source = pipeline.name + ": training split";
   return profile.ToJson();
 }
 
-std::vector<double> PredictionsFromMargins(Task task, std::span<const float> margins) {
-  std::vector<double> predictions(margins.size());
-  for (size_t row = 0; row < predictions.size(); ++row) {
-    predictions[row] = OutputFromMargin(task, margins[row]);
-  }
-  return predictions;
-}
-
 }  // namespace
 
-Result<std::string> TrainingProfile(const PipelineSpec& pipeline, const Prepared& data,
-                                    std::span<const float> training_margins) {
-  if (training_margins.size() != data.splits[0].size()) {
-    return InvalidArgument("training profile: " + std::to_string(training_margins.size()) +
-                           " margins for " + std::to_string(data.splits[0].size()) +
-                           " training rows");
-  }
-  return ProfileJson(pipeline, data, PredictionsFromMargins(pipeline.task, training_margins));
-}
-
 Result<std::vector<BundleFile>> Evaluate(const PipelineSpec& pipeline, const Prepared& data,
-                                         const std::vector<BundleFile>& models, PhaseClock* clock,
-                                         const std::string* training_profile) {
+                                         const std::vector<BundleFile>& models, PhaseClock* clock) {
   const std::string* transforms_json = FindFile(models, "transforms.json");
   const std::string* scaling_json = FindFile(models, "linear_scaling.json");
   if (transforms_json == nullptr || scaling_json == nullptr) {
@@ -435,10 +448,6 @@ Result<std::vector<BundleFile>> Evaluate(const PipelineSpec& pipeline, const Pre
   const char* names[] = {"model", "constant", "linear"};
   if (data.splits[2].empty()) return FailedPrecondition("empty test split: nothing to evaluate");
   MarkPhase(clock, "load models");
-  ASSIGN_OR_RETURN(DenseMatrix test, SplitMatrix(data, 2, transforms));
-  ASSIGN_OR_RETURN(std::vector<double> labels, SplitLabels(pipeline, data, 2));
-  MarkPhase(clock, "test matrix");
-  std::vector<std::vector<double>> scores;
   // XGBoost predicts in place from the dense matrix: no DMatrix copy of it
   // (the same trees, the same float sums: the same predictions).
   const auto* booster = static_cast<const XgboostModel*>(loaded[0].get());
@@ -449,6 +458,21 @@ Result<std::vector<BundleFile>> Evaluate(const PipelineSpec& pipeline, const Pre
     }
     return loaded[index]->Predict(index == 2 ? scaling.Apply(matrix) : matrix);
   };
+
+  // The training profile needs nothing of the test split: it runs on a
+  // second thread while this one evaluates the test split (the models are
+  // safe to share, see their thread-safety). Its error, if any, comes after
+  // this thread's, as when the steps ran one after the other.
+  Result<std::string> profile_json = Internal("evaluate: the training profile did not run");
+  std::jthread profiler([&] {
+    profile_json = TrainingProfile(pipeline, data, models, transforms,
+                                   [&](const DenseMatrix& matrix) { return predict(0, matrix); });
+  });
+
+  ASSIGN_OR_RETURN(DenseMatrix test, SplitMatrix(data, 2, transforms));
+  ASSIGN_OR_RETURN(std::vector<double> labels, SplitLabels(pipeline, data, 2));
+  MarkPhase(clock, "test matrix");
+  std::vector<std::vector<double>> scores;
   for (size_t index = 0; index < loaded.size(); ++index) {
     Result<std::vector<double>> predicted = predict(index, test);
     if (!predicted.ok()) return predicted.status().WithContext(names[index]);
@@ -465,23 +489,20 @@ Result<std::vector<BundleFile>> Evaluate(const PipelineSpec& pipeline, const Pre
   // Slices: rows grouped by the column's value; a slice whose metrics cannot
   // be computed (one class only) reports its count and no metrics.
   nlohmann::json slices = nlohmann::json::object();
+  std::vector<double> slice_labels;
+  std::vector<double> slice_scores;
   for (const std::string& name : pipeline.slices) {
     // Checked here too: a new slice column does not change the cached validate step.
     Result<const table::Column*> column = Column(data.dataset, name);
     if (!column.ok()) return column.status().WithContext("slices");
-    table::Column key = (*column)->Gather(data.splits[2]);
-    std::map<std::string, std::vector<size_t>> groups;
-    for (size_t row = 0; row < key.size(); ++row) {
-      groups[key.IsValid(row) ? key.ValueToString(row) : "null"].push_back(row);
-    }
     nlohmann::json list = nlohmann::json::array();
-    for (const auto& [value, rows] : groups) {
-      nlohmann::json item = {{"value", value}, {"count", rows.size()}};
-      std::vector<double> slice_labels;
-      for (size_t row : rows) slice_labels.push_back(labels[row]);
+    for (const SliceRows& group : GroupRowsByText(**column, data.splits[2])) {
+      nlohmann::json item = {{"value", group.value}, {"count", group.rows.size()}};
+      slice_labels.clear();
+      for (uint32_t row : group.rows) slice_labels.push_back(labels[row]);
       for (size_t index = 0; index < scores.size(); ++index) {
-        std::vector<double> slice_scores;
-        for (size_t row : rows) slice_scores.push_back(scores[index][row]);
+        slice_scores.clear();
+        for (uint32_t row : group.rows) slice_scores.push_back(scores[index][row]);
         Result<nlohmann::json> m =
             Metrics(pipeline.task, slice_labels, slice_scores, pipeline.threshold);
         item[names[index]] = m.ok() ? *m : nlohmann::json(nullptr);
@@ -498,42 +519,26 @@ Result<std::vector<BundleFile>> Evaluate(const PipelineSpec& pipeline, const Pre
                                    {"validation", data.splits[1].size()},
                                    {"test", data.splits[2].size()}}}};
 
-  // The training profile of every input and of the prediction, for drift.
-  std::string profile_json;
-  const std::string* margins = FindFile(models, kTrainingMarginsFile);
-  if (training_profile != nullptr) {
-    profile_json = *training_profile;
-  } else if (margins != nullptr && margins->size() == data.splits[0].size() * sizeof(float)) {
-    // The train step kept XGBoost's own margins of these rows.
-    std::vector<float> values(data.splits[0].size());
-    if (!values.empty()) std::memcpy(values.data(), margins->data(), margins->size());
-    std::vector<double> train_predictions = PredictionsFromMargins(pipeline.task, values);
-    MarkPhase(clock, "training split predictions (kept by the train step)");
-    ASSIGN_OR_RETURN(profile_json, ProfileJson(pipeline, data, train_predictions));
-    MarkPhase(clock, "training profile");
-  } else {
-    ASSIGN_OR_RETURN(DenseMatrix train, SplitMatrix(data, 0, transforms));
-    MarkPhase(clock, "training matrix");
-    ASSIGN_OR_RETURN(std::vector<double> train_predictions, predict(0, train));
-    MarkPhase(clock, "predict training split");
-    ASSIGN_OR_RETURN(profile_json, ProfileJson(pipeline, data, train_predictions));
-    MarkPhase(clock, "training profile");
-  }
-
   // Golden cases: the first test rows, raw inputs and the model's prediction.
-  table::Table test_inputs = InputTable(data, 2);
   nlohmann::json golden = nlohmann::json::array();
-  size_t cases = std::min<size_t>(pipeline.golden_cases, test_inputs.num_rows());
+  size_t cases = std::min<size_t>(pipeline.golden_cases, data.splits[2].size());
+  std::vector<const table::Column*> inputs_columns;
+  for (const std::string& name : data.dataset.input_columns) {
+    inputs_columns.push_back(data.dataset.table.GetColumn(name).value());
+  }
   for (size_t row = 0; row < cases; ++row) {
     nlohmann::json inputs = nlohmann::json::object();
-    for (size_t col = 0; col < test_inputs.num_columns(); ++col) {
-      inputs[test_inputs.fields()[col].name] = CellJson(test_inputs.column(col), row);
+    for (size_t col = 0; col < inputs_columns.size(); ++col) {
+      inputs[data.dataset.input_columns[col]] = CellJson(*inputs_columns[col], data.splits[2][row]);
     }
     golden.push_back({{"inputs", inputs}, {"prediction", scores[0][row]}});
   }
   MarkPhase(clock, "golden cases");
+  profiler.join();
+  if (!profile_json.ok()) return profile_json.status();
+  MarkPhase(clock, "training profile (ran beside the above: the wait)");
   return std::vector<BundleFile>{{"metrics.json", metrics_file.dump(2)},
-                                 {"profile.json", std::move(profile_json)},
+                                 {"profile.json", std::move(profile_json).value()},
                                  {"golden_cases.json", golden.dump(2)}};
 }
 

@@ -6,9 +6,7 @@
 
 #include <array>
 #include <cstdint>
-#include <functional>
 #include <nlohmann/json.hpp>
-#include <span>
 #include <string>
 #include <vector>
 
@@ -72,35 +70,19 @@ struct TrainedModels {
 };
 
 // Trains XGBoost (early stopping on the validation split) and the constant
-// and linear baselines on the transformed training split. `after_xgboost`
-// (may be empty) is called once XGBoost is trained, before the baselines,
-// with XGBoost's margins of the training rows (row order; what
-// kTrainingMarginsFile will hold), e.g. to start work on them beside the
-// baselines; the span is only valid during the call.
-Result<TrainedModels> TrainModels(
-    const PipelineSpec& pipeline, const Prepared& data, const std::string& transforms_json,
-    PhaseClock* clock = nullptr,
-    const std::function<void(std::span<const float> training_margins)>& after_xgboost = {});
-
-// The training profile (the evaluate step's profile.json): every raw input
-// of the training split and the prediction, computed from XGBoost's margins
-// of the training rows (row order). Errors: InvalidArgument when there is not
-// one margin per training row; those of the profile.
-Result<std::string> TrainingProfile(const PipelineSpec& pipeline, const Prepared& data,
-                                    std::span<const float> training_margins);
+// and linear baselines on the transformed training split.
+Result<TrainedModels> TrainModels(const PipelineSpec& pipeline, const Prepared& data,
+                                  const std::string& transforms_json, PhaseClock* clock = nullptr);
 
 // Evaluates the three models on the test split (metrics, slices), profiles
 // the training inputs and predictions and picks golden cases.
 // `models`: kModelFiles plus transforms.json (and kTrainingMarginsFile when
 // the train step wrote it: then the training split is not predicted again).
-// `training_profile`: profile.json made beforehand by TrainingProfile() from
-// the kTrainingMarginsFile in `models` (the same bytes this would compute),
-// or null to compute it here. Returns kEvaluateFiles.
+// Returns kEvaluateFiles.
 // `clock` (here and above; may be null) gets the step's phases.
 Result<std::vector<BundleFile>> Evaluate(const PipelineSpec& pipeline, const Prepared& data,
                                          const std::vector<BundleFile>& models,
-                                         PhaseClock* clock = nullptr,
-                                         const std::string* training_profile = nullptr);
+                                         PhaseClock* clock = nullptr);
 
 // The bundle manifest (without "files") for the step outputs in `files`.
 Result<nlohmann::json> BundleManifest(const PipelineSpec& pipeline,

@@ -174,6 +174,44 @@ TEST_F(RunnerTest, SecondRunIsCachedAndGivesTheSameBundleHash) {
   EXPECT_EQ(fresh->bundle_hash, first->bundle_hash);
 }
 
+// The evaluate step profiles the training split beside its test-split work,
+// from the margins the train step kept, or, without them (an older cache
+// entry), from a prediction of its own on that thread: both give the same
+// bundle. And a random split (training rows not the first rows) profiles
+// copies of its rows: the same bundle on a rerun from a fresh cache.
+TEST_F(RunnerTest, EvaluateWithoutKeptMarginsGivesTheSameBundle) {
+  FakeSource source;
+  Result<TrainResult> first = Train(kPipeline, &source);
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  size_t removed = 0;
+  for (const auto& entry : fs::recursive_directory_iterator(root_ / "cache")) {
+    if (entry.path().filename() == "training_margins.f32") {
+      fs::remove(entry.path());
+      ++removed;
+    }
+  }
+  ASSERT_EQ(removed, 1u);
+  fs::remove_all(root_ / "cache" / "evaluate");
+  fs::remove_all(root_ / "cache" / "bundle");
+  Result<TrainResult> again = Train(kPipeline, &source);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(Ran(*again), (std::vector<std::string>{"evaluate", "bundle"}));
+  EXPECT_EQ(again->bundle_hash, first->bundle_hash);
+
+  std::string random = kPipeline;
+  const std::string time_split =
+      "split: {kind: time, train_until: 2024-03-01, validation_until: 2024-03-20}";
+  random.replace(random.find(time_split), time_split.size(),
+                 "split: {kind: random, validation: 0.2, test: 0.25, seed: 5}");
+  Result<TrainResult> shuffled = Train(random, &source);
+  ASSERT_TRUE(shuffled.ok()) << shuffled.status().ToString();
+  options_.cache_dir = (root_ / "cache2").string();
+  options_.out_dir = (root_ / "bundle2").string();
+  Result<TrainResult> fresh = Train(random, &source);
+  ASSERT_TRUE(fresh.ok()) << fresh.status().ToString();
+  EXPECT_EQ(fresh->bundle_hash, shuffled->bundle_hash);
+}
+
 TEST_F(RunnerTest, ChangingAModelParameterReusesEarlierSteps) {
   FakeSource source;
   Result<TrainResult> first = Train(kPipeline, &source);
@@ -265,13 +303,6 @@ const StepRun* FindStep(const TrainResult& result, const std::string& name) {
     if (step.name == name) return &step;
   }
   return nullptr;
-}
-
-bool HasPhase(const StepRun& step, const std::string& name) {
-  for (const Phase& phase : step.phases) {
-    if (phase.name == name) return true;
-  }
-  return false;
 }
 
 const Phase* FindPhase(const StepRun& step, const std::string& prefix) {
@@ -393,33 +424,6 @@ TEST_F(RunnerTest, DatasetEntryIsAbsentUntilItsFileIsWhole) {
   ASSERT_TRUE(result.ok()) << result.status().ToString();
   EXPECT_EQ(seen, FindStep(*result, "dataset")->key);
   EXPECT_GT(absent, 0) << "the entry was only committed after the build (" << looks << " looks)";
-}
-
-// The training profile is made beside the baselines when the train step runs,
-// and by the evaluate step itself when the train step is cached: the same bytes.
-TEST_F(RunnerTest, TrainingProfileBesideTheBaselinesEqualsTheOneMadeAfter) {
-  FakeSource source;
-  Result<TrainResult> first = Train(kPipeline, &source);
-  ASSERT_TRUE(first.ok()) << first.status().ToString();
-  const StepRun* evaluate = FindStep(*first, "evaluate");
-  ASSERT_NE(evaluate, nullptr);
-  ASSERT_NE(FindPhase(*evaluate, "training profile (ran beside the baselines)"), nullptr);
-  EXPECT_FALSE(HasPhase(*evaluate, "training profile"));
-  Result<BundleInfo> beside = VerifyBundle(first->bundle_dir);
-  ASSERT_TRUE(beside.ok()) << beside.status().ToString();
-
-  std::string text = kPipeline;
-  text.replace(text.find("golden_cases: 3"), 15, "golden_cases: 2");
-  Result<TrainResult> second = Train(text, &source);
-  ASSERT_TRUE(second.ok()) << second.status().ToString();
-  EXPECT_EQ(Ran(*second), (std::vector<std::string>{"evaluate", "bundle"}));
-  const StepRun* after = FindStep(*second, "evaluate");
-  EXPECT_TRUE(HasPhase(*after, "training profile"));
-  EXPECT_EQ(FindPhase(*after, "training profile (ran beside"), nullptr);
-  Result<BundleInfo> inline_made = VerifyBundle(second->bundle_dir);
-  ASSERT_TRUE(inline_made.ok()) << inline_made.status().ToString();
-  EXPECT_EQ(*ReadBundleFile(*inline_made, "profile.json"),
-            *ReadBundleFile(*beside, "profile.json"));
 }
 
 TEST(SplitRows, RandomSplitIsStratifiedAndSeeded) {

@@ -514,6 +514,11 @@ ColumnProfile::RowScan ColumnProfile::AddRowStatistics(const table::Column& colu
 }
 
 void ColumnProfile::SetBinsAndCount(std::vector<double> edges, const table::Column& column) {
+  SetBinsAndCount(std::move(edges), column, column.size());
+}
+
+void ColumnProfile::SetBinsAndCount(std::vector<double> edges, const table::Column& column,
+                                    size_t rows) {
   histogram_.edges = std::move(edges);
   histogram_.counts.assign(histogram_.edges.size() + 1, 0);
   fixed_bins_ = true;
@@ -524,9 +529,9 @@ void ColumnProfile::SetBinsAndCount(std::vector<double> edges, const table::Colu
   // The counted values of each block of rows (valid, not NaN) go through a
   // small buffer to the counter, with their own min and max for its table.
   constexpr size_t kBlock = 1 << 16;
-  std::vector<double> block(std::min(kBlock, column.size()));
-  for (size_t begin = 0; begin < column.size(); begin += kBlock) {
-    const size_t end = std::min(column.size(), begin + kBlock);
+  std::vector<double> block(std::min(kBlock, rows));
+  for (size_t begin = 0; begin < rows; begin += kBlock) {
+    const size_t end = std::min(rows, begin + kBlock);
     size_t size = 0;
     if (ints && all_valid) {
       const int64_t* values = column.ints().data();
@@ -624,12 +629,33 @@ Result<Profile> Profile::Of(const table::Table& table, const std::string& time_c
     return InvalidArgument("no time column '" + time_column +
                            "' (columns: " + table.SchemaToString() + ")");
   }
+  std::vector<NamedColumn> columns;
+  for (size_t index = 0; index < table.num_columns(); ++index) {
+    columns.push_back({table.fields()[index].name, &table.column(index)});
+  }
+  return OfColumns(columns, table.num_rows(), time_column, options);
+}
+
+Result<Profile> Profile::OfPrefix(const std::vector<NamedColumn>& columns, size_t rows,
+                                  const ProfileOptions& options) {
+  for (const NamedColumn& column : columns) {
+    if (column.column->size() < rows) {
+      return InvalidArgument("column '" + column.name + "' has " +
+                             std::to_string(column.column->size()) + " rows, fewer than the " +
+                             std::to_string(rows) + " to profile");
+    }
+  }
+  return OfColumns(columns, rows, "", options);
+}
+
+Result<Profile> Profile::OfColumns(const std::vector<NamedColumn>& columns, size_t rows,
+                                   const std::string& time_column, const ProfileOptions& options) {
   Profile profile;
-  profile.rows_ = table.num_rows();
+  profile.rows_ = rows;
   profile.time_column_ = time_column;
-  const size_t count = table.num_columns();
+  const size_t count = columns.size();
   for (size_t index = 0; index < count; ++index) {
-    profile.columns_.emplace_back(table.fields()[index].name, table.fields()[index].type, options);
+    profile.columns_.emplace_back(columns[index].name, columns[index].column->type(), options);
   }
 
   // Tasks, biggest first: whole string and bool columns, then the numeric
@@ -669,9 +695,9 @@ Result<Profile> Profile::Of(const table::Table& table, const std::string& time_c
   constexpr size_t kChunk = 1 << 16;  // rows per call: bounds the value buffers
   auto run = [&](const Task& task, std::vector<double>* values) {
     ColumnProfile& column_profile = profile.columns_[task.column];
-    const Column& column = table.column(task.column);
-    for (size_t begin = 0; task.kind != Kind::kBins && begin < column.size(); begin += kChunk) {
-      const size_t end = std::min(column.size(), begin + kChunk);
+    const Column& column = *columns[task.column].column;
+    for (size_t begin = 0; task.kind != Kind::kBins && begin < rows; begin += kChunk) {
+      const size_t end = std::min(rows, begin + kChunk);
       switch (task.kind) {
         case Kind::kWhole:
           column_profile.AddColumn(column, begin, end);
@@ -686,7 +712,7 @@ Result<Profile> Profile::Of(const table::Table& table, const std::string& time_c
     const bool last =
         task.kind == Kind::kBins ||
         (task.kind == Kind::kWhole && column_profile.numeric() && !column_profile.fixed_bins_);
-    if (last) column_profile.SetQuantileBins(column);
+    if (last) column_profile.SetQuantileBins(column, rows);
     if (task.kind == Kind::kStatistics || task.kind == Kind::kWhole) column_profile.buffer_ = {};
   };
 
@@ -720,14 +746,14 @@ Result<Profile> Profile::Of(const table::Table& table, const std::string& time_c
   return profile;
 }
 
-void ColumnProfile::SetQuantileBins(const Column& column) {
+void ColumnProfile::SetQuantileBins(const Column& column, size_t rows) {
   std::vector<double> values, weights;
   quantiles_.SortedItems(&values, &weights);
   std::vector<double> edges;
   if (!values.empty()) edges = QuantileBinEdges(WeightedSample{values, weights}, bins_);
   // JSON has no infinities; an infinite decile just merges two outer bins.
   std::erase_if(edges, [](double edge) { return !std::isfinite(edge); });
-  SetBinsAndCount(std::move(edges), column);
+  SetBinsAndCount(std::move(edges), column, rows);
 }
 
 Status Profile::Merge(const Profile& other) {

@@ -87,6 +87,8 @@ class ColumnProfile {
   // `column` into them; for a profile made without fixed edges, once all its
   // rows were added (Profile::Of does this). Precondition: no fixed edges yet.
   void SetBinsAndCount(std::vector<double> edges, const table::Column& column);
+  // The same for the first `rows` rows of `column` (rows <= column.size()).
+  void SetBinsAndCount(std::vector<double> edges, const table::Column& column, size_t rows);
 
   // Merges a profile of other rows of the same column. Errors:
   // InvalidArgument when names, types or histogram edges differ.
@@ -136,8 +138,9 @@ class ColumnProfile {
   static void GatherValid(const table::Column& column, size_t begin, size_t end,
                           std::vector<double>* values);
   // Histogram edges from the sketch (the `bins_` quantiles) and the counts of
-  // `column`; for a profile of all of `column` made without fixed edges.
-  void SetQuantileBins(const table::Column& column);
+  // the first `rows` rows of `column`; for a profile of those rows made
+  // without fixed edges.
+  void SetQuantileBins(const table::Column& column, size_t rows);
 
   std::string name_;
   table::DataType type_;
@@ -170,6 +173,17 @@ class Profile {
   static Result<Profile> Of(const table::Table& table, const std::string& time_column,
                             const ProfileOptions& options);
 
+  // A column to profile and its name.
+  struct NamedColumn {
+    std::string name;
+    const table::Column* column;
+  };
+  // Profiles the first `rows` rows of `columns` (no time column), without
+  // copying them: the same profile as Of of a table of those rows. Errors:
+  // InvalidArgument naming a column with fewer rows.
+  static Result<Profile> OfPrefix(const std::vector<NamedColumn>& columns, size_t rows,
+                                  const ProfileOptions& options);
+
   // Adds the profile of other rows of the same table. Errors: InvalidArgument
   // naming the column whose schema or bins differ.
   Status Merge(const Profile& other);
@@ -189,6 +203,9 @@ class Profile {
   static Result<Profile> FromJson(std::string_view json);
 
  private:
+  static Result<Profile> OfColumns(const std::vector<NamedColumn>& columns, size_t rows,
+                                   const std::string& time_column, const ProfileOptions& options);
+
   uint64_t rows_ = 0;
   std::string time_column_;
   std::vector<ColumnProfile> columns_;

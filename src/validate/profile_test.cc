@@ -337,6 +337,57 @@ TEST(Profile, HistogramCountsEqualBinOfPerValue) {
   expect_counts(*fixed, "given edges");
 }
 
+// OfPrefix profiles the first rows of longer columns in place: the same
+// bytes as Of of a table holding copies of just those rows, for every
+// thread count, above and below the sketch's exact limit, with nulls, NaNs,
+// strings and a column of exactly the profiled length; too short a column
+// is an error naming it.
+TEST(Profile, OfPrefixEqualsOfTheCopiedRows) {
+  Table table = RandomTable(21, 150000);
+  Column with_nan(DataType::kDouble, 0);
+  for (size_t row = 0; row < table.num_rows(); ++row) {
+    if (row % 97 == 3) {
+      with_nan.AppendDouble(std::nan(""));
+    } else {
+      with_nan.AppendDouble(static_cast<double>(row % 1000) / 8.0);
+    }
+  }
+  ASSERT_TRUE(table.AddColumn("with_nan", std::move(with_nan)).ok());
+  for (const size_t rows : {size_t{1}, size_t{5000}, size_t{120001}}) {
+    const Table copied = Slice(table, 0, rows);
+    Column exact(DataType::kInt64, 0);
+    for (size_t row = 0; row < rows; ++row) exact.AppendInt64(static_cast<int64_t>(row % 77));
+    std::vector<Profile::NamedColumn> columns;
+    for (size_t index = 0; index < table.num_columns(); ++index) {
+      columns.push_back({table.fields()[index].name, &table.column(index)});
+    }
+    columns.push_back({"exact", &exact});
+    Table expected_table = copied;
+    ASSERT_TRUE(expected_table
+                    .AddColumn("exact", exact.Gather([&] {
+                      std::vector<uint32_t> ids(rows);
+                      for (uint32_t row = 0; row < rows; ++row) ids[row] = row;
+                      return ids;
+                    }()))
+                    .ok());
+    for (const int threads : {1, 2, 3}) {
+      SCOPED_TRACE("rows " + std::to_string(rows) + ", threads " + std::to_string(threads));
+      ProfileOptions options;
+      options.threads = threads;
+      Result<Profile> expected = Profile::Of(expected_table, "", options);
+      ASSERT_TRUE(expected.ok());
+      Result<Profile> prefix = Profile::OfPrefix(columns, rows, options);
+      ASSERT_TRUE(prefix.ok()) << prefix.status().ToString();
+      EXPECT_EQ(prefix->rows(), rows);
+      EXPECT_EQ(prefix->ToJson(), expected->ToJson());
+    }
+  }
+  Column short_column(DataType::kInt64, 10);
+  Result<Profile> too_short = Profile::OfPrefix({{"short", &short_column}}, 11, ProfileOptions());
+  ASSERT_FALSE(too_short.ok());
+  EXPECT_NE(too_short.status().message().find("'short'"), std::string::npos);
+}
+
 // Profile::Of splits the work into tasks differently by thread and column
 // count (whole columns, or a numeric column's sketch and its other statistics
 // on different threads, then its histogram); every way gives the same bytes
