@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 namespace keel::train {
 namespace {
@@ -14,11 +16,6 @@ double Sigmoid(double z) {
   if (z >= 0.0) return 1.0 / (1.0 + std::exp(-z));
   const double e = std::exp(z);
   return e / (1.0 + e);
-}
-
-// log(1 + e^z) without overflow.
-double Softplus(double z) {
-  return z > 0.0 ? z + std::log1p(std::exp(-z)) : std::log1p(std::exp(z));
 }
 
 Result<json> ParseModelJson(std::string_view bytes, std::string_view format) {
@@ -136,42 +133,238 @@ Status SolveLeastSquares(const Centred& x, size_t rows, size_t cols, std::span<c
   return Status::Ok();
 }
 
-// Penalised negative log-likelihood at theta = (intercept, coefficients).
-double LogisticObjective(const Centred& x, size_t rows, size_t cols, std::span<const double> labels,
-                         double l2, const std::vector<double>& theta) {
-  double objective = 0.0;
-  for (size_t row = 0; row < rows; ++row) {
-    double z = theta[0];
-    for (size_t col = 0; col < cols; ++col) z += theta[col + 1] * x.values[row * cols + col];
-    objective += Softplus(z) - labels[row] * z;
+// ---------------------------------------------------------------------------
+// Logistic regression by Newton-Raphson (IRLS).
+//
+// The arithmetic is fixed (the saved coefficients must not change between
+// keel versions): with a_r = (1, x_r - means) the centred augmented row,
+//   z_r = theta_0 + sum_c theta_(c+1) a_r(c+1)   (left to right)
+//   p_r = sigmoid(z_r), gradient_i = sum_r (p_r - y_r) a_ri,
+//   hessian_ij = sum_r (p_r (1 - p_r) a_ri) a_rj   (j <= i),
+// every sum in row order. What is free is everything else: the centred
+// values are computed on the fly from the float matrix (no centred copy),
+// the products of one row are vectorised across entries (j, or i for the
+// gradient) and z across rows (each lane still sums its own row left to
+// right), the running sums stay in registers over a chunk of rows, z and
+// e = exp(-|z|) of the objective at an accepted candidate are reused by the
+// next Newton step, and two threads share the work by entries (the Hessian)
+// or rows (z, the per-row losses, summed afterwards in row order): every
+// number is the one the plain loops give, bit for bit.
+
+// Four doubles, as GCC vector extensions: the "default" clone compiles them
+// to SSE2 pairs, the "avx2" clone to one register.
+typedef double Double4 __attribute__((vector_size(32)));
+
+constexpr size_t kChunkRows = 256;
+
+inline size_t PaddedWidth(size_t n) { return (n + 7) / 8 * 8; }
+
+// Runs work(0) on a new thread and work(1) on this one; returns when both end.
+template <typename Work>
+void OnTwoThreads(const Work& work) {
+  std::thread other([&work] { work(0); });
+  work(1);
+  other.join();
+}
+
+// The centred augmented rows [first, first + count) of `x`, row-major with
+// `width` doubles a row: 1, then x - mean per column, then zeros.
+void AugmentedRows(const DenseMatrix& x, const std::vector<double>& means, size_t first,
+                   size_t count, size_t width, double* out) {
+  for (size_t k = 0; k < count; ++k) {
+    const float* row = x.values.data() + (first + k) * x.cols;
+    double* target = out + k * width;
+    target[0] = 1.0;
+    for (size_t col = 0; col < x.cols; ++col) target[col + 1] = row[col] - means[col];
+    for (size_t col = x.cols + 1; col < width; ++col) target[col] = 0.0;
   }
-  for (size_t col = 0; col < cols; ++col) objective += 0.5 * l2 * theta[col + 1] * theta[col + 1];
+}
+
+// Accumulates, over `count` augmented rows (`rows`, `width` doubles each;
+// `scaled` holds weight_k * a_ki for the same rows), hessian[i][j] +=
+// scaled_ki * a_kj for the i's of the 4-row groups [group_begin, group_end)
+// and the 8-column blocks of j up to each group's last i (the entries above
+// the diagonal are computed and never used). Each entry sums the rows in
+// order; its running sum stays in a register over the chunk. `hessian` is
+// width x width, row-major; width is a multiple of 8.
+__attribute__((target_clones("avx2", "default"))) void AccumulateHessian(
+    const double* rows, const double* scaled, size_t count, size_t width, size_t group_begin,
+    size_t group_end, double* hessian) {
+  for (size_t group = group_begin; group < group_end; ++group) {
+    const size_t i0 = group * 4;
+    for (size_t j0 = 0; j0 <= i0 + 3; j0 += 8) {
+      Double4 low[4], high[4];
+      for (size_t ii = 0; ii < 4; ++ii) {
+        std::memcpy(&low[ii], hessian + (i0 + ii) * width + j0, 32);
+        std::memcpy(&high[ii], hessian + (i0 + ii) * width + j0 + 4, 32);
+      }
+      for (size_t k = 0; k < count; ++k) {
+        const double* row = rows + k * width;
+        const double* factors = scaled + k * width + i0;
+        Double4 a, b;
+        std::memcpy(&a, row + j0, 32);
+        std::memcpy(&b, row + j0 + 4, 32);
+        for (size_t ii = 0; ii < 4; ++ii) {
+          low[ii] += factors[ii] * a;
+          high[ii] += factors[ii] * b;
+        }
+      }
+      for (size_t ii = 0; ii < 4; ++ii) {
+        std::memcpy(hessian + (i0 + ii) * width + j0, &low[ii], 32);
+        std::memcpy(hessian + (i0 + ii) * width + j0 + 4, &high[ii], 32);
+      }
+    }
+  }
+}
+
+// gradient[i] += residuals_k * a_ki over `count` rows, in row order.
+__attribute__((target_clones("avx2", "default"))) void AccumulateGradient(
+    const double* rows, const double* residuals, size_t count, size_t width, double* gradient) {
+  for (size_t i0 = 0; i0 < width; i0 += 4) {
+    Double4 acc;
+    std::memcpy(&acc, gradient + i0, 32);
+    for (size_t k = 0; k < count; ++k) {
+      Double4 a;
+      std::memcpy(&a, rows + k * width + i0, 32);
+      acc += residuals[k] * a;
+    }
+    std::memcpy(gradient + i0, &acc, 32);
+  }
+}
+
+// z_r = theta_0 + sum_c theta_(c+1) (x_rc - mean_c), left to right, for rows
+// [first, first + count), count <= kChunkRows; `scratch` holds
+// kChunkRows * x.cols doubles.
+__attribute__((target_clones("avx2", "default"))) void Margins(const DenseMatrix& x,
+                                                               const std::vector<double>& means,
+                                                               const std::vector<double>& theta,
+                                                               size_t first, size_t count,
+                                                               double* scratch, double* z) {
+  const size_t cols = x.cols;
+  for (size_t k = 0; k < count; ++k) {  // column-major centred values of the chunk
+    const float* row = x.values.data() + (first + k) * cols;
+    for (size_t col = 0; col < cols; ++col) scratch[col * kChunkRows + k] = row[col] - means[col];
+  }
+  size_t k = 0;
+  for (; k + 16 <= count; k += 16) {  // four independent sums of four rows
+    Double4 sum[4];
+    for (Double4& lanes : sum) lanes = Double4{theta[0], theta[0], theta[0], theta[0]};
+    for (size_t col = 0; col < cols; ++col) {
+      for (size_t part = 0; part < 4; ++part) {
+        Double4 value;
+        std::memcpy(&value, scratch + col * kChunkRows + k + 4 * part, 32);
+        sum[part] += theta[col + 1] * value;
+      }
+    }
+    std::memcpy(z + first + k, sum, sizeof(sum));
+  }
+  for (; k < count; ++k) {
+    double sum = theta[0];
+    for (size_t col = 0; col < cols; ++col) sum += theta[col + 1] * scratch[col * kChunkRows + k];
+    z[first + k] = sum;
+  }
+}
+
+// z and e = exp(-|z|) of every row at `theta`; with `losses`, also
+// softplus(z) - y z per row.
+void MarginsAndLosses(const DenseMatrix& x, const std::vector<double>& means,
+                      std::span<const double> labels, const std::vector<double>& theta,
+                      std::vector<double>* z, std::vector<double>* e, std::vector<double>* losses) {
+  const size_t rows = x.rows;
+  const size_t middle = rows / 2 / kChunkRows * kChunkRows;
+  OnTwoThreads([&](int part) {
+    const size_t begin = part == 0 ? 0 : middle;
+    const size_t end = part == 0 ? middle : rows;
+    std::vector<double> scratch(kChunkRows * x.cols);
+    for (size_t first = begin; first < end; first += kChunkRows) {
+      const size_t count = std::min(kChunkRows, end - first);
+      Margins(x, means, theta, first, count, scratch.data(), z->data());
+      for (size_t row = first; row < first + count; ++row) {
+        const double value = (*z)[row];
+        const double exp_value = std::exp(-std::abs(value));  // exp(-z) or exp(z)
+        (*e)[row] = exp_value;
+        if (losses != nullptr) {
+          // Softplus: log(1 + e^z) without overflow.
+          const double softplus =
+              value > 0.0 ? value + std::log1p(exp_value) : std::log1p(exp_value);
+          (*losses)[row] = softplus - labels[row] * value;
+        }
+      }
+    }
+  });
+}
+
+// Penalised negative log-likelihood: the losses summed in row order, then the penalty.
+double SumObjective(const std::vector<double>& losses, const std::vector<double>& theta,
+                    double l2) {
+  double objective = 0.0;
+  for (double loss : losses) objective += loss;
+  for (size_t col = 1; col < theta.size(); ++col) objective += 0.5 * l2 * theta[col] * theta[col];
   return objective;
 }
 
-Status SolveLogistic(const Centred& x, size_t rows, size_t cols, std::span<const double> labels,
-                     double l2, std::vector<double>* theta_out) {
-  const size_t n = cols + 1;
-  std::vector<double> theta(n, 0.0);
-  double objective = LogisticObjective(x, rows, cols, labels, l2, theta);
-  for (int step = 0; step < 100; ++step) {
-    std::vector<double> hessian(n * n, 0.0);
-    std::vector<double> gradient(n, 0.0);
-    std::vector<double> augmented(n);
-    augmented[0] = 1.0;
-    for (size_t row = 0; row < rows; ++row) {
-      std::copy_n(x.values.data() + row * cols, cols, augmented.begin() + 1);
-      double z = 0.0;
-      for (size_t i = 0; i < n; ++i) z += theta[i] * augmented[i];
-      const double p = Sigmoid(z);
-      const double residual = p - labels[row];
-      const double curvature = p * (1.0 - p);
-      for (size_t i = 0; i < n; ++i) {
-        gradient[i] += residual * augmented[i];
-        for (size_t j = 0; j <= i; ++j)
-          hessian[i * n + j] += curvature * augmented[i] * augmented[j];
+// The gradient and Hessian (lower triangle) at the theta whose z and e are given.
+void GradientAndHessian(const DenseMatrix& x, const std::vector<double>& means,
+                        std::span<const double> labels, const std::vector<double>& z,
+                        const std::vector<double>& e, std::vector<double>* gradient,
+                        std::vector<double>* hessian) {
+  const size_t n = x.cols + 1;
+  const size_t width = PaddedWidth(n);
+  const size_t groups = width / 4;
+  std::vector<double> square(width * width, 0.0);
+  std::vector<double> padded_gradient(width, 0.0);
+  // Thread 0 takes the last i-groups (group g has g / 2 + 1 blocks of 4 x 8
+  // entries) until it has about half the blocks; thread 1 the rest and the
+  // gradient.
+  size_t total_blocks = 0;
+  for (size_t group = 0; group < groups; ++group) total_blocks += group / 2 + 1;
+  size_t split = groups;
+  for (size_t blocks = 0; split > 0 && 2 * blocks < total_blocks;) {
+    --split;
+    blocks += split / 2 + 1;
+  }
+  OnTwoThreads([&](int part) {
+    std::vector<double> rows(kChunkRows * width), scaled(kChunkRows * width);
+    std::vector<double> residuals(kChunkRows);
+    for (size_t first = 0; first < x.rows; first += kChunkRows) {
+      const size_t count = std::min(kChunkRows, x.rows - first);
+      AugmentedRows(x, means, first, count, width, rows.data());
+      for (size_t k = 0; k < count; ++k) {
+        const double value = z[first + k];
+        const double exp_value = e[first + k];
+        const double p = value >= 0.0 ? 1.0 / (1.0 + exp_value) : exp_value / (1.0 + exp_value);
+        const double weight = p * (1.0 - p);
+        for (size_t i = 0; i < width; ++i) scaled[k * width + i] = weight * rows[k * width + i];
+        residuals[k] = p - labels[first + k];
+      }
+      if (part == 0) {
+        AccumulateHessian(rows.data(), scaled.data(), count, width, split, groups, square.data());
+      } else {
+        AccumulateHessian(rows.data(), scaled.data(), count, width, 0, split, square.data());
+        AccumulateGradient(rows.data(), residuals.data(), count, width, padded_gradient.data());
       }
     }
+  });
+  gradient->assign(padded_gradient.begin(), padded_gradient.begin() + n);
+  hessian->assign(n * n, 0.0);
+  for (size_t i = 0; i < n; ++i) {
+    for (size_t j = 0; j <= i; ++j) (*hessian)[i * n + j] = square[i * width + j];
+  }
+}
+
+Status SolveLogistic(const DenseMatrix& x, const std::vector<double>& means,
+                     std::span<const double> labels, double l2, std::vector<double>* theta_out) {
+  const size_t n = x.cols + 1;
+  std::vector<double> theta(n, 0.0);
+  std::vector<double> z(x.rows), e(x.rows), losses(x.rows);
+  std::vector<double> candidate_z(x.rows), candidate_e(x.rows);
+  MarginsAndLosses(x, means, labels, theta, &z, &e, &losses);
+  double objective = SumObjective(losses, theta, l2);
+  bool margins_current = true;  // z and e are those of theta
+  std::vector<double> hessian, gradient;
+  for (int step = 0; step < 100; ++step) {
+    if (!margins_current) MarginsAndLosses(x, means, labels, theta, &z, &e, nullptr);
+    GradientAndHessian(x, means, labels, z, e, &gradient, &hessian);
     for (size_t i = 1; i < n; ++i) {
       gradient[i] += l2 * theta[i];
       hessian[i * n + i] += l2;
@@ -192,22 +385,54 @@ Status SolveLogistic(const Centred& x, size_t rows, size_t cols, std::span<const
     // they converge quadratically there.
     std::vector<double> candidate(n);
     double scale = 1.0;
+    margins_current = false;
     for (int halving = 0; halving < 40; ++halving, scale /= 2.0) {
       for (size_t i = 0; i < n; ++i) candidate[i] = theta[i] - scale * direction[i];
-      if (largest_move < 1e-4 * largest_theta) break;
-      const double candidate_objective = LogisticObjective(x, rows, cols, labels, l2, candidate);
+      if (largest_move < 1e-4 * largest_theta) {
+        margins_current = false;
+        break;
+      }
+      MarginsAndLosses(x, means, labels, candidate, &candidate_z, &candidate_e, &losses);
+      margins_current = true;  // for `candidate`, whether kept or the last tried
+      const double candidate_objective = SumObjective(losses, candidate, l2);
       if (candidate_objective <= objective) {
         objective = candidate_objective;
         break;
       }
     }
     theta = candidate;
+    if (margins_current) {
+      z.swap(candidate_z);
+      e.swap(candidate_e);
+    }
     if (largest_move <= 1e-10 * largest_theta) {
       *theta_out = std::move(theta);
       return Status::Ok();
     }
   }
   return FailedPrecondition("logistic regression did not converge in 100 Newton steps");
+}
+
+// The column means of `x` (each summed in row order). Errors: InvalidArgument
+// naming the first NaN in row-major order.
+Result<std::vector<double>> ColumnMeans(const DenseMatrix& features) {
+  std::vector<double> means(features.cols, 0.0);
+  for (size_t row = 0; row < features.rows; ++row) {
+    const float* values = features.values.data() + row * features.cols;
+    for (size_t col = 0; col < features.cols; ++col) {
+      const float value = values[col];
+      if (std::isnan(value)) {
+        return InvalidArgument("feature '" +
+                               (col < features.feature_names.size() ? features.feature_names[col]
+                                                                    : std::to_string(col)) +
+                               "' is missing (NaN) in row " + std::to_string(row) +
+                               "; the linear model needs imputed input");
+      }
+      means[col] += value;
+    }
+  }
+  for (double& mean : means) mean /= static_cast<double>(features.rows);
+  return means;
 }
 
 }  // namespace
@@ -260,22 +485,24 @@ Result<std::unique_ptr<LinearModel>> LinearModel::Train(const LinearParams& para
   }
   RETURN_IF_ERROR(CheckLabels(params.task, features, labels));
   if (features.cols == 0) return InvalidArgument("the linear model needs at least one feature");
-  ASSIGN_OR_RETURN(Centred centred, CentreColumns(features));
   std::vector<double> coefficients;
+  std::vector<double> means;
   double intercept = 0.0;
   if (params.task == Task::kRegression) {
+    ASSIGN_OR_RETURN(Centred centred, CentreColumns(features));
     RETURN_IF_ERROR(SolveLeastSquares(centred, features.rows, features.cols, labels, params.l2,
                                       &coefficients, &intercept));
+    means = std::move(centred.means);
   } else {
+    ASSIGN_OR_RETURN(means, ColumnMeans(features));
     std::vector<double> theta;
-    RETURN_IF_ERROR(
-        SolveLogistic(centred, features.rows, features.cols, labels, params.l2, &theta));
+    RETURN_IF_ERROR(SolveLogistic(features, means, labels, params.l2, &theta));
     intercept = theta[0];
     coefficients.assign(theta.begin() + 1, theta.end());
   }
   // Undo the centring: w'(x - m) + c = w'x + (c - w'm).
   for (size_t col = 0; col < features.cols; ++col) {
-    intercept -= coefficients[col] * centred.means[col];
+    intercept -= coefficients[col] * means[col];
   }
   return std::unique_ptr<LinearModel>(new LinearModel(
       params.task, params.l2, intercept, std::move(coefficients), features.feature_names));
