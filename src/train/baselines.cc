@@ -553,39 +553,70 @@ Result<std::string> LinearModel::Save() const {
       .dump();
 }
 
+// Each column's sums run over the rows in order, as a column-by-column loop
+// would; the matrix is read row by row, the columns shared by two threads.
 LinearScaling LinearScaling::Fit(const DenseMatrix& matrix) {
   LinearScaling scaling{std::vector<double>(matrix.cols, 0.0),
                         std::vector<double>(matrix.cols, 1.0)};
-  for (size_t col = 0; col < matrix.cols; ++col) {
-    double sum = 0, sum_sq = 0;
-    size_t count = 0;
+  auto fit_columns = [&](size_t begin, size_t end) {
+    const size_t width = end - begin;
+    std::vector<double> sums(width, 0.0), squares(width, 0.0), means(width, 0.0);
+    std::vector<size_t> counts(width, 0);
     for (size_t row = 0; row < matrix.rows; ++row) {
-      double value = matrix.at(row, col);
-      if (std::isnan(value)) continue;
-      sum += value;
-      ++count;
+      const float* values = matrix.values.data() + row * matrix.cols + begin;
+      for (size_t col = 0; col < width; ++col) {
+        const double value = values[col];
+        if (std::isnan(value)) continue;
+        sums[col] += value;
+        ++counts[col];
+      }
     }
-    if (count == 0) continue;
-    double mean = sum / count;
+    for (size_t col = 0; col < width; ++col) {
+      if (counts[col] > 0) means[col] = sums[col] / counts[col];
+    }
     for (size_t row = 0; row < matrix.rows; ++row) {
-      double value = matrix.at(row, col);
-      if (!std::isnan(value)) sum_sq += (value - mean) * (value - mean);
+      const float* values = matrix.values.data() + row * matrix.cols + begin;
+      for (size_t col = 0; col < width; ++col) {
+        const double value = values[col];
+        if (!std::isnan(value)) squares[col] += (value - means[col]) * (value - means[col]);
+      }
     }
-    double std = std::sqrt(sum_sq / count);
-    scaling.mean[col] = mean;
-    scaling.scale[col] = std > 0 ? std : 1.0;
-  }
+    for (size_t col = 0; col < width; ++col) {
+      if (counts[col] == 0) continue;
+      const double deviation = std::sqrt(squares[col] / counts[col]);
+      scaling.mean[begin + col] = means[col];
+      scaling.scale[begin + col] = deviation > 0 ? deviation : 1.0;
+    }
+  };
+  const size_t middle = matrix.cols / 2;
+  std::thread first_columns([&] { fit_columns(0, middle); });
+  fit_columns(middle, matrix.cols);
+  first_columns.join();
   return scaling;
 }
 
+// Row halves on two threads.
 DenseMatrix LinearScaling::Apply(const DenseMatrix& matrix) const {
-  DenseMatrix out = matrix;
-  for (size_t row = 0; row < out.rows; ++row) {
-    for (size_t col = 0; col < out.cols; ++col) {
-      float& value = out.values[row * out.cols + col];
-      value = std::isnan(value) ? 0.0f : static_cast<float>((value - mean[col]) / scale[col]);
+  DenseMatrix out;
+  out.rows = matrix.rows;
+  out.cols = matrix.cols;
+  out.feature_names = matrix.feature_names;
+  out.values.resize(matrix.values.size());
+  auto scale_rows = [&](size_t begin, size_t end) {
+    for (size_t row = begin; row < end; ++row) {
+      const float* in = matrix.values.data() + row * matrix.cols;
+      float* target = out.values.data() + row * out.cols;
+      for (size_t col = 0; col < out.cols; ++col) {
+        const float value = in[col];
+        target[col] =
+            std::isnan(value) ? 0.0f : static_cast<float>((value - mean[col]) / scale[col]);
+      }
     }
-  }
+  };
+  const size_t middle = matrix.rows / 2;
+  std::thread first_rows([&] { scale_rows(0, middle); });
+  scale_rows(middle, matrix.rows);
+  first_rows.join();
   return out;
 }
 

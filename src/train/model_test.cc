@@ -775,5 +775,64 @@ TEST(LinearModel, NamesTheFirstMissingValueInRowOrder) {
       << model.status().ToString();
 }
 
+TEST(LinearScaling, IsBitIdenticalToTheColumnByColumnLoops) {
+  std::mt19937_64 rng(3);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  std::uniform_real_distribution<double> uniform(0.0, 1.0);
+  for (size_t cols : {1, 2, 3, 8, 21}) {
+    DenseMatrix matrix;
+    matrix.rows = 1001;
+    matrix.cols = cols;
+    for (size_t col = 0; col < cols; ++col) matrix.feature_names.push_back(std::to_string(col));
+    for (size_t row = 0; row < matrix.rows; ++row) {
+      for (size_t col = 0; col < cols; ++col) {
+        float value = static_cast<float>(normal(rng) * (col + 1) * 10.0 + 100.0 * col);
+        if (col == 1) value = kMissing;  // a column with no value
+        if (col == 2) value = 4.5f;      // a constant column
+        if (uniform(rng) < 0.1) value = kMissing;
+        matrix.values.push_back(value);
+      }
+    }
+    // The reference: column by column, as keel 9698f43 fitted and applied.
+    std::vector<double> mean(cols, 0.0), scale(cols, 1.0);
+    for (size_t col = 0; col < cols; ++col) {
+      double sum = 0, sum_sq = 0;
+      size_t count = 0;
+      for (size_t row = 0; row < matrix.rows; ++row) {
+        double value = matrix.at(row, col);
+        if (std::isnan(value)) continue;
+        sum += value;
+        ++count;
+      }
+      if (count == 0) continue;
+      double column_mean = sum / count;
+      for (size_t row = 0; row < matrix.rows; ++row) {
+        double value = matrix.at(row, col);
+        if (!std::isnan(value)) sum_sq += (value - column_mean) * (value - column_mean);
+      }
+      double deviation = std::sqrt(sum_sq / count);
+      mean[col] = column_mean;
+      scale[col] = deviation > 0 ? deviation : 1.0;
+    }
+    const LinearScaling scaling = LinearScaling::Fit(matrix);
+    ASSERT_EQ(scaling.mean.size(), cols);
+    for (size_t col = 0; col < cols; ++col) {
+      EXPECT_EQ(std::bit_cast<uint64_t>(scaling.mean[col]), std::bit_cast<uint64_t>(mean[col]));
+      EXPECT_EQ(std::bit_cast<uint64_t>(scaling.scale[col]), std::bit_cast<uint64_t>(scale[col]));
+    }
+    const DenseMatrix applied = scaling.Apply(matrix);
+    ASSERT_EQ(applied.values.size(), matrix.values.size());
+    EXPECT_EQ(applied.feature_names, matrix.feature_names);
+    for (size_t index = 0; index < matrix.values.size(); ++index) {
+      const float value = matrix.values[index];
+      const size_t col = index % cols;
+      const float expected =
+          std::isnan(value) ? 0.0f : static_cast<float>((value - mean[col]) / scale[col]);
+      ASSERT_EQ(std::bit_cast<uint32_t>(applied.values[index]), std::bit_cast<uint32_t>(expected))
+          << index;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace keel::train
