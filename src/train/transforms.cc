@@ -2,7 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
-#include <set>
+#include <unordered_set>
 
 namespace keel::train {
 namespace {
@@ -107,22 +107,33 @@ std::string CategoryOf(const Column& column, size_t row) {
                                             : column.ValueToString(row);
 }
 
-// Distinct non-null values, sorted in the column's natural order, as text.
+// Distinct non-null values, sorted in the column's natural order, as text
+// (strings bytewise, as std::string's operator< orders them).
 std::vector<std::string> SortedCategories(const Column& column) {
   std::vector<std::string> out;
   if (column.type() == DataType::kString) {
-    std::set<std::string, std::less<>> distinct;
+    std::unordered_set<std::string_view> distinct;
+    std::string_view previous;
+    bool have_previous = false;
     for (size_t row = 0; row < column.size(); ++row) {
-      if (column.IsValid(row)) distinct.emplace(column.StringAt(row));
+      if (!column.IsValid(row)) continue;
+      const std::string_view value = column.StringAt(row);
+      if (have_previous && value == previous) continue;  // runs of one value are common
+      distinct.insert(value);
+      previous = value;
+      have_previous = true;
     }
     out.assign(distinct.begin(), distinct.end());
+    std::sort(out.begin(), out.end());
     return out;
   }
-  std::set<int64_t> distinct;
+  std::vector<int64_t> distinct;
   for (size_t row = 0; row < column.size(); ++row) {
     if (!column.IsValid(row)) continue;
-    distinct.insert(column.type() == DataType::kBool ? column.bools()[row] : column.ints()[row]);
+    distinct.push_back(column.type() == DataType::kBool ? column.bools()[row] : column.ints()[row]);
   }
+  std::sort(distinct.begin(), distinct.end());
+  distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
   for (int64_t value : distinct) {
     out.push_back(column.type() == DataType::kBool ? (value ? "true" : "false")
                                                    : std::to_string(value));
@@ -296,13 +307,23 @@ Result<std::vector<table::Column>> FittedTransform::ApplyCategorical(const Colum
   } else {
     out.emplace_back(DataType::kDouble, input.size());
   }
+  int64_t index = -1;  // of the last category looked up; -1: unknown
   for (size_t row = 0; row < input.size(); ++row) {
     if (!input.IsValid(row)) {
       if (!one_hot) out[0].SetNull(row);
       continue;  // one-hot: all zeros
     }
-    const auto found = category_index_.find(CategoryOf(input, row));
-    if (found == category_index_.end()) {
+    // The index of the row's category; a row equal to the one before reuses its lookup.
+    const bool same_as_previous =
+        row > 0 && input.IsValid(row - 1) &&
+        (input.type() == DataType::kString ? input.StringAt(row) == input.StringAt(row - 1)
+         : input.type() == DataType::kBool ? input.bools()[row] == input.bools()[row - 1]
+                                           : input.ints()[row] == input.ints()[row - 1]);
+    if (!same_as_previous) {
+      const auto found = category_index_.find(CategoryOf(input, row));
+      index = found == category_index_.end() ? -1 : found->second;
+    }
+    if (index < 0) {
       if (spec_.unknown == UnknownCategory::kError) {
         return InvalidArgument(std::string(TransformKindName(spec_.kind)) + " of '" + spec_.column +
                                "': row " + std::to_string(row) + " holds the unknown category '" +
@@ -312,9 +333,9 @@ Result<std::vector<table::Column>> FittedTransform::ApplyCategorical(const Colum
       continue;
     }
     if (one_hot) {
-      out[found->second].doubles()[row] = 1.0;
+      out[static_cast<size_t>(index)].doubles()[row] = 1.0;
     } else {
-      out[0].doubles()[row] = static_cast<double>(found->second);
+      out[0].doubles()[row] = static_cast<double>(index);
     }
   }
   return out;
