@@ -504,13 +504,18 @@ Result<TrainedModels> TrainModels(const PipelineSpec& pipeline, const Prepared& 
       LinearModel::Train({pipeline.task, pipeline.linear_l2}, scaling.Apply(train), train_labels));
   MarkPhase(clock, "baselines (constant, linear)");
   // The training-data hash: the exact matrix and labels the model saw.
-  std::string data_bytes(reinterpret_cast<const char*>(train.values.data()),
-                         train.values.size() * sizeof(float));
-  data_bytes.append(reinterpret_cast<const char*>(train_labels.data()),
-                    train_labels.size() * sizeof(double));
-  for (const std::string& name : train.feature_names) data_bytes += name + "\n";
+  // Hashed in parts: the matrix bytes, the label bytes, the names.
+  std::string names;
+  for (const std::string& name : train.feature_names) names += name + "\n";
+  const std::string_view data_parts[] = {
+      std::string_view(reinterpret_cast<const char*>(train.values.data()),
+                       train.values.size() * sizeof(float)),
+      std::string_view(reinterpret_cast<const char*>(train_labels.data()),
+                       train_labels.size() * sizeof(double)),
+      names};
+  const std::string data_hash = HashHex128(data_parts);
   MarkPhase(clock, "training data hash");
-  nlohmann::json train_report = {{"training_data_hash", HashHex128(data_bytes)},
+  nlohmann::json train_report = {{"training_data_hash", data_hash},
                                  {"model_columns", train.feature_names},
                                  {"input_columns", data.dataset.input_columns},
                                  {"train_rows", train.rows},

@@ -320,7 +320,9 @@ Result<std::vector<table::Column>> FittedTransform::ApplyCategorical(const Colum
          : input.type() == DataType::kBool ? input.bools()[row] == input.bools()[row - 1]
                                            : input.ints()[row] == input.ints()[row - 1]);
     if (!same_as_previous) {
-      const auto found = category_index_.find(CategoryOf(input, row));
+      const auto found = input.type() == DataType::kString
+                             ? category_index_.find(input.StringAt(row))
+                             : category_index_.find(CategoryOf(input, row));
       index = found == category_index_.end() ? -1 : found->second;
     }
     if (index < 0) {
