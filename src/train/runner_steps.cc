@@ -139,7 +139,8 @@ void FillMatrixColumn(const table::Column& column, const uint32_t* rows, size_t 
 // BuildDenseMatrix(transforms.Apply(InputTable(data, split)), <its columns>)
 // when only some inputs are transformed: those are gathered and transformed,
 // the others read straight from the training set; two threads fill the rows.
-// nullopt when the fast way does not apply (TransformedInputs, TransformedNames).
+// nullopt when the fast way does not apply (TransformedInputs, TransformedNames)
+// or the transforms fail (the full way then gives the error).
 std::optional<Result<DenseMatrix>> FastSplitMatrix(const Prepared& data, int split,
                                                    const FittedTransforms& transforms) {
   const std::vector<std::string>& inputs = data.dataset.input_columns;
@@ -150,10 +151,7 @@ std::optional<Result<DenseMatrix>> FastSplitMatrix(const Prepared& data, int spl
   if (!names || names->empty()) return std::nullopt;
   Result<table::Table> transformed =
       transforms.Apply(GatherColumns(data, split, *transformed_inputs));
-  if (!transformed.ok()) {
-    return Result<DenseMatrix>(
-        transformed.status().WithContext(std::string(kSplitNames[split]) + " split"));
-  }
+  if (!transformed.ok()) return std::nullopt;  // the full way gives its error
   const std::vector<uint32_t>& rows = data.splits[split];
   std::vector<std::pair<const table::Column*, const uint32_t*>> sources;
   for (const std::string& name : *names) {
@@ -432,11 +430,13 @@ Result<nlohmann::json> FitTransforms(const PipelineSpec& pipeline, const Prepare
   if (transformed_inputs) {
     table::Table train = GatherColumns(data, 0, *transformed_inputs);
     MarkPhase(clock, "gather training inputs");
-    ASSIGN_OR_RETURN(FittedTransforms fitted, FittedTransforms::Fit(pipeline.transforms, train));
+    table::Table applied;
+    Result<FittedTransforms> fitted = FittedTransforms::Fit(pipeline.transforms, train, &applied);
     MarkPhase(clock, "fit");
-    std::optional<std::vector<std::string>> names = TransformedNames(inputs, fitted);
+    // On an error the full way runs, so that the error is the one it gives.
+    std::optional<std::vector<std::string>> names;
+    if (fitted.ok()) names = TransformedNames(inputs, *fitted);
     if (names) {
-      ASSIGN_OR_RETURN(table::Table applied, fitted.Apply(train));
       for (const std::string& name : *names) {
         const int index = applied.FindColumn(name);
         const table::DataType type = index >= 0
@@ -448,7 +448,7 @@ Result<nlohmann::json> FitTransforms(const PipelineSpec& pipeline, const Prepare
         }
       }
       MarkPhase(clock, "apply (string check)");
-      return fitted.ToJson();
+      return fitted->ToJson();
     }
   }
   table::Table train = InputTable(data, 0);

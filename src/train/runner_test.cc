@@ -465,6 +465,8 @@ TEST(SplitMatrix, FastWayEqualsTransformingEveryInput) {
   TransformSpec strict = Spec(TransformKind::kOrdinal, "s2");
   strict.unknown = UnknownCategory::kError;
   TransformSpec one_hot_copy = Spec(TransformKind::kOneHot, "b1");
+  TransformSpec positive = Spec(TransformKind::kClip, "d2");
+  positive.lower = 0.5;
   TransformSpec fill_string = Spec(TransformKind::kImpute, "s2");
   fill_string.strategy = ImputeStrategy::kConstant;
   fill_string.fill_string = "none";
@@ -488,10 +490,18 @@ TEST(SplitMatrix, FastWayEqualsTransformingEveryInput) {
       {},
       // A one-hot output named like another input.
       {one_hot_copy, Spec(TransformKind::kOrdinal, "s1"), Spec(TransformKind::kOrdinal, "s2")},
+      // The last transform fails on the training split (log of negatives) ...
+      {Spec(TransformKind::kOrdinal, "s1"), Spec(TransformKind::kOrdinal, "s2"),
+       Spec(TransformKind::kLog, "d2")},
+      // ... after a duplicate name; clipped first, it does not fail.
+      {one_hot_copy, Spec(TransformKind::kOrdinal, "s1"), Spec(TransformKind::kOrdinal, "s2"),
+       Spec(TransformKind::kLog, "d2")},
+      {Spec(TransformKind::kOrdinal, "s1"), Spec(TransformKind::kOrdinal, "s2"), positive,
+       Spec(TransformKind::kLog, "d2")},
   };
   for (size_t index = 0; index < cases.size(); ++index) {
     Prepared data = RandomPrepared(static_cast<uint32_t>(index + 1), 3001, index == 3);
-    if (index == 8) {  // an input "b1=true" beside b1's one-hot
+    if (index == 8 || index == 10) {  // an input "b1=true" beside b1's one-hot
       table::Column copy = *data.dataset.table.GetColumn("d2").value();
       ASSERT_TRUE(data.dataset.table.AddColumn("b1=true", std::move(copy)).ok());
       data.dataset.input_columns.push_back("b1=true");

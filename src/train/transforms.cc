@@ -427,14 +427,16 @@ Result<FittedTransform> FittedTransform::FromJson(const json& document) {
 
 namespace {
 
-// `table` with column `name` replaced by `outputs` (named `names`) at its position.
-Result<table::Table> ReplaceColumn(const table::Table& table, const std::string& name,
+// `table` with column `name` replaced by `outputs` (named `names`) at its
+// position; the other columns are moved over.
+Result<table::Table> ReplaceColumn(table::Table table, const std::string& name,
                                    std::vector<Column> outputs,
                                    const std::vector<std::string>& names) {
   table::Table out;
   for (size_t column_idx = 0; column_idx < table.num_columns(); ++column_idx) {
     if (table.fields()[column_idx].name != name) {
-      RETURN_IF_ERROR(out.AddColumn(table.fields()[column_idx].name, table.column(column_idx)));
+      RETURN_IF_ERROR(out.AddColumn(table.fields()[column_idx].name,
+                                    std::move(table.mutable_column(column_idx))));
       continue;
     }
     for (size_t i = 0; i < outputs.size(); ++i) {
@@ -444,8 +446,7 @@ Result<table::Table> ReplaceColumn(const table::Table& table, const std::string&
   return out;
 }
 
-Result<table::Table> ApplyOne(const FittedTransform& transform, const table::Table& input,
-                              size_t step) {
+Result<table::Table> ApplyOne(const FittedTransform& transform, table::Table input, size_t step) {
   const std::string context = "transform " + std::to_string(step) + " (" +
                               std::string(TransformKindName(transform.spec().kind)) + " of '" +
                               transform.spec().column + "')";
@@ -453,8 +454,9 @@ Result<table::Table> ApplyOne(const FittedTransform& transform, const table::Tab
   if (!column.ok()) return column.status().WithContext(context);
   Result<std::vector<Column>> outputs = transform.Apply(**column);
   if (!outputs.ok()) return outputs.status().WithContext(context);
-  Result<table::Table> replaced = ReplaceColumn(
-      input, transform.spec().column, std::move(outputs).value(), transform.OutputNames());
+  Result<table::Table> replaced =
+      ReplaceColumn(std::move(input), transform.spec().column, std::move(outputs).value(),
+                    transform.OutputNames());
   if (!replaced.ok()) return replaced.status().WithContext(context);
   return replaced;
 }
@@ -462,7 +464,8 @@ Result<table::Table> ApplyOne(const FittedTransform& transform, const table::Tab
 }  // namespace
 
 Result<FittedTransforms> FittedTransforms::Fit(const std::vector<TransformSpec>& specs,
-                                               const table::Table& train) {
+                                               const table::Table& train,
+                                               table::Table* transformed) {
   FittedTransforms fitted;
   table::Table current = train;
   for (size_t step = 0; step < specs.size(); ++step) {
@@ -473,18 +476,19 @@ Result<FittedTransforms> FittedTransforms::Fit(const std::vector<TransformSpec>&
     if (!column.ok()) return column.status().WithContext(context);
     Result<FittedTransform> transform = FittedTransform::Fit(specs[step], **column);
     if (!transform.ok()) return transform.status().WithContext(context);
-    if (step + 1 < specs.size()) {
-      ASSIGN_OR_RETURN(current, ApplyOne(*transform, current, step));
+    if (step + 1 < specs.size() || transformed != nullptr) {
+      ASSIGN_OR_RETURN(current, ApplyOne(*transform, std::move(current), step));
     }
     fitted.transforms_.push_back(std::move(transform).value());
   }
+  if (transformed != nullptr) *transformed = std::move(current);
   return fitted;
 }
 
 Result<table::Table> FittedTransforms::Apply(const table::Table& input) const {
   table::Table current = input;
   for (size_t step = 0; step < transforms_.size(); ++step) {
-    ASSIGN_OR_RETURN(current, ApplyOne(transforms_[step], current, step));
+    ASSIGN_OR_RETURN(current, ApplyOne(transforms_[step], std::move(current), step));
   }
   return current;
 }

@@ -140,10 +140,14 @@ class FittedTransform {
 class FittedTransforms {
  public:
   // Fits each spec in order on `train` as the previous transforms left it.
+  // `transformed`, when not null, receives `train` through every transform
+  // (what Apply(train) gives, without transforming it twice).
   // Errors: NotFound for a column missing at its step; the errors of
-  // FittedTransform::Fit, with the step and column named.
+  // FittedTransform::Fit, with the step and column named; with
+  // `transformed`, also those of applying the last transform.
   static Result<FittedTransforms> Fit(const std::vector<TransformSpec>& specs,
-                                      const table::Table& train);
+                                      const table::Table& train,
+                                      table::Table* transformed = nullptr);
 
   // Applies every transform in order. A transformed column is replaced in
   // place (one-hot: by its indicator columns at the same position); other
