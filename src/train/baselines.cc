@@ -1,6 +1,7 @@
 #include "train/baselines.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -265,106 +266,106 @@ __attribute__((target_clones("avx2", "default"))) void Margins(const DenseMatrix
   }
 }
 
-// z and e = exp(-|z|) of every row at `theta`; with `losses`, also
-// softplus(z) - y z per row.
-void MarginsAndLosses(const DenseMatrix& x, const std::vector<double>& means,
-                      std::span<const double> labels, const std::vector<double>& theta,
-                      std::vector<double>* z, std::vector<double>* e, std::vector<double>* losses) {
-  const size_t rows = x.rows;
-  const size_t middle = rows / 2 / kChunkRows * kChunkRows;
-  OnTwoThreads([&](int part) {
-    const size_t begin = part == 0 ? 0 : middle;
-    const size_t end = part == 0 ? middle : rows;
-    std::vector<double> scratch(kChunkRows * x.cols);
-    for (size_t first = begin; first < end; first += kChunkRows) {
-      const size_t count = std::min(kChunkRows, end - first);
-      Margins(x, means, theta, first, count, scratch.data(), z->data());
-      for (size_t row = first; row < first + count; ++row) {
-        const double value = (*z)[row];
-        const double exp_value = std::exp(-std::abs(value));  // exp(-z) or exp(z)
-        (*e)[row] = exp_value;
-        if (losses != nullptr) {
-          // Softplus: log(1 + e^z) without overflow.
-          const double softplus =
-              value > 0.0 ? value + std::log1p(exp_value) : std::log1p(exp_value);
-          (*losses)[row] = softplus - labels[row] * value;
-        }
-      }
-    }
-  });
-}
+// The sum of the per-row losses (in row order; 0 without `with_loss`), the
+// gradient and the Hessian (lower triangle, n x n) at `theta`, in one pass
+// over the rows on two threads: thread 0 computes z, e = exp(-|z|), the
+// losses and each row's weight p (1 - p) and residual p - y into `weights`
+// and `residuals` (rows.size() each), then its share of the Hessian;
+// thread 1 follows it chunk by chunk with the rest of the Hessian and the
+// gradient.
+struct Derivatives {
+  double loss = 0.0;
+  std::vector<double> gradient, hessian;
+};
 
-// Penalised negative log-likelihood: the losses summed in row order, then the penalty.
-double SumObjective(const std::vector<double>& losses, const std::vector<double>& theta,
-                    double l2) {
-  double objective = 0.0;
-  for (double loss : losses) objective += loss;
-  for (size_t col = 1; col < theta.size(); ++col) objective += 0.5 * l2 * theta[col] * theta[col];
-  return objective;
-}
-
-// The gradient and Hessian (lower triangle) at the theta whose z and e are given.
-void GradientAndHessian(const DenseMatrix& x, const std::vector<double>& means,
-                        std::span<const double> labels, const std::vector<double>& z,
-                        const std::vector<double>& e, std::vector<double>* gradient,
-                        std::vector<double>* hessian) {
+void Evaluate(const DenseMatrix& x, const std::vector<double>& means,
+              std::span<const double> labels, const std::vector<double>& theta, bool with_loss,
+              std::vector<double>* weights, std::vector<double>* residuals, Derivatives* out) {
   const size_t n = x.cols + 1;
   const size_t width = PaddedWidth(n);
   const size_t groups = width / 4;
   std::vector<double> square(width * width, 0.0);
   std::vector<double> padded_gradient(width, 0.0);
-  // Thread 0 takes the last i-groups (group g has g / 2 + 1 blocks of 4 x 8
-  // entries) until it has about half the blocks; thread 1 the rest and the
-  // gradient.
+  // Thread 0, which also computes the rows' weights, takes the first i-groups
+  // (group g has g / 2 + 1 blocks of 4 x 8 entries) up to about a quarter of
+  // the blocks; thread 1 the rest and the gradient.
   size_t total_blocks = 0;
   for (size_t group = 0; group < groups; ++group) total_blocks += group / 2 + 1;
-  size_t split = groups;
-  for (size_t blocks = 0; split > 0 && 2 * blocks < total_blocks;) {
-    --split;
+  size_t split = 0;
+  for (size_t blocks = split / 2 + 1; split < groups && 4 * blocks <= total_blocks;) {
+    ++split;
     blocks += split / 2 + 1;
   }
+  std::atomic<size_t> ready{0};  // rows whose weights and residuals are written
+  double loss = 0.0;
   OnTwoThreads([&](int part) {
     std::vector<double> rows(kChunkRows * width), scaled(kChunkRows * width);
-    std::vector<double> residuals(kChunkRows);
+    std::vector<double> scratch(part == 0 ? kChunkRows * x.cols : 0), z(kChunkRows);
     for (size_t first = 0; first < x.rows; first += kChunkRows) {
       const size_t count = std::min(kChunkRows, x.rows - first);
+      if (part == 0) {
+        Margins(x, means, theta, first, count, scratch.data(), z.data() - first);
+        for (size_t k = 0; k < count; ++k) {
+          const size_t row = first + k;
+          const double value = z[k];
+          const double exp_value = std::exp(-std::abs(value));  // exp(-z) or exp(z)
+          if (with_loss) {
+            // Softplus: log(1 + e^z) without overflow.
+            const double softplus =
+                value > 0.0 ? value + std::log1p(exp_value) : std::log1p(exp_value);
+            loss += softplus - labels[row] * value;
+          }
+          // Sigmoid.
+          const double p = value >= 0.0 ? 1.0 / (1.0 + exp_value) : exp_value / (1.0 + exp_value);
+          (*weights)[row] = p * (1.0 - p);
+          (*residuals)[row] = p - labels[row];
+        }
+        ready.store(first + count, std::memory_order_release);
+      } else {
+        while (ready.load(std::memory_order_acquire) < first + count) std::this_thread::yield();
+      }
       AugmentedRows(x, means, first, count, width, rows.data());
       for (size_t k = 0; k < count; ++k) {
-        const double value = z[first + k];
-        const double exp_value = e[first + k];
-        const double p = value >= 0.0 ? 1.0 / (1.0 + exp_value) : exp_value / (1.0 + exp_value);
-        const double weight = p * (1.0 - p);
+        const double weight = (*weights)[first + k];
         for (size_t i = 0; i < width; ++i) scaled[k * width + i] = weight * rows[k * width + i];
-        residuals[k] = p - labels[first + k];
       }
       if (part == 0) {
-        AccumulateHessian(rows.data(), scaled.data(), count, width, split, groups, square.data());
-      } else {
         AccumulateHessian(rows.data(), scaled.data(), count, width, 0, split, square.data());
-        AccumulateGradient(rows.data(), residuals.data(), count, width, padded_gradient.data());
+      } else {
+        AccumulateHessian(rows.data(), scaled.data(), count, width, split, groups, square.data());
+        AccumulateGradient(rows.data(), residuals->data() + first, count, width,
+                           padded_gradient.data());
       }
     }
   });
-  gradient->assign(padded_gradient.begin(), padded_gradient.begin() + n);
-  hessian->assign(n * n, 0.0);
+  out->loss = loss;
+  out->gradient.assign(padded_gradient.begin(), padded_gradient.begin() + n);
+  out->hessian.assign(n * n, 0.0);
   for (size_t i = 0; i < n; ++i) {
-    for (size_t j = 0; j <= i; ++j) (*hessian)[i * n + j] = square[i * width + j];
+    for (size_t j = 0; j <= i; ++j) out->hessian[i * n + j] = square[i * width + j];
   }
+}
+
+// Penalised negative log-likelihood: the summed losses, then the penalty.
+double Objective(double loss, const std::vector<double>& theta, double l2) {
+  double objective = loss;
+  for (size_t col = 1; col < theta.size(); ++col) objective += 0.5 * l2 * theta[col] * theta[col];
+  return objective;
 }
 
 Status SolveLogistic(const DenseMatrix& x, const std::vector<double>& means,
                      std::span<const double> labels, double l2, std::vector<double>* theta_out) {
   const size_t n = x.cols + 1;
   std::vector<double> theta(n, 0.0);
-  std::vector<double> z(x.rows), e(x.rows), losses(x.rows);
-  std::vector<double> candidate_z(x.rows), candidate_e(x.rows);
-  MarginsAndLosses(x, means, labels, theta, &z, &e, &losses);
-  double objective = SumObjective(losses, theta, l2);
-  bool margins_current = true;  // z and e are those of theta
-  std::vector<double> hessian, gradient;
+  std::vector<double> weights(x.rows), residuals(x.rows);
+  Derivatives current, trial;  // at theta; at the last candidate tried
+  Evaluate(x, means, labels, theta, true, &weights, &residuals, &current);
+  double objective = Objective(current.loss, theta, l2);
+  bool current_known = true;
   for (int step = 0; step < 100; ++step) {
-    if (!margins_current) MarginsAndLosses(x, means, labels, theta, &z, &e, nullptr);
-    GradientAndHessian(x, means, labels, z, e, &gradient, &hessian);
+    if (!current_known) Evaluate(x, means, labels, theta, false, &weights, &residuals, &current);
+    std::vector<double> hessian = current.hessian;
+    std::vector<double> gradient = current.gradient;
     for (size_t i = 1; i < n; ++i) {
       gradient[i] += l2 * theta[i];
       hessian[i * n + i] += l2;
@@ -385,30 +386,28 @@ Status SolveLogistic(const DenseMatrix& x, const std::vector<double>& means,
     // they converge quadratically there.
     std::vector<double> candidate(n);
     double scale = 1.0;
-    margins_current = false;
+    bool tried = false;  // `trial` holds the derivatives at `candidate`
     for (int halving = 0; halving < 40; ++halving, scale /= 2.0) {
       for (size_t i = 0; i < n; ++i) candidate[i] = theta[i] - scale * direction[i];
       if (largest_move < 1e-4 * largest_theta) {
-        margins_current = false;
+        tried = false;
         break;
       }
-      MarginsAndLosses(x, means, labels, candidate, &candidate_z, &candidate_e, &losses);
-      margins_current = true;  // for `candidate`, whether kept or the last tried
-      const double candidate_objective = SumObjective(losses, candidate, l2);
+      Evaluate(x, means, labels, candidate, true, &weights, &residuals, &trial);
+      tried = true;
+      const double candidate_objective = Objective(trial.loss, candidate, l2);
       if (candidate_objective <= objective) {
         objective = candidate_objective;
         break;
       }
     }
     theta = candidate;
-    if (margins_current) {
-      z.swap(candidate_z);
-      e.swap(candidate_e);
-    }
     if (largest_move <= 1e-10 * largest_theta) {
       *theta_out = std::move(theta);
       return Status::Ok();
     }
+    current_known = tried;
+    if (tried) std::swap(current, trial);
   }
   return FailedPrecondition("logistic regression did not converge in 100 Newton steps");
 }
