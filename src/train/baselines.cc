@@ -169,15 +169,22 @@ void OnTwoThreads(const Work& work) {
 }
 
 // The centred augmented rows [first, first + count) of `x`, row-major with
-// `width` doubles a row: 1, then x - mean per column, then zeros.
-void AugmentedRows(const DenseMatrix& x, const std::vector<double>& means, size_t first,
-                   size_t count, size_t width, double* out) {
+// `width` doubles a row: 1, then x - mean per column, then zeros; with
+// `weights` (indexed by row), also `scaled`: each row's values times its weight.
+__attribute__((target_clones("avx2", "default"))) void AugmentedRows(
+    const float* __restrict values, size_t cols, const double* __restrict means,
+    const double* __restrict weights, size_t first, size_t count, size_t width,
+    double* __restrict out, double* __restrict scaled) {
   for (size_t k = 0; k < count; ++k) {
-    const float* row = x.values.data() + (first + k) * x.cols;
-    double* target = out + k * width;
+    const float* __restrict row = values + (first + k) * cols;
+    double* __restrict target = out + k * width;
     target[0] = 1.0;
-    for (size_t col = 0; col < x.cols; ++col) target[col + 1] = row[col] - means[col];
-    for (size_t col = x.cols + 1; col < width; ++col) target[col] = 0.0;
+    for (size_t col = 0; col < cols; ++col) target[col + 1] = row[col] - means[col];
+    for (size_t col = cols + 1; col < width; ++col) target[col] = 0.0;
+    if (weights == nullptr) continue;
+    const double weight = weights[first + k];
+    double* __restrict scaled_row = scaled + k * width;
+    for (size_t col = 0; col < width; ++col) scaled_row[col] = weight * target[col];
   }
 }
 
@@ -324,11 +331,8 @@ void Evaluate(const DenseMatrix& x, const std::vector<double>& means,
       } else {
         while (ready.load(std::memory_order_acquire) < first + count) std::this_thread::yield();
       }
-      AugmentedRows(x, means, first, count, width, rows.data());
-      for (size_t k = 0; k < count; ++k) {
-        const double weight = (*weights)[first + k];
-        for (size_t i = 0; i < width; ++i) scaled[k * width + i] = weight * rows[k * width + i];
-      }
+      AugmentedRows(x.values.data(), x.cols, means.data(), weights->data(), first, count, width,
+                    rows.data(), scaled.data());
       if (part == 0) {
         AccumulateHessian(rows.data(), scaled.data(), count, width, 0, split, square.data());
       } else {
