@@ -240,8 +240,8 @@ __attribute__((target_clones("avx2", "default"))) void AccumulateGradient(
   }
 }
 
-// z_r = theta_0 + sum_c theta_(c+1) (x_rc - mean_c), left to right, for rows
-// [first, first + count), count <= kChunkRows; `scratch` holds
+// z[k] = theta_0 + sum_c theta_(c+1) (x_rc - mean_c), left to right, for
+// rows r = first + k, k < count <= kChunkRows; `scratch` holds
 // kChunkRows * x.cols doubles.
 __attribute__((target_clones("avx2", "default"))) void Margins(const DenseMatrix& x,
                                                                const std::vector<double>& means,
@@ -264,12 +264,12 @@ __attribute__((target_clones("avx2", "default"))) void Margins(const DenseMatrix
         sum[part] += theta[col + 1] * value;
       }
     }
-    std::memcpy(z + first + k, sum, sizeof(sum));
+    std::memcpy(z + k, sum, sizeof(sum));
   }
   for (; k < count; ++k) {
     double sum = theta[0];
     for (size_t col = 0; col < cols; ++col) sum += theta[col + 1] * scratch[col * kChunkRows + k];
-    z[first + k] = sum;
+    z[k] = sum;
   }
 }
 
@@ -311,7 +311,7 @@ void Evaluate(const DenseMatrix& x, const std::vector<double>& means,
     for (size_t first = 0; first < x.rows; first += kChunkRows) {
       const size_t count = std::min(kChunkRows, x.rows - first);
       if (part == 0) {
-        Margins(x, means, theta, first, count, scratch.data(), z.data() - first);
+        Margins(x, means, theta, first, count, scratch.data(), z.data());
         for (size_t k = 0; k < count; ++k) {
           const size_t row = first + k;
           const double value = z[k];
