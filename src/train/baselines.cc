@@ -146,11 +146,13 @@ Status SolveLeastSquares(const Centred& x, size_t rows, size_t cols, std::span<c
 // values are computed on the fly from the float matrix (no centred copy),
 // the products of one row are vectorised across entries (j, or i for the
 // gradient) and z across rows (each lane still sums its own row left to
-// right), the running sums stay in registers over a chunk of rows, z and
-// e = exp(-|z|) of the objective at an accepted candidate are reused by the
-// next Newton step, and two threads share the work by entries (the Hessian)
-// or rows (z, the per-row losses, summed afterwards in row order): every
-// number is the one the plain loops give, bit for bit.
+// right), the running sums stay in registers over a chunk of rows, the
+// objective at a candidate and the gradient and Hessian there come from one
+// pass over the rows (used by the next Newton step when the candidate is
+// kept), and two threads share that pass: one computes z, the losses (summed
+// in row order) and the row weights and takes a share of the Hessian, the
+// other follows it with the rest. Every number is the one the plain loops
+// give, bit for bit (model_test.cc keeps the plain loops to check).
 
 // Four doubles, as GCC vector extensions: the "default" clone compiles them
 // to SSE2 pairs, the "avx2" clone to one register.
