@@ -20,13 +20,27 @@ void Hash64EachWord(std::span<const uint64_t> words, uint64_t* hashes) {
   }
 }
 
-std::string HashHex128(std::string_view bytes) {
-  XXH128_hash_t hash = XXH3_128bits(bytes.data(), bytes.size());
+namespace {
+
+std::string Hex128(XXH128_hash_t hash) {
   char buffer[33];
   std::snprintf(buffer, sizeof(buffer), "%016llx%016llx",
                 static_cast<unsigned long long>(hash.high64),
                 static_cast<unsigned long long>(hash.low64));
   return std::string(buffer, 32);
+}
+
+}  // namespace
+
+std::string HashHex128(std::string_view bytes) {
+  return Hex128(XXH3_128bits(bytes.data(), bytes.size()));
+}
+
+std::string HashHex128(std::span<const std::string_view> parts) {
+  XXH3_state_t state;
+  XXH3_128bits_reset(&state);
+  for (std::string_view part : parts) XXH3_128bits_update(&state, part.data(), part.size());
+  return Hex128(XXH3_128bits_digest(&state));
 }
 
 }  // namespace keel

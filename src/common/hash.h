@@ -18,5 +18,7 @@ void Hash64EachWord(std::span<const uint64_t> words, uint64_t* hashes);
 
 // 128-bit hash of bytes (XXH3-128) as 32 lowercase hex characters; persisted.
 std::string HashHex128(std::string_view bytes);
+// HashHex128 of the concatenation of `parts`, without building it.
+std::string HashHex128(std::span<const std::string_view> parts);
 
 }  // namespace keel

@@ -40,5 +40,26 @@ TEST(Hash, DistinguishesNearbyInputs) {
   EXPECT_EQ(seen.size(), 10000u);
 }
 
+TEST(Hash, PartsHashAsTheirConcatenation) {
+  std::string bytes;
+  for (size_t i = 0; i < 3000000; ++i) bytes.push_back(static_cast<char>(i * 7919 % 251));
+  // Cut points around XXH3's short-input, stripe and block sizes.
+  const std::vector<std::vector<size_t>> cuts = {
+      {},     {0},          {1},           {16, 17},         {128, 129, 240, 241},
+      {1024}, {1025, 1026}, {1000000, 64}, {3000000 - 1, 1}, {5, 2999990}};
+  for (const std::vector<size_t>& sizes : cuts) {
+    std::vector<std::string_view> parts;
+    size_t offset = 0;
+    for (size_t size : sizes) {
+      parts.push_back(std::string_view(bytes).substr(offset, size));
+      offset += size;
+    }
+    const std::string_view whole = std::string_view(bytes).substr(0, offset);
+    EXPECT_EQ(HashHex128(parts), HashHex128(whole)) << offset;
+    parts.push_back(std::string_view(bytes).substr(offset));
+    EXPECT_EQ(HashHex128(parts), HashHex128(bytes)) << offset;
+  }
+}
+
 }  // namespace
 }  // namespace keel

@@ -588,5 +588,251 @@ TEST(Baselines, SaveLoadIsBitIdenticalAndConstantPredictsThePrior) {
   EXPECT_FALSE(LoadModel("forest", "{}").ok());
 }
 
+// ---------------------------------------------------------------------------
+// The linear baseline's fast paths against the plain loops they replaced
+// (kept here as the reference): same coefficients and intercept, bit for bit.
+
+namespace reference {
+
+double Sigmoid(double z) {
+  if (z >= 0.0) return 1.0 / (1.0 + std::exp(-z));
+  const double e = std::exp(z);
+  return e / (1.0 + e);
+}
+
+double Softplus(double z) {
+  return z > 0.0 ? z + std::log1p(std::exp(-z)) : std::log1p(std::exp(z));
+}
+
+bool CholeskySolve(std::vector<double>& a, std::vector<double>& b, size_t n) {
+  for (size_t col = 0; col < n; ++col) {
+    double diagonal = a[col * n + col];
+    for (size_t k = 0; k < col; ++k) diagonal -= a[col * n + k] * a[col * n + k];
+    if (!(diagonal > 0.0)) return false;
+    const double root = std::sqrt(diagonal);
+    a[col * n + col] = root;
+    for (size_t row = col + 1; row < n; ++row) {
+      double value = a[row * n + col];
+      for (size_t k = 0; k < col; ++k) value -= a[row * n + k] * a[col * n + k];
+      a[row * n + col] = value / root;
+    }
+  }
+  for (size_t row = 0; row < n; ++row) {
+    double value = b[row];
+    for (size_t k = 0; k < row; ++k) value -= a[row * n + k] * b[k];
+    b[row] = value / a[row * n + row];
+  }
+  for (size_t row = n; row-- > 0;) {
+    double value = b[row];
+    for (size_t k = row + 1; k < n; ++k) value -= a[k * n + row] * b[k];
+    b[row] = value / a[row * n + row];
+  }
+  return true;
+}
+
+double Objective(const std::vector<double>& x, size_t rows, size_t cols,
+                 const std::vector<double>& labels, double l2, const std::vector<double>& theta) {
+  double objective = 0.0;
+  for (size_t row = 0; row < rows; ++row) {
+    double z = theta[0];
+    for (size_t col = 0; col < cols; ++col) z += theta[col + 1] * x[row * cols + col];
+    objective += Softplus(z) - labels[row] * z;
+  }
+  for (size_t col = 0; col < cols; ++col) objective += 0.5 * l2 * theta[col + 1] * theta[col + 1];
+  return objective;
+}
+
+// keel 9698f43's logistic regression: {intercept, coefficients...}, or an
+// empty vector when it fails.
+std::vector<double> Logistic(const DenseMatrix& features, const std::vector<double>& labels,
+                             double l2) {
+  const size_t rows = features.rows, cols = features.cols, n = cols + 1;
+  std::vector<double> means(cols, 0.0), x(rows * cols);
+  for (size_t row = 0; row < rows; ++row) {
+    for (size_t col = 0; col < cols; ++col) means[col] += features.at(row, col);
+  }
+  for (double& mean : means) mean /= static_cast<double>(rows);
+  for (size_t row = 0; row < rows; ++row) {
+    for (size_t col = 0; col < cols; ++col) {
+      x[row * cols + col] = features.at(row, col) - means[col];
+    }
+  }
+  std::vector<double> theta(n, 0.0);
+  double objective = Objective(x, rows, cols, labels, l2, theta);
+  for (int step = 0; step < 100; ++step) {
+    std::vector<double> hessian(n * n, 0.0), gradient(n, 0.0), augmented(n);
+    augmented[0] = 1.0;
+    for (size_t row = 0; row < rows; ++row) {
+      std::copy_n(x.data() + row * cols, cols, augmented.begin() + 1);
+      double z = 0.0;
+      for (size_t i = 0; i < n; ++i) z += theta[i] * augmented[i];
+      const double p = Sigmoid(z);
+      const double residual = p - labels[row];
+      const double curvature = p * (1.0 - p);
+      for (size_t i = 0; i < n; ++i) {
+        gradient[i] += residual * augmented[i];
+        for (size_t j = 0; j <= i; ++j)
+          hessian[i * n + j] += curvature * augmented[i] * augmented[j];
+      }
+    }
+    for (size_t i = 1; i < n; ++i) {
+      gradient[i] += l2 * theta[i];
+      hessian[i * n + i] += l2;
+    }
+    if (!CholeskySolve(hessian, gradient, n)) return {};
+    double largest_move = 0.0, largest_theta = 1.0;
+    for (size_t i = 0; i < n; ++i) {
+      largest_move = std::max(largest_move, std::abs(gradient[i]));
+      largest_theta = std::max(largest_theta, std::abs(theta[i]));
+    }
+    std::vector<double> candidate(n);
+    double scale = 1.0;
+    for (int halving = 0; halving < 40; ++halving, scale /= 2.0) {
+      for (size_t i = 0; i < n; ++i) candidate[i] = theta[i] - scale * gradient[i];
+      if (largest_move < 1e-4 * largest_theta) break;
+      const double candidate_objective = Objective(x, rows, cols, labels, l2, candidate);
+      if (candidate_objective <= objective) {
+        objective = candidate_objective;
+        break;
+      }
+    }
+    theta = candidate;
+    if (largest_move <= 1e-10 * largest_theta) {
+      for (size_t col = 0; col < cols; ++col) theta[0] -= theta[col + 1] * means[col];
+      return theta;
+    }
+  }
+  return {};
+}
+
+}  // namespace reference
+
+// Random features of mixed scales and offsets, labels from a noisy logistic rule.
+Split MakeLogisticSplit(size_t rows, size_t cols, uint32_t seed, double separation) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  std::uniform_real_distribution<double> uniform(0.0, 1.0);
+  Split split;
+  split.x.rows = rows;
+  split.x.cols = cols;
+  for (size_t col = 0; col < cols; ++col) {
+    split.x.feature_names.push_back("f" + std::to_string(col));
+  }
+  for (size_t row = 0; row < rows; ++row) {
+    double z = -0.5;
+    for (size_t col = 0; col < cols; ++col) {
+      const double value = normal(rng);
+      z += separation * value * (col % 3 == 0 ? 1.0 : -0.5) / std::sqrt(double(cols));
+      split.x.values.push_back(static_cast<float>(value * (1.0 + col) + 3.0 * (col % 4)));
+    }
+    split.y.push_back(uniform(rng) < 1.0 / (1.0 + std::exp(-z)) ? 1.0 : 0.0);
+  }
+  // Both classes, whatever the draw.
+  split.y[0] = 0.0;
+  split.y[rows - 1] = 1.0;
+  return split;
+}
+
+TEST(LinearModel, LogisticIsBitIdenticalToThePlainLoops) {
+  struct Case {
+    size_t rows, cols;
+    double separation, l2;
+  };
+  // Row counts around the solver's chunk (256) and the two threads' split;
+  // column counts around its blocks of 4 and 8; nearly separable data with a
+  // small penalty takes halved steps.
+  const Case cases[] = {{2, 1, 1.0, 1.0},      {5, 2, 1.0, 1.0},      {255, 3, 2.0, 1.0},
+                        {256, 7, 2.0, 1.0},    {257, 8, 2.0, 0.5},    {513, 9, 2.0, 1.0},
+                        {1000, 15, 3.0, 1.0},  {3001, 21, 2.0, 1.0},  {2048, 33, 1.0, 2.0},
+                        {4000, 4, 25.0, 1e-3}, {1500, 12, 40.0, 1e-4}};
+  uint32_t seed = 100;
+  for (const Case& c : cases) {
+    const Split data = MakeLogisticSplit(c.rows, c.cols, ++seed, c.separation);
+    const std::vector<double> expected = reference::Logistic(data.x, data.y, c.l2);
+    auto model = LinearModel::Train({Task::kBinaryClassification, c.l2}, data.x, data.y);
+    const std::string name = std::to_string(c.rows) + " x " + std::to_string(c.cols);
+    ASSERT_EQ(model.ok(), !expected.empty()) << name;
+    if (expected.empty()) continue;
+    EXPECT_EQ(std::bit_cast<uint64_t>((*model)->intercept()), std::bit_cast<uint64_t>(expected[0]))
+        << name;
+    ASSERT_EQ((*model)->coefficients().size(), c.cols);
+    for (size_t col = 0; col < c.cols; ++col) {
+      EXPECT_EQ(std::bit_cast<uint64_t>((*model)->coefficients()[col]),
+                std::bit_cast<uint64_t>(expected[col + 1]))
+          << name << " column " << col;
+    }
+  }
+}
+
+TEST(LinearModel, NamesTheFirstMissingValueInRowOrder) {
+  Split data = MakeLogisticSplit(600, 5, 7, 1.0);
+  data.x.values[400 * 5 + 1] = kMissing;
+  data.x.values[300 * 5 + 4] = kMissing;
+  data.x.values[300 * 5 + 3] = kMissing;
+  Result<std::unique_ptr<LinearModel>> model = LinearModel::Train({}, data.x, data.y);
+  ASSERT_FALSE(model.ok());
+  EXPECT_NE(model.status().message().find("'f3' is missing (NaN) in row 300"), std::string::npos)
+      << model.status().ToString();
+}
+
+TEST(LinearScaling, IsBitIdenticalToTheColumnByColumnLoops) {
+  std::mt19937_64 rng(3);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  std::uniform_real_distribution<double> uniform(0.0, 1.0);
+  for (size_t cols : {1, 2, 3, 8, 21}) {
+    DenseMatrix matrix;
+    matrix.rows = 1001;
+    matrix.cols = cols;
+    for (size_t col = 0; col < cols; ++col) matrix.feature_names.push_back(std::to_string(col));
+    for (size_t row = 0; row < matrix.rows; ++row) {
+      for (size_t col = 0; col < cols; ++col) {
+        float value = static_cast<float>(normal(rng) * (col + 1) * 10.0 + 100.0 * col);
+        if (col == 1) value = kMissing;  // a column with no value
+        if (col == 2) value = 4.5f;      // a constant column
+        if (uniform(rng) < 0.1) value = kMissing;
+        matrix.values.push_back(value);
+      }
+    }
+    // The reference: column by column, as keel 9698f43 fitted and applied.
+    std::vector<double> mean(cols, 0.0), scale(cols, 1.0);
+    for (size_t col = 0; col < cols; ++col) {
+      double sum = 0, sum_sq = 0;
+      size_t count = 0;
+      for (size_t row = 0; row < matrix.rows; ++row) {
+        double value = matrix.at(row, col);
+        if (std::isnan(value)) continue;
+        sum += value;
+        ++count;
+      }
+      if (count == 0) continue;
+      double column_mean = sum / count;
+      for (size_t row = 0; row < matrix.rows; ++row) {
+        double value = matrix.at(row, col);
+        if (!std::isnan(value)) sum_sq += (value - column_mean) * (value - column_mean);
+      }
+      double deviation = std::sqrt(sum_sq / count);
+      mean[col] = column_mean;
+      scale[col] = deviation > 0 ? deviation : 1.0;
+    }
+    const LinearScaling scaling = LinearScaling::Fit(matrix);
+    ASSERT_EQ(scaling.mean.size(), cols);
+    for (size_t col = 0; col < cols; ++col) {
+      EXPECT_EQ(std::bit_cast<uint64_t>(scaling.mean[col]), std::bit_cast<uint64_t>(mean[col]));
+      EXPECT_EQ(std::bit_cast<uint64_t>(scaling.scale[col]), std::bit_cast<uint64_t>(scale[col]));
+    }
+    const DenseMatrix applied = scaling.Apply(matrix);
+    ASSERT_EQ(applied.values.size(), matrix.values.size());
+    EXPECT_EQ(applied.feature_names, matrix.feature_names);
+    for (size_t index = 0; index < matrix.values.size(); ++index) {
+      const float value = matrix.values[index];
+      const size_t col = index % cols;
+      const float expected =
+          std::isnan(value) ? 0.0f : static_cast<float>((value - mean[col]) / scale[col]);
+      ASSERT_EQ(std::bit_cast<uint32_t>(applied.values[index]), std::bit_cast<uint32_t>(expected))
+          << index;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace keel::train

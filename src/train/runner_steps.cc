@@ -6,7 +6,10 @@
 #include <cmath>
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <map>
+#include <optional>
+#include <set>
 #include <thread>
 
 #include "common/files.h"
@@ -43,23 +46,161 @@ table::Table InputTable(const Prepared& data, int split) {
   return out;
 }
 
+// The input columns the transforms read (in input order), when running the
+// transforms on those alone gives what running them on every input gives:
+// every transform names an input column, and none a column that a one-hot
+// transform before it replaced. Otherwise nullopt (the caller then transforms
+// every input, which also gives the errors their full context).
+std::optional<std::vector<std::string>> TransformedInputs(const std::vector<std::string>& inputs,
+                                                          const std::vector<TransformSpec>& specs) {
+  std::set<std::string> named, one_hot;
+  for (const TransformSpec& spec : specs) {
+    if (std::find(inputs.begin(), inputs.end(), spec.column) == inputs.end()) return std::nullopt;
+    if (one_hot.count(spec.column) > 0) return std::nullopt;
+    if (spec.kind == TransformKind::kOneHot) one_hot.insert(spec.column);
+    named.insert(spec.column);
+  }
+  std::vector<std::string> out;
+  for (const std::string& name : inputs) {
+    if (named.count(name) > 0) out.push_back(name);
+  }
+  return out;
+}
+
+// The column names FittedTransforms::Apply gives a table of `inputs`, or
+// nullopt when it would fail on a name (a missing or duplicate column).
+std::optional<std::vector<std::string>> TransformedNames(const std::vector<std::string>& inputs,
+                                                         const FittedTransforms& transforms) {
+  std::vector<std::string> names = inputs;
+  for (const FittedTransform& transform : transforms.transforms()) {
+    auto found = std::find(names.begin(), names.end(), transform.spec().column);
+    if (found == names.end()) return std::nullopt;
+    const std::vector<std::string> outputs = transform.OutputNames();
+    const size_t position = static_cast<size_t>(found - names.begin());
+    names.erase(found);
+    for (const std::string& output : outputs) {
+      if (std::find(names.begin(), names.end(), output) != names.end()) return std::nullopt;
+    }
+    names.insert(names.begin() + static_cast<std::ptrdiff_t>(position), outputs.begin(),
+                 outputs.end());
+  }
+  return names;
+}
+
+std::vector<TransformSpec> Specs(const FittedTransforms& transforms) {
+  std::vector<TransformSpec> specs;
+  for (const FittedTransform& transform : transforms.transforms()) {
+    specs.push_back(transform.spec());
+  }
+  return specs;
+}
+
+// The named columns of one split (gathered).
+table::Table GatherColumns(const Prepared& data, int split, const std::vector<std::string>& names) {
+  table::Table out;
+  for (const std::string& name : names) {
+    const table::Column* column = data.dataset.table.GetColumn(name).value();
+    Status status = out.AddColumn(name, column->Gather(data.splits[split]));
+    (void)status;  // distinct input names
+  }
+  return out;
+}
+
+// One matrix column, rows [begin, end): BuildDenseMatrix's value of row
+// rows[r] of `column` (of row r itself when `rows` is null), written with
+// `stride` floats between rows.
+void FillMatrixColumn(const table::Column& column, const uint32_t* rows, size_t begin, size_t end,
+                      float* out, size_t stride) {
+  constexpr float kMissing = std::numeric_limits<float>::quiet_NaN();
+  const bool nulls = !column.validity().empty();
+  auto fill = [&](auto value_of) {
+    for (size_t r = begin; r < end; ++r, out += stride) {
+      const size_t row = rows != nullptr ? rows[r] : r;
+      *out = !nulls || column.IsValid(row) ? static_cast<float>(value_of(row)) : kMissing;
+    }
+  };
+  switch (column.type()) {
+    case table::DataType::kBool:
+      fill([&](size_t row) { return static_cast<double>(column.bools()[row]); });
+      return;
+    case table::DataType::kInt64:
+    case table::DataType::kTimestamp:
+      fill([&](size_t row) { return static_cast<double>(column.ints()[row]); });
+      return;
+    case table::DataType::kDouble:
+      fill([&](size_t row) { return column.doubles()[row]; });
+      return;
+    case table::DataType::kString:
+      fill([](size_t) { return 0.0; });  // refused before
+      return;
+  }
+}
+
+// The model matrix of one split, the same as
+// BuildDenseMatrix(transforms.Apply(InputTable(data, split)), <its columns>)
+// when only some inputs are transformed: those are gathered and transformed,
+// the others read straight from the training set; two threads fill the rows.
+// nullopt when the fast way does not apply (TransformedInputs, TransformedNames)
+// or the transforms fail (the full way then gives the error).
+std::optional<Result<DenseMatrix>> FastSplitMatrix(const Prepared& data, int split,
+                                                   const FittedTransforms& transforms) {
+  const std::vector<std::string>& inputs = data.dataset.input_columns;
+  std::optional<std::vector<std::string>> transformed_inputs =
+      TransformedInputs(inputs, Specs(transforms));
+  if (!transformed_inputs) return std::nullopt;
+  std::optional<std::vector<std::string>> names = TransformedNames(inputs, transforms);
+  if (!names || names->empty()) return std::nullopt;
+  Result<table::Table> transformed =
+      transforms.Apply(GatherColumns(data, split, *transformed_inputs));
+  if (!transformed.ok()) return std::nullopt;  // the full way gives its error
+  const std::vector<uint32_t>& rows = data.splits[split];
+  std::vector<std::pair<const table::Column*, const uint32_t*>> sources;
+  for (const std::string& name : *names) {
+    const int index = transformed->FindColumn(name);
+    const table::Column* column = index >= 0 ? &transformed->column(static_cast<size_t>(index))
+                                             : data.dataset.table.GetColumn(name).value();
+    if (!table::IsNumeric(column->type()) && column->type() != table::DataType::kTimestamp) {
+      return Result<DenseMatrix>(InvalidArgument("feature column '" + name + "' is " +
+                                                 std::string(table::DataTypeName(column->type())) +
+                                                 "; encode it as numbers first"));
+    }
+    sources.push_back({column, index >= 0 ? nullptr : rows.data()});
+  }
+  DenseMatrix matrix;
+  matrix.rows = rows.size();
+  matrix.cols = sources.size();
+  matrix.feature_names = std::move(*names);
+  matrix.values.resize(matrix.rows * matrix.cols);
+  // Blocks of rows, column by column inside a block (the block's rows stay in
+  // cache); the first half of the rows on a new thread, the rest here.
+  auto fill = [&](size_t begin, size_t end) {
+    constexpr size_t kBlock = 2048;
+    for (size_t first = begin; first < end; first += kBlock) {
+      const size_t last = std::min(end, first + kBlock);
+      for (size_t col = 0; col < matrix.cols; ++col) {
+        FillMatrixColumn(*sources[col].first, sources[col].second, first, last,
+                         matrix.values.data() + first * matrix.cols + col, matrix.cols);
+      }
+    }
+  };
+  const size_t middle = matrix.rows / 2;
+  std::thread first_half([&] { fill(0, middle); });
+  fill(middle, matrix.rows);
+  first_half.join();
+  return Result<DenseMatrix>(std::move(matrix));
+}
+
 Result<std::vector<double>> SplitLabels(const PipelineSpec& pipeline, const Prepared& data,
                                         int split) {
   ASSIGN_OR_RETURN(const table::Column* label, Column(data.dataset, pipeline.label));
-  return LabelValues(label->Gather(data.splits[split]));
-}
-
-// The model matrix of one split: its inputs through the fitted transforms.
-Result<DenseMatrix> SplitMatrix(const Prepared& data, int split,
-                                const FittedTransforms& transforms) {
-  table::Table inputs = InputTable(data, split);
-  Result<table::Table> transformed = transforms.Apply(inputs);
-  if (!transformed.ok()) {
-    return transformed.status().WithContext(std::string(kSplitNames[split]) + " split");
+  if (!table::IsNumeric(label->type()) || label->HasNulls()) {
+    return LabelValues(label->Gather(data.splits[split]));  // its error
   }
-  std::vector<std::string> names;
-  for (const table::Field& field : transformed->fields()) names.push_back(field.name);
-  return BuildDenseMatrix(*transformed, names);
+  const std::vector<uint32_t>& rows = data.splits[split];
+  std::vector<double> labels(rows.size());
+  for (size_t index = 0; index < rows.size(); ++index)
+    labels[index] = label->NumericAt(rows[index]);
+  return labels;
 }
 
 const std::string* FindFile(const std::vector<BundleFile>& files, const std::string& name) {
@@ -101,6 +242,22 @@ nlohmann::json CellJson(const table::Column& column, size_t row) {
 }
 
 }  // namespace
+
+Result<DenseMatrix> SplitMatrix(const Prepared& data, int split, const FittedTransforms& transforms,
+                                bool fast) {
+  if (fast) {
+    std::optional<Result<DenseMatrix>> matrix = FastSplitMatrix(data, split, transforms);
+    if (matrix) return std::move(*matrix);
+  }
+  table::Table inputs = InputTable(data, split);
+  Result<table::Table> transformed = transforms.Apply(inputs);
+  if (!transformed.ok()) {
+    return transformed.status().WithContext(std::string(kSplitNames[split]) + " split");
+  }
+  std::vector<std::string> names;
+  for (const table::Field& field : transformed->fields()) names.push_back(field.name);
+  return BuildDenseMatrix(*transformed, names);
+}
 
 namespace {
 
@@ -284,6 +441,37 @@ Result<std::array<std::vector<uint32_t>, 3>> SplitRows(const PipelineSpec& pipel
 
 Result<nlohmann::json> FitTransforms(const PipelineSpec& pipeline, const Prepared& data,
                                      PhaseClock* clock) {
+  // Fast: only the inputs the transforms name are gathered, fitted and
+  // transformed; the string check reads the other inputs' types. The same
+  // result as the full way below whenever TransformedInputs allows it and the
+  // output names are distinct (else the full way runs, for its errors).
+  const std::vector<std::string>& inputs = data.dataset.input_columns;
+  std::optional<std::vector<std::string>> transformed_inputs =
+      TransformedInputs(inputs, pipeline.transforms);
+  if (transformed_inputs) {
+    table::Table train = GatherColumns(data, 0, *transformed_inputs);
+    MarkPhase(clock, "gather training inputs");
+    table::Table applied;
+    Result<FittedTransforms> fitted = FittedTransforms::Fit(pipeline.transforms, train, &applied);
+    MarkPhase(clock, "fit");
+    // On an error the full way runs, so that the error is the one it gives.
+    std::optional<std::vector<std::string>> names;
+    if (fitted.ok()) names = TransformedNames(inputs, *fitted);
+    if (names) {
+      for (const std::string& name : *names) {
+        const int index = applied.FindColumn(name);
+        const table::DataType type = index >= 0
+                                         ? applied.fields()[static_cast<size_t>(index)].type
+                                         : data.dataset.table.GetColumn(name).value()->type();
+        if (type == table::DataType::kString) {
+          return InvalidArgument("input '" + name +
+                                 "' is a string: add a one_hot or ordinal transform for it");
+        }
+      }
+      MarkPhase(clock, "apply (string check)");
+      return fitted->ToJson();
+    }
+  }
   table::Table train = InputTable(data, 0);
   MarkPhase(clock, "gather training inputs");
   ASSIGN_OR_RETURN(FittedTransforms fitted, FittedTransforms::Fit(pipeline.transforms, train));
@@ -337,13 +525,18 @@ Result<TrainedModels> TrainModels(const PipelineSpec& pipeline, const Prepared& 
       LinearModel::Train({pipeline.task, pipeline.linear_l2}, scaling.Apply(train), train_labels));
   MarkPhase(clock, "baselines (constant, linear)");
   // The training-data hash: the exact matrix and labels the model saw.
-  std::string data_bytes(reinterpret_cast<const char*>(train.values.data()),
-                         train.values.size() * sizeof(float));
-  data_bytes.append(reinterpret_cast<const char*>(train_labels.data()),
-                    train_labels.size() * sizeof(double));
-  for (const std::string& name : train.feature_names) data_bytes += name + "\n";
+  // Hashed in parts: the matrix bytes, the label bytes, the names.
+  std::string names;
+  for (const std::string& name : train.feature_names) names += name + "\n";
+  const std::string_view data_parts[] = {
+      std::string_view(reinterpret_cast<const char*>(train.values.data()),
+                       train.values.size() * sizeof(float)),
+      std::string_view(reinterpret_cast<const char*>(train_labels.data()),
+                       train_labels.size() * sizeof(double)),
+      names};
+  const std::string data_hash = HashHex128(data_parts);
   MarkPhase(clock, "training data hash");
-  nlohmann::json train_report = {{"training_data_hash", HashHex128(data_bytes)},
+  nlohmann::json train_report = {{"training_data_hash", data_hash},
                                  {"model_columns", train.feature_names},
                                  {"input_columns", data.dataset.input_columns},
                                  {"train_rows", train.rows},

@@ -12,8 +12,10 @@
 
 #include "common/status.h"
 #include "train/bundle.h"
+#include "train/matrix.h"
 #include "train/pipeline.h"
 #include "train/runner.h"
+#include "train/transforms.h"
 
 namespace keel::train {
 
@@ -60,6 +62,17 @@ Result<std::array<std::vector<uint32_t>, 3>> SplitRows(const PipelineSpec& pipel
 // InvalidArgument for a string input left without an encoding.
 Result<nlohmann::json> FitTransforms(const PipelineSpec& pipeline, const Prepared& data,
                                      PhaseClock* clock = nullptr);
+
+// The model matrix of one split: its input columns through the fitted
+// transforms, as BuildDenseMatrix(transforms.Apply(<the split's inputs>),
+// <every column>) gives it. `fast` (the default) transforms only the inputs
+// the transforms name and reads the others straight from the training set,
+// on two threads, whenever that gives the same matrix (every transform names
+// an input column, the output names are distinct); false always transforms
+// the whole table (for tests). Errors: those of the transforms (with the
+// split named) and of BuildDenseMatrix.
+Result<DenseMatrix> SplitMatrix(const Prepared& data, int split, const FittedTransforms& transforms,
+                                bool fast = true);
 
 struct TrainedModels {
   std::vector<BundleFile> files;  // kModelFiles, then kTrainingMarginsFile

@@ -7,8 +7,11 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
+#include <random>
 #include <thread>
 
 #include "common/files.h"
@@ -579,6 +582,176 @@ TEST_F(RunnerTest, UnknownColumnsAndUnencodedStringsAreClearErrors) {
   ASSERT_FALSE(result.ok());
   EXPECT_NE(result.status().message().find("input 'cat' is a string"), std::string::npos)
       << result.status().message();
+}
+
+// ---------------------------------------------------------------------------
+// The fast ways of the transforms and train steps (only the transformed
+// inputs gathered, the rest read straight into the matrix) against the full
+// way: the same fitted JSON, the same matrices bit for bit, the same errors.
+
+// Random inputs of every type with nulls (and NaN in doubles), a label, and
+// three random splits; `unseen` puts a category only into the test split.
+Prepared RandomPrepared(uint32_t seed, size_t rows, bool unseen) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> uniform(0.0, 1.0);
+  std::normal_distribution<double> normal(0.0, 3.0);
+  const char* states[] = {"CA", "NY", "TX", "WA", "FL"};
+  table::Column d1(table::DataType::kDouble, 0), d2(table::DataType::kDouble, 0),
+      i1(table::DataType::kInt64, 0), b1(table::DataType::kBool, 0),
+      t1(table::DataType::kTimestamp, 0), s1(table::DataType::kString, 0),
+      s2(table::DataType::kString, 0), y(table::DataType::kInt64, 0);
+  Prepared data;
+  for (size_t row = 0; row < rows; ++row) {
+    const double draw = uniform(rng);
+    if (draw < 0.1) {
+      d1.AppendNull();
+    } else if (draw < 0.15) {
+      d1.AppendDouble(std::nan(""));
+    } else {
+      d1.AppendDouble(normal(rng) * 1e3 + 1e-7);
+    }
+    d2.AppendDouble(uniform(rng) < 0.05 ? -std::numeric_limits<double>::infinity() : normal(rng));
+    if (uniform(rng) < 0.1) {
+      i1.AppendNull();
+    } else {
+      i1.AppendInt64(static_cast<int64_t>(normal(rng) * 1e12) + (int64_t{1} << 53) + 1);
+    }
+    b1.AppendBool(uniform(rng) < 0.3);
+    t1.AppendInt64(1700000000000000 + static_cast<int64_t>(row) * 3600000000);
+    s1.AppendString(states[static_cast<size_t>(uniform(rng) * 5)]);
+    if (uniform(rng) < 0.2) {
+      s2.AppendNull();
+    } else {
+      s2.AppendString(unseen && row % 4 == 2 && row > rows / 2 ? "ZZ" : states[row % 3]);
+    }
+    y.AppendInt64(uniform(rng) < 0.4 ? 1 : 0);
+    data.splits[row % 4 == 2 ? 2 : row % 4 == 3 ? 1 : 0].push_back(static_cast<uint32_t>(row));
+  }
+  std::shuffle(data.splits[0].begin(), data.splits[0].end(), rng);  // any row order
+  const std::pair<const char*, table::Column*> columns[] = {{"d1", &d1}, {"s1", &s1}, {"i1", &i1},
+                                                            {"b1", &b1}, {"t1", &t1}, {"d2", &d2},
+                                                            {"s2", &s2}, {"y", &y}};
+  for (const auto& [name, column] : columns) {
+    EXPECT_TRUE(data.dataset.table.AddColumn(name, std::move(*column)).ok());
+    if (std::string(name) != "y") data.dataset.input_columns.push_back(name);
+  }
+  data.dataset.time_column = "t1";
+  return data;
+}
+
+TransformSpec Spec(TransformKind kind, const std::string& column) {
+  TransformSpec spec;
+  spec.kind = kind;
+  spec.column = column;
+  return spec;
+}
+
+// What FitTransforms did before it had a fast way: fit on every input, apply,
+// refuse strings.
+Result<nlohmann::json> FitOnEveryInput(const std::vector<TransformSpec>& specs,
+                                       const Prepared& data) {
+  table::Table train;
+  for (const std::string& name : data.dataset.input_columns) {
+    EXPECT_TRUE(
+        train.AddColumn(name, data.dataset.table.GetColumn(name).value()->Gather(data.splits[0]))
+            .ok());
+  }
+  ASSIGN_OR_RETURN(FittedTransforms fitted, FittedTransforms::Fit(specs, train));
+  ASSIGN_OR_RETURN(table::Table applied, fitted.Apply(train));
+  for (const table::Field& field : applied.fields()) {
+    if (field.type == table::DataType::kString) {
+      return InvalidArgument("input '" + field.name +
+                             "' is a string: add a one_hot or ordinal transform for it");
+    }
+  }
+  return fitted.ToJson();
+}
+
+TEST(SplitMatrix, FastWayEqualsTransformingEveryInput) {
+  TransformSpec impute = Spec(TransformKind::kImpute, "d1");
+  TransformSpec median = Spec(TransformKind::kImpute, "i1");
+  median.strategy = ImputeStrategy::kMedian;
+  TransformSpec clip = Spec(TransformKind::kClip, "d2");
+  clip.lower = -2.0;
+  TransformSpec bucketize = Spec(TransformKind::kBucketize, "d1");
+  bucketize.edges = {-100.0, 0.0, 250.5};
+  TransformSpec strict = Spec(TransformKind::kOrdinal, "s2");
+  strict.unknown = UnknownCategory::kError;
+  TransformSpec one_hot_copy = Spec(TransformKind::kOneHot, "b1");
+  TransformSpec positive = Spec(TransformKind::kClip, "d2");
+  positive.lower = 0.5;
+  TransformSpec fill_string = Spec(TransformKind::kImpute, "s2");
+  fill_string.strategy = ImputeStrategy::kConstant;
+  fill_string.fill_string = "none";
+  const std::vector<std::vector<TransformSpec>> cases = {
+      // The flights shape: ordinal encodings, everything else passes through.
+      {Spec(TransformKind::kOrdinal, "s1"), Spec(TransformKind::kOrdinal, "s2")},
+      // Chains on one column, one-hot in the middle of the inputs.
+      {impute, Spec(TransformKind::kStandardScale, "d1"), Spec(TransformKind::kOneHot, "s1"),
+       median, clip, Spec(TransformKind::kOneHot, "s2"), Spec(TransformKind::kOrdinal, "b1")},
+      {bucketize, Spec(TransformKind::kOrdinal, "s1"), fill_string,
+       Spec(TransformKind::kOneHot, "s2")},
+      // An unknown category in the test split is an error there.
+      {Spec(TransformKind::kOrdinal, "s1"), strict},
+      // A string left unencoded; a column that is no input; a column a one-hot
+      // replaced; none at all.
+      {Spec(TransformKind::kOrdinal, "s1")},
+      {Spec(TransformKind::kOrdinal, "s1"), Spec(TransformKind::kOrdinal, "nope"),
+       Spec(TransformKind::kOrdinal, "s2")},
+      {Spec(TransformKind::kOrdinal, "s2"), Spec(TransformKind::kOneHot, "s1"),
+       Spec(TransformKind::kOrdinal, "s1")},
+      {},
+      // A one-hot output named like another input.
+      {one_hot_copy, Spec(TransformKind::kOrdinal, "s1"), Spec(TransformKind::kOrdinal, "s2")},
+      // The last transform fails on the training split (log of negatives) ...
+      {Spec(TransformKind::kOrdinal, "s1"), Spec(TransformKind::kOrdinal, "s2"),
+       Spec(TransformKind::kLog, "d2")},
+      // ... after a duplicate name; clipped first, it does not fail.
+      {one_hot_copy, Spec(TransformKind::kOrdinal, "s1"), Spec(TransformKind::kOrdinal, "s2"),
+       Spec(TransformKind::kLog, "d2")},
+      {Spec(TransformKind::kOrdinal, "s1"), Spec(TransformKind::kOrdinal, "s2"), positive,
+       Spec(TransformKind::kLog, "d2")},
+  };
+  for (size_t index = 0; index < cases.size(); ++index) {
+    Prepared data = RandomPrepared(static_cast<uint32_t>(index + 1), 3001, index == 3);
+    if (index == 8 || index == 10) {  // an input "b1=true" beside b1's one-hot
+      table::Column copy = *data.dataset.table.GetColumn("d2").value();
+      ASSERT_TRUE(data.dataset.table.AddColumn("b1=true", std::move(copy)).ok());
+      data.dataset.input_columns.push_back("b1=true");
+    }
+    PipelineSpec pipeline;
+    pipeline.transforms = cases[index];
+    const std::string name = "case " + std::to_string(index);
+    Result<nlohmann::json> fast = FitTransforms(pipeline, data);
+    Result<nlohmann::json> full = FitOnEveryInput(cases[index], data);
+    ASSERT_EQ(fast.ok(), full.ok())
+        << name << ": " << fast.status().ToString() << " / " << full.status().ToString();
+    if (!fast.ok()) {
+      EXPECT_EQ(fast.status().ToString(), full.status().ToString()) << name;
+      continue;
+    }
+    EXPECT_EQ(fast->dump(), full->dump()) << name;
+    FittedTransforms fitted = *FittedTransforms::FromJson(*fast);
+    for (int split = 0; split < 3; ++split) {
+      Result<DenseMatrix> quick = SplitMatrix(data, split, fitted, true);
+      Result<DenseMatrix> slow = SplitMatrix(data, split, fitted, false);
+      const std::string where = name + ", split " + std::to_string(split);
+      ASSERT_EQ(quick.ok(), slow.ok())
+          << where << ": " << quick.status().ToString() << " / " << slow.status().ToString();
+      if (!quick.ok()) {
+        EXPECT_EQ(quick.status().ToString(), slow.status().ToString()) << where;
+        continue;
+      }
+      EXPECT_EQ(quick->rows, slow->rows) << where;
+      EXPECT_EQ(quick->cols, slow->cols) << where;
+      EXPECT_EQ(quick->feature_names, slow->feature_names) << where;
+      ASSERT_EQ(quick->values.size(), slow->values.size()) << where;
+      EXPECT_EQ(std::memcmp(quick->values.data(), slow->values.data(),
+                            quick->values.size() * sizeof(float)),
+                0)
+          << where;
+    }
+  }
 }
 
 }  // namespace

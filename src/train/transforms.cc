@@ -2,7 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
-#include <set>
+#include <unordered_set>
 
 namespace keel::train {
 namespace {
@@ -107,22 +107,33 @@ std::string CategoryOf(const Column& column, size_t row) {
                                             : column.ValueToString(row);
 }
 
-// Distinct non-null values, sorted in the column's natural order, as text.
+// Distinct non-null values, sorted in the column's natural order, as text
+// (strings bytewise, as std::string's operator< orders them).
 std::vector<std::string> SortedCategories(const Column& column) {
   std::vector<std::string> out;
   if (column.type() == DataType::kString) {
-    std::set<std::string, std::less<>> distinct;
+    std::unordered_set<std::string_view> distinct;
+    std::string_view previous;
+    bool have_previous = false;
     for (size_t row = 0; row < column.size(); ++row) {
-      if (column.IsValid(row)) distinct.emplace(column.StringAt(row));
+      if (!column.IsValid(row)) continue;
+      const std::string_view value = column.StringAt(row);
+      if (have_previous && value == previous) continue;  // runs of one value are common
+      distinct.insert(value);
+      previous = value;
+      have_previous = true;
     }
     out.assign(distinct.begin(), distinct.end());
+    std::sort(out.begin(), out.end());
     return out;
   }
-  std::set<int64_t> distinct;
+  std::vector<int64_t> distinct;
   for (size_t row = 0; row < column.size(); ++row) {
     if (!column.IsValid(row)) continue;
-    distinct.insert(column.type() == DataType::kBool ? column.bools()[row] : column.ints()[row]);
+    distinct.push_back(column.type() == DataType::kBool ? column.bools()[row] : column.ints()[row]);
   }
+  std::sort(distinct.begin(), distinct.end());
+  distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
   for (int64_t value : distinct) {
     out.push_back(column.type() == DataType::kBool ? (value ? "true" : "false")
                                                    : std::to_string(value));
@@ -296,13 +307,25 @@ Result<std::vector<table::Column>> FittedTransform::ApplyCategorical(const Colum
   } else {
     out.emplace_back(DataType::kDouble, input.size());
   }
+  int64_t index = -1;  // of the last category looked up; -1: unknown
   for (size_t row = 0; row < input.size(); ++row) {
     if (!input.IsValid(row)) {
       if (!one_hot) out[0].SetNull(row);
       continue;  // one-hot: all zeros
     }
-    const auto found = category_index_.find(CategoryOf(input, row));
-    if (found == category_index_.end()) {
+    // The index of the row's category; a row equal to the one before reuses its lookup.
+    const bool same_as_previous =
+        row > 0 && input.IsValid(row - 1) &&
+        (input.type() == DataType::kString ? input.StringAt(row) == input.StringAt(row - 1)
+         : input.type() == DataType::kBool ? input.bools()[row] == input.bools()[row - 1]
+                                           : input.ints()[row] == input.ints()[row - 1]);
+    if (!same_as_previous) {
+      const auto found = input.type() == DataType::kString
+                             ? category_index_.find(input.StringAt(row))
+                             : category_index_.find(CategoryOf(input, row));
+      index = found == category_index_.end() ? -1 : found->second;
+    }
+    if (index < 0) {
       if (spec_.unknown == UnknownCategory::kError) {
         return InvalidArgument(std::string(TransformKindName(spec_.kind)) + " of '" + spec_.column +
                                "': row " + std::to_string(row) + " holds the unknown category '" +
@@ -312,9 +335,9 @@ Result<std::vector<table::Column>> FittedTransform::ApplyCategorical(const Colum
       continue;
     }
     if (one_hot) {
-      out[found->second].doubles()[row] = 1.0;
+      out[static_cast<size_t>(index)].doubles()[row] = 1.0;
     } else {
-      out[0].doubles()[row] = static_cast<double>(found->second);
+      out[0].doubles()[row] = static_cast<double>(index);
     }
   }
   return out;
@@ -404,14 +427,16 @@ Result<FittedTransform> FittedTransform::FromJson(const json& document) {
 
 namespace {
 
-// `table` with column `name` replaced by `outputs` (named `names`) at its position.
-Result<table::Table> ReplaceColumn(const table::Table& table, const std::string& name,
+// `table` with column `name` replaced by `outputs` (named `names`) at its
+// position; the other columns are moved over.
+Result<table::Table> ReplaceColumn(table::Table table, const std::string& name,
                                    std::vector<Column> outputs,
                                    const std::vector<std::string>& names) {
   table::Table out;
   for (size_t column_idx = 0; column_idx < table.num_columns(); ++column_idx) {
     if (table.fields()[column_idx].name != name) {
-      RETURN_IF_ERROR(out.AddColumn(table.fields()[column_idx].name, table.column(column_idx)));
+      RETURN_IF_ERROR(out.AddColumn(table.fields()[column_idx].name,
+                                    std::move(table.mutable_column(column_idx))));
       continue;
     }
     for (size_t i = 0; i < outputs.size(); ++i) {
@@ -421,8 +446,7 @@ Result<table::Table> ReplaceColumn(const table::Table& table, const std::string&
   return out;
 }
 
-Result<table::Table> ApplyOne(const FittedTransform& transform, const table::Table& input,
-                              size_t step) {
+Result<table::Table> ApplyOne(const FittedTransform& transform, table::Table input, size_t step) {
   const std::string context = "transform " + std::to_string(step) + " (" +
                               std::string(TransformKindName(transform.spec().kind)) + " of '" +
                               transform.spec().column + "')";
@@ -430,8 +454,9 @@ Result<table::Table> ApplyOne(const FittedTransform& transform, const table::Tab
   if (!column.ok()) return column.status().WithContext(context);
   Result<std::vector<Column>> outputs = transform.Apply(**column);
   if (!outputs.ok()) return outputs.status().WithContext(context);
-  Result<table::Table> replaced = ReplaceColumn(
-      input, transform.spec().column, std::move(outputs).value(), transform.OutputNames());
+  Result<table::Table> replaced =
+      ReplaceColumn(std::move(input), transform.spec().column, std::move(outputs).value(),
+                    transform.OutputNames());
   if (!replaced.ok()) return replaced.status().WithContext(context);
   return replaced;
 }
@@ -439,7 +464,8 @@ Result<table::Table> ApplyOne(const FittedTransform& transform, const table::Tab
 }  // namespace
 
 Result<FittedTransforms> FittedTransforms::Fit(const std::vector<TransformSpec>& specs,
-                                               const table::Table& train) {
+                                               const table::Table& train,
+                                               table::Table* transformed) {
   FittedTransforms fitted;
   table::Table current = train;
   for (size_t step = 0; step < specs.size(); ++step) {
@@ -450,18 +476,19 @@ Result<FittedTransforms> FittedTransforms::Fit(const std::vector<TransformSpec>&
     if (!column.ok()) return column.status().WithContext(context);
     Result<FittedTransform> transform = FittedTransform::Fit(specs[step], **column);
     if (!transform.ok()) return transform.status().WithContext(context);
-    if (step + 1 < specs.size()) {
-      ASSIGN_OR_RETURN(current, ApplyOne(*transform, current, step));
+    if (step + 1 < specs.size() || transformed != nullptr) {
+      ASSIGN_OR_RETURN(current, ApplyOne(*transform, std::move(current), step));
     }
     fitted.transforms_.push_back(std::move(transform).value());
   }
+  if (transformed != nullptr) *transformed = std::move(current);
   return fitted;
 }
 
 Result<table::Table> FittedTransforms::Apply(const table::Table& input) const {
   table::Table current = input;
   for (size_t step = 0; step < transforms_.size(); ++step) {
-    ASSIGN_OR_RETURN(current, ApplyOne(transforms_[step], current, step));
+    ASSIGN_OR_RETURN(current, ApplyOne(transforms_[step], std::move(current), step));
   }
   return current;
 }

@@ -20,6 +20,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -126,7 +127,12 @@ class FittedTransform {
   double mean_ = 0.0;
   double scale_ = 1.0;
   std::vector<std::string> categories_;
-  std::unordered_map<std::string, int64_t> category_index_;
+  // Looked up by string_view too (no string built per row).
+  struct TextHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view text) const { return std::hash<std::string_view>()(text); }
+  };
+  std::unordered_map<std::string, int64_t, TextHash, std::equal_to<>> category_index_;
 };
 
 // An ordered list of fitted transforms over a table.
@@ -134,10 +140,14 @@ class FittedTransform {
 class FittedTransforms {
  public:
   // Fits each spec in order on `train` as the previous transforms left it.
+  // `transformed`, when not null, receives `train` through every transform
+  // (what Apply(train) gives, without transforming it twice).
   // Errors: NotFound for a column missing at its step; the errors of
-  // FittedTransform::Fit, with the step and column named.
+  // FittedTransform::Fit, with the step and column named; with
+  // `transformed`, also those of applying the last transform.
   static Result<FittedTransforms> Fit(const std::vector<TransformSpec>& specs,
-                                      const table::Table& train);
+                                      const table::Table& train,
+                                      table::Table* transformed = nullptr);
 
   // Applies every transform in order. A transformed column is replaced in
   // place (one-hot: by its indicator columns at the same position); other

@@ -2,11 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <iostream>
 #include <limits>
 #include <random>
+#include <set>
 
 #include "train/python_oracle.h"
 
@@ -306,6 +308,75 @@ TEST(Transforms, FittedStateRoundTripsThroughJsonTextBitIdentically) {
   EXPECT_FALSE(FittedTransforms::FromJson(json{{"transforms", {{{"kind", "nope"}}}}}).ok());
   EXPECT_EQ(FittedTransforms::Fit({Spec(TransformKind::kImpute, "missing")}, train).status().code(),
             StatusCode::kNotFound);
+}
+
+// Categories and codes of long columns with runs of one value, nulls between
+// equal values, bytes above 0x7f and unknown values, against std::set's order
+// and a plain lookup per row.
+TEST(Transforms, CategoriesAndCodesOfRunsEqualAPlainLookup) {
+  const std::vector<std::string> pool = {"b", "a", "A", "", "\xc3\xa9t\xc3\xa9", "ab", "a\x01"};
+  std::mt19937 rng(11);
+  std::vector<std::string> train_values, valid_values;
+  for (size_t row = 0; row < 5000; ++row) {
+    const size_t run = rng() % 6 == 0 ? 1 : 0;  // mostly runs
+    const std::string value =
+        rng() % 10 == 0 ? "<null>" : pool[(row / 7 + run * (rng() % 7)) % pool.size()];
+    train_values.push_back(value);
+    valid_values.push_back(rng() % 50 == 0 ? "unseen" : value);
+  }
+  const Column train = Strings(train_values);
+  const Column valid = Strings(valid_values);
+  std::set<std::string> distinct;
+  for (const std::string& value : train_values) {
+    if (value != "<null>") distinct.insert(value);
+  }
+  const std::vector<std::string> expected(distinct.begin(), distinct.end());
+  for (TransformKind kind : {TransformKind::kOrdinal, TransformKind::kOneHot}) {
+    auto fitted = FittedTransform::Fit(Spec(kind, "s"), train);
+    ASSERT_TRUE(fitted.ok());
+    EXPECT_EQ(fitted->categories(), expected);
+    Result<std::vector<Column>> out = fitted->Apply(valid);
+    ASSERT_TRUE(out.ok());
+    for (size_t row = 0; row < valid_values.size(); ++row) {
+      const std::string& value = valid_values[row];
+      const auto at = std::find(expected.begin(), expected.end(), value);
+      const size_t code = static_cast<size_t>(at - expected.begin());  // size(): unknown
+      if (kind == TransformKind::kOrdinal) {
+        ASSERT_EQ((*out)[0].IsValid(row), value != "<null>") << row;
+        if (value != "<null>") {
+          ASSERT_EQ((*out)[0].doubles()[row], double(code)) << row;
+        }
+        continue;
+      }
+      for (size_t category = 0; category < expected.size(); ++category) {
+        ASSERT_EQ((*out)[category].doubles()[row], category == code ? 1.0 : 0.0) << row;
+      }
+    }
+  }
+  // Integers and bools, with runs and nulls.
+  Column ints(DataType::kInt64, 0), bools(DataType::kBool, 0);
+  for (size_t row = 0; row < 3000; ++row) {
+    if (row % 13 == 5) {
+      ints.AppendNull();
+      bools.AppendNull();
+      continue;
+    }
+    ints.AppendInt64(static_cast<int64_t>(row / 10 % 7) - 3);
+    bools.AppendBool(row / 4 % 3 == 0);
+  }
+  auto int_codes = FittedTransform::Fit(Spec(TransformKind::kOrdinal, "i"), ints);
+  EXPECT_EQ(int_codes->categories(),
+            (std::vector<std::string>{"-3", "-2", "-1", "0", "1", "2", "3"}));
+  auto bool_codes = FittedTransform::Fit(Spec(TransformKind::kOrdinal, "b"), bools);
+  EXPECT_EQ(bool_codes->categories(), (std::vector<std::string>{"false", "true"}));
+  const Column int_out = std::move((*int_codes->Apply(ints))[0]);
+  const Column bool_out = std::move((*bool_codes->Apply(bools))[0]);
+  for (size_t row = 0; row < ints.size(); ++row) {
+    ASSERT_EQ(int_out.IsValid(row), ints.IsValid(row));
+    if (!ints.IsValid(row)) continue;
+    ASSERT_EQ(int_out.doubles()[row], double(ints.ints()[row] + 3)) << row;
+    ASSERT_EQ(bool_out.doubles()[row], bools.bools()[row] ? 1.0 : 0.0) << row;
+  }
 }
 
 }  // namespace
