@@ -67,12 +67,14 @@ struct Centred {
   std::vector<double> means;
 };
 
-Result<Centred> CentreColumns(const DenseMatrix& features) {
-  Centred out;
-  out.means.assign(features.cols, 0.0);
+// The column means of `features` (each summed in row order). Errors: InvalidArgument
+// naming the first NaN in row-major order.
+Result<std::vector<double>> ColumnMeans(const DenseMatrix& features) {
+  std::vector<double> means(features.cols, 0.0);
   for (size_t row = 0; row < features.rows; ++row) {
+    const float* values = features.values.data() + row * features.cols;
     for (size_t col = 0; col < features.cols; ++col) {
-      const float value = features.at(row, col);
+      const float value = values[col];
       if (std::isnan(value)) {
         return InvalidArgument("feature '" +
                                (col < features.feature_names.size() ? features.feature_names[col]
@@ -80,10 +82,16 @@ Result<Centred> CentreColumns(const DenseMatrix& features) {
                                "' is missing (NaN) in row " + std::to_string(row) +
                                "; the linear model needs imputed input");
       }
-      out.means[col] += value;
+      means[col] += value;
     }
   }
-  for (double& mean : out.means) mean /= static_cast<double>(features.rows);
+  for (double& mean : means) mean /= static_cast<double>(features.rows);
+  return means;
+}
+
+Result<Centred> CentreColumns(const DenseMatrix& features) {
+  Centred out;
+  ASSIGN_OR_RETURN(out.means, ColumnMeans(features));
   out.values.resize(features.values.size());
   for (size_t row = 0; row < features.rows; ++row) {
     for (size_t col = 0; col < features.cols; ++col) {
@@ -416,28 +424,6 @@ Status SolveLogistic(const DenseMatrix& x, const std::vector<double>& means,
     if (tried) std::swap(current, trial);
   }
   return FailedPrecondition("logistic regression did not converge in 100 Newton steps");
-}
-
-// The column means of `x` (each summed in row order). Errors: InvalidArgument
-// naming the first NaN in row-major order.
-Result<std::vector<double>> ColumnMeans(const DenseMatrix& features) {
-  std::vector<double> means(features.cols, 0.0);
-  for (size_t row = 0; row < features.rows; ++row) {
-    const float* values = features.values.data() + row * features.cols;
-    for (size_t col = 0; col < features.cols; ++col) {
-      const float value = values[col];
-      if (std::isnan(value)) {
-        return InvalidArgument("feature '" +
-                               (col < features.feature_names.size() ? features.feature_names[col]
-                                                                    : std::to_string(col)) +
-                               "' is missing (NaN) in row " + std::to_string(row) +
-                               "; the linear model needs imputed input");
-      }
-      means[col] += value;
-    }
-  }
-  for (double& mean : means) mean /= static_cast<double>(features.rows);
-  return means;
 }
 
 }  // namespace
