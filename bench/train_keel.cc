@@ -127,24 +127,12 @@ Status WriteSplit(const fs::path& dir, const std::string& name, const SplitData&
   return WriteNpy(dir / (name + "_y.npy"), labels, {labels.size()});
 }
 
-// The parameters XgboostModel::Train sets (xgboost_model.cc, SetParams) for
-// `params`, by XGBoost's names; numbers as JSON numbers.
+// The booster parameters XgboostModel::Train sets for `params`, by
+// XGBoost's names, as the strings keel passes.
 nlohmann::json XgboostParamsJson(const train::XgboostParams& params) {
-  const bool binary = params.task == train::Task::kBinaryClassification;
-  return {{"objective", binary ? "binary:logistic" : "reg:squarederror"},
-          {"eval_metric", binary ? "logloss" : "rmse"},
-          {"tree_method", "hist"},
-          {"eta", params.eta},
-          {"max_depth", params.max_depth},
-          {"min_child_weight", params.min_child_weight},
-          {"subsample", params.subsample},
-          {"colsample_bytree", params.colsample_bytree},
-          {"lambda", params.lambda},
-          {"alpha", params.alpha},
-          {"max_bin", params.max_bin},
-          {"seed", params.seed},
-          {"nthread", params.nthread},
-          {"verbosity", 0}};
+  nlohmann::json out = nlohmann::json::object();
+  for (const auto& [name, value] : train::XgboostBoosterParams(params)) out[name] = value;
+  return out;
 }
 
 Status Run(const Flags& flags) {

@@ -132,22 +132,11 @@ XgboostCase MakeCase(std::string name, Split train, Split valid, Split test) {
   return c;
 }
 
+// The booster parameters as keel sets them, for XGBoost's Python package.
 json PythonParams(const XgboostParams& params) {
-  const bool binary = params.task == Task::kBinaryClassification;
-  return {{"objective", binary ? "binary:logistic" : "reg:squarederror"},
-          {"eval_metric", binary ? "logloss" : "rmse"},
-          {"tree_method", "hist"},
-          {"eta", params.eta},
-          {"max_depth", params.max_depth},
-          {"min_child_weight", params.min_child_weight},
-          {"subsample", params.subsample},
-          {"colsample_bytree", params.colsample_bytree},
-          {"lambda", params.lambda},
-          {"alpha", params.alpha},
-          {"max_bin", params.max_bin},
-          {"seed", params.seed},
-          {"nthread", params.nthread},
-          {"verbosity", 0}};
+  json out = json::object();
+  for (const auto& [name, value] : XgboostBoosterParams(params)) out[name] = value;
+  return out;
 }
 
 TEST(XgboostOracle, PredictionsEqualPythonXgboostWithEarlyStoppingAndMissingValues) {

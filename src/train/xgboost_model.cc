@@ -98,26 +98,9 @@ Status CheckParams(const XgboostParams& params, bool has_valid) {
 }
 
 Status SetParams(BoosterHandle handle, const XgboostParams& params) {
-  const bool binary = params.task == Task::kBinaryClassification;
-  const std::pair<const char*, std::string> values[] = {
-      {"objective", binary ? "binary:logistic" : "reg:squarederror"},
-      {"eval_metric", binary ? "logloss" : "rmse"},
-      {"tree_method", "hist"},
-      {"eta", ParamNumber(params.eta)},
-      {"max_depth", std::to_string(params.max_depth)},
-      {"min_child_weight", ParamNumber(params.min_child_weight)},
-      {"subsample", ParamNumber(params.subsample)},
-      {"colsample_bytree", ParamNumber(params.colsample_bytree)},
-      {"lambda", ParamNumber(params.lambda)},
-      {"alpha", ParamNumber(params.alpha)},
-      {"max_bin", std::to_string(params.max_bin)},
-      {"seed", std::to_string(params.seed)},
-      {"nthread", std::to_string(params.nthread)},
-      {"verbosity", "0"},
-  };
-  for (const auto& [name, value] : values) {
-    RETURN_IF_ERROR(Call(XGBoosterSetParam(handle, name, value.c_str()),
-                         std::string("setting ") + name + "=" + value));
+  for (const auto& [name, value] : XgboostBoosterParams(params)) {
+    RETURN_IF_ERROR(Call(XGBoosterSetParam(handle, name.c_str(), value.c_str()),
+                         "setting " + name + "=" + value));
   }
   return Status::Ok();
 }
@@ -136,6 +119,24 @@ Result<double> ParseEvalLine(const char* line) {
 }
 
 }  // namespace
+
+std::vector<std::pair<std::string, std::string>> XgboostBoosterParams(const XgboostParams& params) {
+  const bool binary = params.task == Task::kBinaryClassification;
+  return {{"objective", binary ? "binary:logistic" : "reg:squarederror"},
+          {"eval_metric", binary ? "logloss" : "rmse"},
+          {"tree_method", "hist"},
+          {"eta", ParamNumber(params.eta)},
+          {"max_depth", std::to_string(params.max_depth)},
+          {"min_child_weight", ParamNumber(params.min_child_weight)},
+          {"subsample", ParamNumber(params.subsample)},
+          {"colsample_bytree", ParamNumber(params.colsample_bytree)},
+          {"lambda", ParamNumber(params.lambda)},
+          {"alpha", ParamNumber(params.alpha)},
+          {"max_bin", std::to_string(params.max_bin)},
+          {"seed", std::to_string(params.seed)},
+          {"nthread", std::to_string(params.nthread)},
+          {"verbosity", "0"}};
+}
 
 double OutputFromMargin(Task task, float margin) {
   if (task != Task::kBinaryClassification) return margin;

@@ -9,6 +9,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "common/status.h"
@@ -56,6 +57,14 @@ struct XgboostTrainingReport {
   // Wall seconds spent copying those margins (inside Train's time).
   double training_margins_seconds = 0;
 };
+
+// The booster parameters XgboostModel::Train sets for `params`: XGBoost's
+// names and the very strings it passes (objective, eval metric, hist, eta,
+// depth, ..., nthread, verbosity), in the order it sets them. Peers that must
+// train the same model (tests against XGBoost's Python package, the training
+// benchmark) take them from here. Rounds and early stopping are not booster
+// parameters and are not included.
+std::vector<std::pair<std::string, std::string>> XgboostBoosterParams(const XgboostParams& params);
 
 // The model's output for a margin, as XGBoost's own prediction transforms it:
 // the logistic function in float for binary:logistic (1 / (1 + expf(-m))),
