@@ -278,12 +278,13 @@ Result<TrainResult> Run::Execute() {
                                     {"golden_cases", spec["golden_cases"]}};
   const std::string evaluate_key = StepKey("evaluate", train_key_, evaluate_params.dump());
   RETURN_IF_ERROR(Step("train", train_key_, [&](const std::string& dir) -> Status {
-    RETURN_IF_ERROR(FinishDatasetWrite());
-    clock_.Mark("wait for the training set file");
     RETURN_IF_ERROR(LoadSplits());
     ASSIGN_OR_RETURN(std::string transforms,
                      cache_.Read("transforms", transforms_key_, "transforms.json"));
-    ASSIGN_OR_RETURN(TrainedModels models, TrainModels(pipeline_, *data_, transforms, &clock_));
+    // The training set file is finished beside the matrices and baselines,
+    // and joined before XGBoost, which trains alone.
+    ASSIGN_OR_RETURN(TrainedModels models, TrainModels(pipeline_, *data_, transforms, &clock_,
+                                                       [this] { return FinishDatasetWrite(); }));
     result_.xgboost_seconds = models.xgboost_seconds;
     result_.xgboost_cpu_seconds = models.xgboost_cpu_seconds;
     for (const BundleFile& file : models.files)

@@ -488,7 +488,8 @@ Result<nlohmann::json> FitTransforms(const PipelineSpec& pipeline, const Prepare
 }
 
 Result<TrainedModels> TrainModels(const PipelineSpec& pipeline, const Prepared& data,
-                                  const std::string& transforms_json, PhaseClock* clock) {
+                                  const std::string& transforms_json, PhaseClock* clock,
+                                  const std::function<Status()>& before_xgboost) {
   ASSIGN_OR_RETURN(FittedTransforms transforms,
                    FittedTransforms::FromJson(nlohmann::json::parse(transforms_json)));
   ASSIGN_OR_RETURN(DenseMatrix train, SplitMatrix(data, 0, transforms));
@@ -501,6 +502,17 @@ Result<TrainedModels> TrainModels(const PipelineSpec& pipeline, const Prepared& 
   if (params.early_stopping_rounds > 0 && valid.rows == 0) {
     return FailedPrecondition(
         "early stopping needs validation rows; the validation split is empty");
+  }
+  // The baselines first (their errors wait until XGBoost's are known).
+  Result<std::unique_ptr<ConstantModel>> constant =
+      ConstantModel::Train(pipeline.task, train, train_labels);
+  LinearScaling scaling = LinearScaling::Fit(train);
+  Result<std::unique_ptr<LinearModel>> linear =
+      LinearModel::Train({pipeline.task, pipeline.linear_l2}, scaling.Apply(train), train_labels);
+  MarkPhase(clock, "baselines (constant, linear)");
+  if (before_xgboost) {
+    RETURN_IF_ERROR(before_xgboost());
+    MarkPhase(clock, "wait for the training set file");
   }
   XgboostTrainingReport report;
   auto boosting_start = std::chrono::steady_clock::now();
@@ -517,13 +529,8 @@ Result<TrainedModels> TrainModels(const PipelineSpec& pipeline, const Prepared& 
       margins_seconds;
   const double xgboost_cpu_seconds = ProcessCpuSeconds() - boosting_start_cpu - margins_seconds;
   MarkPhase(clock, "xgboost (DMatrix + boosting)");
-  ASSIGN_OR_RETURN(std::unique_ptr<ConstantModel> constant,
-                   ConstantModel::Train(pipeline.task, train, train_labels));
-  LinearScaling scaling = LinearScaling::Fit(train);
-  ASSIGN_OR_RETURN(
-      std::unique_ptr<LinearModel> linear,
-      LinearModel::Train({pipeline.task, pipeline.linear_l2}, scaling.Apply(train), train_labels));
-  MarkPhase(clock, "baselines (constant, linear)");
+  if (!constant.ok()) return constant.status();
+  if (!linear.ok()) return linear.status();
   // The training-data hash: the exact matrix and labels the model saw.
   // Hashed in parts: the matrix bytes, the label bytes, the names.
   std::string names;
@@ -550,8 +557,8 @@ Result<TrainedModels> TrainModels(const PipelineSpec& pipeline, const Prepared& 
   out.xgboost_seconds = xgboost_seconds;
   out.xgboost_cpu_seconds = xgboost_cpu_seconds;
   ASSIGN_OR_RETURN(std::string model_bytes, model->Save());
-  ASSIGN_OR_RETURN(std::string constant_bytes, constant->Save());
-  ASSIGN_OR_RETURN(std::string linear_bytes, linear->Save());
+  ASSIGN_OR_RETURN(std::string constant_bytes, (*constant)->Save());
+  ASSIGN_OR_RETURN(std::string linear_bytes, (*linear)->Save());
   out.files.push_back({"model.ubj", std::move(model_bytes)});
   out.files.push_back({"baseline_constant.json", std::move(constant_bytes)});
   out.files.push_back({"baseline_linear.json", std::move(linear_bytes)});

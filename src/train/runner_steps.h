@@ -6,6 +6,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -83,9 +84,15 @@ struct TrainedModels {
 };
 
 // Trains XGBoost (early stopping on the validation split) and the constant
-// and linear baselines on the transformed training split.
+// and linear baselines on the transformed training split. The baselines train
+// first, then `before_xgboost` (if set) runs, then XGBoost trains with nothing
+// of keel's beside it: the runner finishes work it started in the background
+// there (the training set file), so that work overlaps the baselines but
+// never XGBoost. Errors come in the order of the work they stand for:
+// before_xgboost's, then XGBoost's, then the baselines'.
 Result<TrainedModels> TrainModels(const PipelineSpec& pipeline, const Prepared& data,
-                                  const std::string& transforms_json, PhaseClock* clock = nullptr);
+                                  const std::string& transforms_json, PhaseClock* clock = nullptr,
+                                  const std::function<Status()>& before_xgboost = nullptr);
 
 // Evaluates the three models on the test split (metrics, slices), profiles
 // the training inputs and predictions and picks golden cases.

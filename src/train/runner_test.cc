@@ -429,6 +429,25 @@ TEST_F(RunnerTest, DatasetEntryIsAbsentUntilItsFileIsWhole) {
   EXPECT_GT(absent, 0) << "the entry was only committed after the build (" << looks << " looks)";
 }
 
+// The training set file is finished beside the matrices and the baselines
+// and joined before XGBoost, which trains with nothing of keel's beside it.
+TEST_F(RunnerTest, TrainingSetFileIsJoinedAfterTheBaselinesAndBeforeXgboost) {
+  FakeSource source;
+  Result<TrainResult> result = Train(kPipeline, &source);
+  ASSERT_TRUE(result.ok()) << result.status().ToString();
+  const StepRun* train = FindStep(*result, "train");
+  ASSERT_NE(train, nullptr);
+  std::vector<std::string> names;
+  for (const Phase& phase : train->phases) names.push_back(phase.name);
+  auto at = [&](const std::string& name) {
+    return std::find(names.begin(), names.end(), name) - names.begin();
+  };
+  ASSERT_LT(at("xgboost (DMatrix + boosting)"), static_cast<long>(names.size()));
+  EXPECT_LT(at("matrices (transforms)"), at("baselines (constant, linear)"));
+  EXPECT_LT(at("baselines (constant, linear)"), at("wait for the training set file"));
+  EXPECT_LT(at("wait for the training set file"), at("xgboost (DMatrix + boosting)"));
+}
+
 TEST(SplitRows, RandomSplitIsStratifiedAndSeeded) {
   std::string text = kPipeline;
   const std::string time_split =
@@ -665,6 +684,53 @@ Result<nlohmann::json> FitOnEveryInput(const std::vector<TransformSpec>& specs,
     }
   }
   return fitted.ToJson();
+}
+
+// TrainModels runs its hook after the baselines and before XGBoost; the
+// hook's error is the step's, and XGBoost does not start.
+TEST(TrainModels, HookRunsBeforeXgboostAndItsErrorStopsTheStep) {
+  Prepared data = RandomPrepared(7, 2001, false);
+  std::vector<std::string>& inputs = data.dataset.input_columns;
+  inputs.erase(std::find(inputs.begin(), inputs.end(), "d2"));  // -inf: XGBoost refuses it
+  Result<PipelineSpec> pipeline = ParsePipeline(R"yaml(name: hook
+spine: {source: fake}
+label: y
+request_inputs: [d1, s1, i1, b1, t1, s2]
+split: {kind: time, train_until: 2024-03-01, validation_until: 2024-03-20}
+transforms: [{kind: ordinal, column: s1}, {kind: ordinal, column: s2}]
+model: {max_depth: 2, rounds: 3, seed: 1}
+)yaml",
+                                                "hook.yaml");
+  ASSERT_TRUE(pipeline.ok()) << pipeline.status().ToString();
+  Result<nlohmann::json> transforms = FitTransforms(*pipeline, data);
+  ASSERT_TRUE(transforms.ok()) << transforms.status().ToString();
+  PhaseClock clock;
+  std::vector<std::string> before_hook;
+  auto failing = [&]() -> Status {
+    for (const Phase& phase : clock.phases()) before_hook.push_back(phase.name);
+    return Internal("the training set file could not be written");
+  };
+  Result<TrainedModels> failed = TrainModels(*pipeline, data, transforms->dump(), &clock, failing);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(failed.status().message(), "the training set file could not be written");
+  EXPECT_EQ(before_hook,
+            (std::vector<std::string>{"matrices (transforms)", "baselines (constant, linear)"}));
+  for (const Phase& phase : clock.phases()) EXPECT_NE(phase.name, "xgboost (DMatrix + boosting)");
+
+  int calls = 0;
+  Result<TrainedModels> trained = TrainModels(*pipeline, data, transforms->dump(), nullptr, [&] {
+    ++calls;
+    return Status::Ok();
+  });
+  ASSERT_TRUE(trained.ok()) << trained.status().ToString();
+  EXPECT_EQ(calls, 1);
+  Result<TrainedModels> without_hook = TrainModels(*pipeline, data, transforms->dump());
+  ASSERT_TRUE(without_hook.ok()) << without_hook.status().ToString();
+  ASSERT_EQ(trained->files.size(), without_hook->files.size());
+  for (size_t file = 0; file < trained->files.size(); ++file) {
+    EXPECT_EQ(trained->files[file].bytes, without_hook->files[file].bytes)
+        << trained->files[file].name;
+  }
 }
 
 TEST(SplitMatrix, FastWayEqualsTransformingEveryInput) {
