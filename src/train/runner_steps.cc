@@ -18,6 +18,7 @@
 
 #include "common/files.h"
 #include "common/hash.h"
+#include "common/time.h"
 #include "train/baselines.h"
 #include "train/matrix.h"
 #include "train/metrics.h"
@@ -345,42 +346,49 @@ class SampleTexts {
     for (Source& source : sources_) {
       switch (source.type) {
         case table::DataType::kBool:
-          WriteColumn(source, count, [&](size_t row, char* out) -> size_t {
+          WriteColumn(source, count, [bools = source.bools](size_t row, char* out) -> size_t {
             static constexpr char kText[2][8] = {"false", "true"};
-            const size_t value = source.bools[row] != 0 ? 1 : 0;
+            const size_t value = bools[row] != 0 ? 1 : 0;
             std::memcpy(out, kText[value], 8);
             return 5 - value;
           });
           break;
         case table::DataType::kInt64:
-          WriteColumn(source, count, [&](size_t row, char* out) -> size_t {
-            return WriteInt(source.ints[row], out);
+          WriteColumn(source, count, [ints = source.ints](size_t row, char* out) -> size_t {
+            return WriteInt(ints[row], out);
           });
           break;
         case table::DataType::kString:
-          WriteColumn(source, count, [&](size_t row, char* out) -> size_t {
-            const uint64_t begin = source.offsets[row];
-            const size_t size = source.offsets[row + 1] - begin;
-            if (size > kStringRoom) return kTooLong;
-            if (size <= 16 && begin + 16 <= source.chars_size) {
-              std::memcpy(out, source.chars + begin, 16);
-            } else {
-              std::memcpy(out, source.chars + begin, size);
-            }
-            return size;
-          });
+          WriteColumn(source, count,
+                      [offsets = source.offsets, chars = source.chars,
+                       chars_size = source.chars_size](size_t row, char* out) -> size_t {
+                        const uint64_t begin = offsets[row];
+                        const size_t size = offsets[row + 1] - begin;
+                        if (size > kStringRoom) return kTooLong;
+                        if (size <= 16 && begin + 16 <= chars_size) {
+                          std::memcpy(out, chars + begin, 16);
+                        } else {
+                          std::memcpy(out, chars + begin, size);
+                        }
+                        return size;
+                      });
           break;
         case table::DataType::kTimestamp:
-          WriteColumn(source, count, [&](size_t row, char* out) -> size_t {
-            return WriteFormatted(source, row, static_cast<uint64_t>(source.ints[row]), out);
-          });
+          WriteColumn(source, count,
+                      [&source, ints = source.ints, cache = source.cache.data()](
+                          size_t row, char* out) -> size_t {
+                        return WriteFormatted(source, cache, row, static_cast<uint64_t>(ints[row]),
+                                              out);
+                      });
           break;
         case table::DataType::kDouble:
-          WriteColumn(source, count, [&](size_t row, char* out) -> size_t {
-            uint64_t bits = 0;
-            std::memcpy(&bits, &source.doubles[row], sizeof(bits));
-            return WriteFormatted(source, row, bits, out);
-          });
+          WriteColumn(source, count,
+                      [&source, doubles = source.doubles, cache = source.cache.data()](
+                          size_t row, char* out) -> size_t {
+                        uint64_t bits = 0;
+                        std::memcpy(&bits, &doubles[row], sizeof(bits));
+                        return WriteFormatted(source, cache, row, bits, out);
+                      });
           break;
       }
     }
@@ -426,6 +434,8 @@ class SampleTexts {
     const char* chars = nullptr;
     size_t chars_size = 0;
     std::vector<CacheEntry> cache;  // timestamps and doubles
+    int64_t midnight = 0;           // timestamps: the last day SecondOfTheDay saw
+    std::string midnight_text;      // and FormatTimestamp(midnight), "" before
   };
 
   // Appends '\x1f' and the text of each row's value of `source` to the rows'
@@ -433,12 +443,18 @@ class SampleTexts {
   // its length, or kTooLong (writing nothing) when it exceeds source.room.
   template <typename WriteValue>
   void WriteColumn(const Source& source, size_t count, WriteValue write) {
+    // Locals: the stores of text may alias any member, which would be
+    // reloaded after each.
+    char* const buffer = buffer_.data();
+    const size_t stride = stride_;
+    const size_t first = first_;
+    const uint8_t* const validity = source.validity;
     for (size_t index = 0; index < count; ++index) {
-      char* out = buffer_.data() + index * stride_ + lengths_[index];
+      char* out = buffer + index * stride + lengths_[index];
       *out++ = '\x1f';
-      const size_t row = first_ + index;
+      const size_t row = first + index;
       size_t length = 4;
-      if (source.validity != nullptr && source.validity[row] == 0) {
+      if (validity != nullptr && validity[row] == 0) {
         std::memcpy(out, "null", 4);
       } else {
         length = write(row, out);
@@ -462,17 +478,54 @@ class SampleTexts {
     return static_cast<size_t>(std::to_chars(out, out + 20, value).ptr - out);
   }
 
-  size_t WriteFormatted(Source& source, size_t row, uint64_t bits, char* out) {
-    CacheEntry& entry = source.cache[(bits * 0x9E3779B97F4A7C15ULL) >> (64 - kLogCacheEntries)];
-    if (entry.length == 0 || entry.bits != bits) {
-      const std::string text = source.column->ValueToString(row);
-      if (text.empty() || text.size() > kFormattedRoom) return kTooLong;
-      std::memcpy(entry.text, text.data(), text.size());
+  // Writes the text of a valid timestamp or double row (bits: the value's)
+  // of `source` (cache: source.cache's) at `out` (kFormattedRoom bytes
+  // stored) and returns its length, or kTooLong when it exceeds kFormattedRoom.
+  static size_t WriteFormatted(Source& source, CacheEntry* cache, size_t row, uint64_t bits,
+                               char* out) {
+    CacheEntry& entry = cache[(bits * 0x9E3779B97F4A7C15ULL) >> (64 - kLogCacheEntries)];
+    if (entry.length == 0 || entry.bits != bits) [[unlikely]] {
+      if (source.type != table::DataType::kTimestamp ||
+          !SecondOfTheDay(source, static_cast<int64_t>(bits), entry.text)) {
+        const std::string text = source.column->ValueToString(row);
+        if (text.empty() || text.size() > kFormattedRoom) return kTooLong;
+        std::memcpy(entry.text, text.data(), text.size());
+        entry.length = text.size();
+      } else {
+        entry.length = 19;
+      }
       entry.bits = bits;
-      entry.length = text.size();
     }
     std::memcpy(out, entry.text, kFormattedRoom);
     return entry.length;
+  }
+
+  // A spine's timestamps are mostly new whole seconds of a few days: when
+  // `value` is a whole second of the day whose midnight FormatTimestamp spells
+  // "<date> 00:00:00" (19 bytes, as it does for years 0-9999), writes its
+  // text, that date and the time of day "HH:MM:SS" (FormatTimestamp's
+  // spelling), to `text` (19 bytes) and returns true; else false.
+  static bool SecondOfTheDay(Source& source, int64_t value, char* text) {
+    constexpr int64_t kLimit = int64_t{1} << 62;  // days of these cannot overflow
+    if (value % kMicrosPerSecond != 0 || value <= -kLimit || value >= kLimit) return false;
+    const int64_t midnight = FloorToHop(value, kMicrosPerDay);
+    if (midnight != source.midnight || source.midnight_text.empty()) {
+      source.midnight = midnight;
+      source.midnight_text = FormatTimestamp(midnight);
+    }
+    if (source.midnight_text.size() != 19 ||
+        source.midnight_text.compare(10, 9, " 00:00:00") != 0) {
+      return false;
+    }
+    const int64_t seconds = (value - midnight) / kMicrosPerSecond;
+    std::memcpy(text, source.midnight_text.data(), 11);
+    const int64_t fields[3] = {seconds / 3600, seconds / 60 % 60, seconds % 60};
+    for (size_t field = 0; field < 3; ++field) {
+      std::memcpy(text + 11 + 3 * field,
+                  kSmallInts[static_cast<size_t>(100 + fields[field])].data() + 1, 2);
+      if (field < 2) text[13 + 3 * field] = ':';
+    }
+    return true;
   }
 
   const table::Table& table_;

@@ -574,7 +574,9 @@ table::Column RandomSampleColumn(table::DataType type, size_t rows, std::mt19937
         int64_t value =
             kind == 0   ? pick({0, -1, 1, INT64_MIN, INT64_MIN + 1, INT64_MAX, -day, day - 1,
                                 253402300800000000LL /* 10000-01-01 */,
-                                -62167219200000000LL /* 0000-01-01 */, -62167219200000001LL})
+                                -62167219200000000LL /* 0000-01-01 */, -62167219200000001LL,
+                                -62167219200000000LL - 3600000000LL /* -001-12-31 23:00:00 */,
+                                253402300800000000LL + 45296000000LL /* 10000-01-01 12:34:56 */})
             : kind <= 2 ? 978307200000000LL + static_cast<int64_t>(rng() % 400) * 60000000LL
             : kind <= 4 ? static_cast<int64_t>(rng() % 2000000) * 1000000LL - 1000000000000000LL
             : kind == 5 ? static_cast<int64_t>(rng() % (400 * day)) - 200 * day  // micros
