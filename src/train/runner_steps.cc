@@ -289,8 +289,8 @@ class SampleTexts {
  public:
   static constexpr size_t kBlockRows = 128;
 
-  // For rows of `table` (which must outlive this).
-  SampleTexts(const table::Table& table, uint64_t seed) : table_(table) {
+  // For rows of `table`, which must outlive this and not change meanwhile.
+  SampleTexts(const table::Table& table, uint64_t seed) {
     prefix_ = std::to_string(seed);
     size_t slot = prefix_.size();
     for (size_t col = 0; col < table.num_columns(); ++col) {
@@ -397,8 +397,9 @@ class SampleTexts {
   // The text of row first + index of the last Write; valid until the next
   // call of Write or Text.
   std::string_view Text(size_t index) {
-    if (!too_long_[index])
+    if (!too_long_[index]) {
       return std::string_view(buffer_.data() + index * stride_, lengths_[index]);
+    }
     // A value longer than its slot's room: spelled the plain way.
     long_text_ = prefix_;
     for (const Source& source : sources_) {
@@ -528,7 +529,6 @@ class SampleTexts {
     return true;
   }
 
-  const table::Table& table_;
   std::string prefix_;
   std::vector<Source> sources_;
   size_t stride_ = 0;
