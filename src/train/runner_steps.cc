@@ -1,6 +1,7 @@
 #include "train/runner_steps.h"
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <chrono>
 #include <cmath>
@@ -8,12 +9,16 @@
 #include <functional>
 #include <limits>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
+#include <string>
+#include <string_view>
 #include <thread>
 
 #include "common/files.h"
 #include "common/hash.h"
+#include "common/time.h"
 #include "train/baselines.h"
 #include "train/matrix.h"
 #include "train/metrics.h"
@@ -261,57 +266,277 @@ Result<DenseMatrix> SplitMatrix(const Prepared& data, int split, const FittedTra
 
 namespace {
 
-// Appends Column::ValueToString(row) to `text` without building a string per
-// value: integers and strings directly, timestamps and doubles (whose
-// formatting is slow) through a one-value memo per column, since a spine
-// sorted by time repeats its timestamps and many values in a row.
-// Thread-safety: one thread (the memo is mutable state).
-class ValueAppender {
- public:
-  explicit ValueAppender(const table::Column& column) : column_(column) {}
+// kSmallInts[v] = the decimal digits of v (< 10^4), padded with zero bytes.
+constexpr std::array<std::array<char, 4>, 10000> kSmallInts = [] {
+  std::array<std::array<char, 4>, 10000> table{};
+  for (size_t value = 0; value < table.size(); ++value) {
+    size_t length = value >= 1000 ? 4 : value >= 100 ? 3 : value >= 10 ? 2 : 1;
+    for (size_t rest = value, at = length; at > 0; rest /= 10)
+      table[value][--at] = static_cast<char>('0' + rest % 10);
+  }
+  return table;
+}();
 
-  void AppendTo(size_t row, std::string* text) {
-    if (!column_.IsValid(row)) {
-      *text += "null";
-      return;
-    }
-    switch (column_.type()) {
-      case table::DataType::kBool:
-        *text += column_.bools()[row] ? "true" : "false";
-        return;
-      case table::DataType::kInt64: {
-        char buffer[24];
-        auto result = std::to_chars(buffer, buffer + sizeof(buffer), column_.ints()[row]);
-        text->append(buffer, result.ptr);
-        return;
+// The texts a sample hashes (SampleRows: the seed, then per value '\x1f' and
+// Column::ValueToString), written for a block of rows at a time column by
+// column into fixed slots of one reused buffer: no string per row or value,
+// one loop per column type, and timestamps and doubles (slow to format)
+// through a direct-mapped cache of their texts keyed by the value's bits,
+// since spines repeat them (a spine sorted by time repeats each timestamp over
+// a run of rows; a few distinct values recur all over).
+// Thread-safety: one thread (the buffer and caches are mutable state).
+class SampleTexts {
+ public:
+  static constexpr size_t kBlockRows = 128;
+
+  // For rows of `table`, which must outlive this and not change meanwhile.
+  SampleTexts(const table::Table& table, uint64_t seed) {
+    prefix_ = std::to_string(seed);
+    size_t slot = prefix_.size();
+    for (size_t col = 0; col < table.num_columns(); ++col) {
+      const table::Column& column = table.column(col);
+      Source source;
+      source.column = &column;
+      source.type = column.type();
+      if (!column.validity().empty()) source.validity = column.validity().data();
+      switch (source.type) {
+        case table::DataType::kBool:
+          source.bools = column.bools().data();
+          source.room = 5;  // "false"
+          break;
+        case table::DataType::kInt64:
+          source.ints = column.ints().data();
+          source.room = 20;  // "-9223372036854775808"
+          break;
+        case table::DataType::kString:
+          source.offsets = column.string_offsets().data();
+          source.chars = column.string_chars().data();
+          source.chars_size = column.string_chars().size();
+          source.room = kStringRoom;
+          break;
+        case table::DataType::kTimestamp:
+          source.ints = column.ints().data();
+          source.cache.resize(size_t{1} << kLogCacheEntries);
+          source.room = kFormattedRoom;
+          break;
+        case table::DataType::kDouble:
+          source.doubles = column.doubles().data();
+          source.cache.resize(size_t{1} << kLogCacheEntries);
+          source.room = kFormattedRoom;
+          break;
       }
-      case table::DataType::kString:
-        *text += column_.StringAt(row);
-        return;
-      case table::DataType::kTimestamp:
-      case table::DataType::kDouble: {
-        uint64_t bits = 0;
-        if (column_.type() == table::DataType::kDouble) {
-          std::memcpy(&bits, &column_.doubles()[row], sizeof(bits));
-        } else {
-          bits = static_cast<uint64_t>(column_.ints()[row]);
-        }
-        if (!memo_valid_ || bits != memo_bits_) {
-          memo_ = column_.ValueToString(row);
-          memo_bits_ = bits;
-          memo_valid_ = true;
-        }
-        *text += memo_;
-        return;
+      slot += 1 + source.room;
+      sources_.push_back(std::move(source));
+    }
+    // Writers store whole words past a value's end (up to kFormattedRoom bytes).
+    stride_ = slot + kFormattedRoom;
+    buffer_.resize(kBlockRows * stride_);
+    for (size_t index = 0; index < kBlockRows; ++index) {
+      std::memcpy(buffer_.data() + index * stride_, prefix_.data(), prefix_.size());
+    }
+  }
+
+  // Writes the texts of rows [first, first + count); count <= kBlockRows.
+  void Write(size_t first, size_t count) {
+    first_ = first;
+    for (size_t index = 0; index < count; ++index) {
+      lengths_[index] = prefix_.size();
+      too_long_[index] = false;
+    }
+    for (Source& source : sources_) {
+      switch (source.type) {
+        case table::DataType::kBool:
+          WriteColumn(source, count, [bools = source.bools](size_t row, char* out) -> size_t {
+            static constexpr char kText[2][8] = {"false", "true"};
+            const size_t value = bools[row] != 0 ? 1 : 0;
+            std::memcpy(out, kText[value], 8);
+            return 5 - value;
+          });
+          break;
+        case table::DataType::kInt64:
+          WriteColumn(source, count, [ints = source.ints](size_t row, char* out) -> size_t {
+            return WriteInt(ints[row], out);
+          });
+          break;
+        case table::DataType::kString:
+          WriteColumn(source, count,
+                      [offsets = source.offsets, chars = source.chars,
+                       chars_size = source.chars_size](size_t row, char* out) -> size_t {
+                        const uint64_t begin = offsets[row];
+                        const size_t size = offsets[row + 1] - begin;
+                        if (size > kStringRoom) return kTooLong;
+                        if (size <= 16 && begin + 16 <= chars_size) {
+                          std::memcpy(out, chars + begin, 16);
+                        } else {
+                          std::memcpy(out, chars + begin, size);
+                        }
+                        return size;
+                      });
+          break;
+        case table::DataType::kTimestamp:
+          WriteColumn(source, count,
+                      [&source, ints = source.ints, cache = source.cache.data()](
+                          size_t row, char* out) -> size_t {
+                        return WriteFormatted(source, cache, row, static_cast<uint64_t>(ints[row]),
+                                              out);
+                      });
+          break;
+        case table::DataType::kDouble:
+          WriteColumn(source, count,
+                      [&source, doubles = source.doubles, cache = source.cache.data()](
+                          size_t row, char* out) -> size_t {
+                        uint64_t bits = 0;
+                        std::memcpy(&bits, &doubles[row], sizeof(bits));
+                        return WriteFormatted(source, cache, row, bits, out);
+                      });
+          break;
       }
     }
   }
 
+  // The text of row first + index of the last Write; valid until the next
+  // call of Write or Text.
+  std::string_view Text(size_t index) {
+    if (!too_long_[index]) {
+      return std::string_view(buffer_.data() + index * stride_, lengths_[index]);
+    }
+    // A value longer than its slot's room: spelled the plain way.
+    long_text_ = prefix_;
+    for (const Source& source : sources_) {
+      long_text_ += '\x1f';
+      long_text_ += source.column->ValueToString(first_ + index);
+    }
+    return long_text_;
+  }
+
  private:
-  const table::Column& column_;
-  bool memo_valid_ = false;
-  uint64_t memo_bits_ = 0;
-  std::string memo_;
+  static constexpr size_t kStringRoom = 64;
+  // A cache entry's room; ValueToString writes at most 29 bytes for a
+  // timestamp ("-292277-01-09 04:00:54.775808") and 24 for a double
+  // ("%.17g": "-1.7976931348623157e+308").
+  static constexpr size_t kFormattedRoom = 32;
+  static constexpr int kLogCacheEntries = 9;
+  static constexpr size_t kTooLong = ~size_t{0};
+
+  struct CacheEntry {
+    char text[kFormattedRoom] = {};
+    uint64_t bits = 0;
+    size_t length = 0;  // 0: empty (no text is empty)
+  };
+  struct Source {
+    const table::Column* column = nullptr;
+    table::DataType type = table::DataType::kInt64;
+    size_t room = 0;                    // the most bytes a value's text takes in a slot
+    const uint8_t* validity = nullptr;  // null: no nulls
+    const uint8_t* bools = nullptr;
+    const int64_t* ints = nullptr;
+    const double* doubles = nullptr;
+    const uint64_t* offsets = nullptr;
+    const char* chars = nullptr;
+    size_t chars_size = 0;
+    std::vector<CacheEntry> cache;  // timestamps and doubles
+    int64_t midnight = 0;           // timestamps: the last day SecondOfTheDay saw
+    std::string midnight_text;      // and FormatTimestamp(midnight), "" before
+  };
+
+  // Appends '\x1f' and the text of each row's value of `source` to the rows'
+  // slots; write(row, out) writes a valid value's text at `out` and returns
+  // its length, or kTooLong (writing nothing) when it exceeds source.room.
+  template <typename WriteValue>
+  void WriteColumn(const Source& source, size_t count, WriteValue write) {
+    // Locals: the stores of text may alias any member, which would be
+    // reloaded after each.
+    char* const buffer = buffer_.data();
+    const size_t stride = stride_;
+    const size_t first = first_;
+    const uint8_t* const validity = source.validity;
+    for (size_t index = 0; index < count; ++index) {
+      char* out = buffer + index * stride + lengths_[index];
+      *out++ = '\x1f';
+      const size_t row = first + index;
+      size_t length = 4;
+      if (validity != nullptr && validity[row] == 0) {
+        std::memcpy(out, "null", 4);
+      } else {
+        length = write(row, out);
+        if (length == kTooLong) {
+          too_long_[index] = true;
+          length = 0;
+        }
+      }
+      lengths_[index] += 1 + length;
+    }
+  }
+
+  // Writes std::to_chars's text of `value` at `out` (20 bytes of room; it may
+  // store past the text) and returns its length; values in [0, 10^4) (most
+  // integer columns') from a table.
+  static size_t WriteInt(int64_t value, char* out) {
+    if (value >= 0 && value < static_cast<int64_t>(kSmallInts.size())) {
+      std::memcpy(out, kSmallInts[static_cast<size_t>(value)].data(), 4);
+      return 1 + (value >= 10) + (value >= 100) + (value >= 1000);
+    }
+    return static_cast<size_t>(std::to_chars(out, out + 20, value).ptr - out);
+  }
+
+  // Writes the text of a valid timestamp or double row (bits: the value's)
+  // of `source` (cache: source.cache's) at `out` (kFormattedRoom bytes
+  // stored) and returns its length, or kTooLong when it exceeds kFormattedRoom.
+  static size_t WriteFormatted(Source& source, CacheEntry* cache, size_t row, uint64_t bits,
+                               char* out) {
+    CacheEntry& entry = cache[(bits * 0x9E3779B97F4A7C15ULL) >> (64 - kLogCacheEntries)];
+    if (entry.length == 0 || entry.bits != bits) [[unlikely]] {
+      if (source.type != table::DataType::kTimestamp ||
+          !SecondOfTheDay(source, static_cast<int64_t>(bits), entry.text)) {
+        const std::string text = source.column->ValueToString(row);
+        if (text.empty() || text.size() > kFormattedRoom) return kTooLong;
+        std::memcpy(entry.text, text.data(), text.size());
+        entry.length = text.size();
+      } else {
+        entry.length = 19;
+      }
+      entry.bits = bits;
+    }
+    std::memcpy(out, entry.text, kFormattedRoom);
+    return entry.length;
+  }
+
+  // A spine's timestamps are mostly new whole seconds of a few days: when
+  // `value` is a whole second of the day whose midnight FormatTimestamp spells
+  // "<date> 00:00:00" (19 bytes, as it does for years 0-9999), writes its
+  // text, that date and the time of day "HH:MM:SS" (FormatTimestamp's
+  // spelling), to `text` (19 bytes) and returns true; else false.
+  static bool SecondOfTheDay(Source& source, int64_t value, char* text) {
+    constexpr int64_t kLimit = int64_t{1} << 62;  // days of these cannot overflow
+    if (value % kMicrosPerSecond != 0 || value <= -kLimit || value >= kLimit) return false;
+    const int64_t midnight = FloorToHop(value, kMicrosPerDay);
+    if (midnight != source.midnight || source.midnight_text.empty()) {
+      source.midnight = midnight;
+      source.midnight_text = FormatTimestamp(midnight);
+    }
+    if (source.midnight_text.size() != 19 ||
+        source.midnight_text.compare(10, 9, " 00:00:00") != 0) {
+      return false;
+    }
+    const int64_t seconds = (value - midnight) / kMicrosPerSecond;
+    std::memcpy(text, source.midnight_text.data(), 11);
+    const int64_t fields[3] = {seconds / 3600, seconds / 60 % 60, seconds % 60};
+    for (size_t field = 0; field < 3; ++field) {
+      std::memcpy(text + 11 + 3 * field,
+                  kSmallInts[static_cast<size_t>(100 + fields[field])].data() + 1, 2);
+      if (field < 2) text[13 + 3 * field] = ':';
+    }
+    return true;
+  }
+
+  std::string prefix_;
+  std::vector<Source> sources_;
+  size_t stride_ = 0;
+  std::vector<char> buffer_;  // kBlockRows slots of stride_ bytes, each starting with prefix_
+  size_t first_ = 0;
+  size_t lengths_[kBlockRows] = {};
+  bool too_long_[kBlockRows] = {};
+  std::string long_text_;
 };
 
 }  // namespace
@@ -326,21 +551,35 @@ std::vector<uint32_t> SampleRows(const table::Table& table, double fraction, uin
     for (size_t row = 0; row < rows.size(); ++row) rows[row] = static_cast<uint32_t>(row);
     return rows;
   }
-  const std::string prefix = std::to_string(seed);
-  // Each thread hashes one contiguous range of rows with appenders of its own
-  // (their memos are caches: a row's text does not depend on the range).
-  auto sample_range = [&](size_t begin, size_t end, std::vector<uint32_t>* kept) {
-    std::vector<ValueAppender> columns;
-    for (size_t col = 0; col < table.num_columns(); ++col) columns.emplace_back(table.column(col));
-    std::string text;
-    for (size_t row = begin; row < end; ++row) {
-      text = prefix;
-      for (ValueAppender& column : columns) {
-        text += '\x1f';
-        column.AppendTo(row, &text);
+  if (fraction <= 0.0) return rows;  // no hash is below 0
+  // A row stays unless static_cast<double>(hash) >= limit. That conversion is
+  // monotonic, so the hashes kept are those below the least hash it takes to
+  // `limit` or above (found by bisection): integer compares, no conversion.
+  uint64_t threshold = std::numeric_limits<uint64_t>::max();
+  bool keep_all = !(static_cast<double>(threshold) >= limit);  // a NaN fraction
+  if (!keep_all) {
+    uint64_t low = 0;
+    while (low < threshold) {
+      const uint64_t middle = low + (threshold - low) / 2;
+      if (static_cast<double>(middle) >= limit) {
+        threshold = middle;
+      } else {
+        low = middle + 1;
       }
-      if (static_cast<double>(Hash64(text)) >= limit) continue;
-      kept->push_back(static_cast<uint32_t>(row));
+    }
+  }
+  // Each thread hashes one contiguous range of rows with texts of its own
+  // (their caches are caches: a row's text does not depend on the range).
+  auto sample_range = [&](size_t begin, size_t end, std::vector<uint32_t>* kept) {
+    SampleTexts texts(table, seed);
+    for (size_t first = begin; first < end; first += SampleTexts::kBlockRows) {
+      const size_t count = std::min(SampleTexts::kBlockRows, end - first);
+      texts.Write(first, count);
+      for (size_t index = 0; index < count; ++index) {
+        if (keep_all || Hash64(texts.Text(index)) < threshold) {
+          kept->push_back(static_cast<uint32_t>(first + index));
+        }
+      }
     }
   };
   size_t parts = std::clamp<size_t>(static_cast<size_t>(std::max(threads, 1)), 1,

@@ -41,6 +41,10 @@ inline constexpr const char* kTrainingMarginsFile = "training_margins.f32";
 // and `seed` falls below `fraction` of the hash range, so the choice depends
 // on the row's content only, never on its position. fraction >= 1 keeps all.
 // The rows are hashed on `threads` threads; the result does not depend on it.
+// Exactly (training sets depend on it): r stays when
+// static_cast<double>(Hash64(text)) < fraction * 2^64, text being
+// std::to_string(seed) and, per column, '\x1f' + Column::ValueToString(r);
+// a NaN fraction keeps every row.
 std::vector<uint32_t> SampleRows(const table::Table& table, double fraction, uint64_t seed,
                                  int threads = 1);
 

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <bit>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -499,8 +500,30 @@ TEST(SampleRows, DependsOnContentNotPosition) {
   EXPECT_TRUE(SampleRows(table::Table(), 0.3, 9, 2).empty());
 }
 
+// The definition of a sample, spelled the plain way (SampleRows before it
+// wrote its texts into fixed slots): row r stays when the Hash64 of the seed
+// and, per column, '\x1f' + Column::ValueToString(r) is below fraction * 2^64
+// as a double (a NaN fraction keeps every row).
+std::vector<uint32_t> ReferenceSampleRows(const table::Table& table, double fraction,
+                                          uint64_t seed) {
+  std::vector<uint32_t> rows;
+  const double limit = fraction * 18446744073709551616.0;  // 2^64
+  for (size_t row = 0; row < table.num_rows(); ++row) {
+    if (fraction < 1.0) {
+      std::string text = std::to_string(seed);
+      for (size_t col = 0; col < table.num_columns(); ++col) {
+        text += '\x1f';
+        text += table.column(col).ValueToString(row);
+      }
+      if (static_cast<double>(Hash64(text)) >= limit) continue;
+    }
+    rows.push_back(static_cast<uint32_t>(row));
+  }
+  return rows;
+}
+
 // The sample hashes each row's values as Column::ValueToString spells them
-// (the rule the flights example's sample was drawn by); the fast appender
+// (the rule the flights example's sample was drawn by); the fast writer
 // must spell every type, null, NaN and repeated value the same way.
 TEST(SampleRows, HashesValuesAsValueToStringSpellsThem) {
   table::Table table;
@@ -526,20 +549,140 @@ TEST(SampleRows, HashesValuesAsValueToStringSpellsThem) {
   ASSERT_TRUE(table.AddColumn("bools", std::move(bools)).ok());
   ASSERT_TRUE(table.AddColumn("strings", std::move(strings)).ok());
   for (double fraction : {0.05, 0.5, 0.9}) {
-    std::vector<uint32_t> expected;
-    for (size_t row = 0; row < table.num_rows(); ++row) {
-      std::string text = "42";
-      for (size_t col = 0; col < table.num_columns(); ++col) {
-        text += '\x1f';
-        text += table.column(col).ValueToString(row);
-      }
-      if (static_cast<double>(Hash64(text)) < fraction * 18446744073709551616.0) {
-        expected.push_back(static_cast<uint32_t>(row));
-      }
-    }
+    std::vector<uint32_t> expected = ReferenceSampleRows(table, fraction, 42);
     for (int threads : {1, 2, 3, 8}) {
       EXPECT_EQ(SampleRows(table, fraction, 42, threads), expected) << fraction << " " << threads;
     }
+  }
+}
+
+// A random column of `type` with `rows` rows: nulls, extreme and repeated
+// values (sorted runs and a few values recurring all over), strings longer
+// than any slot and holding '\x1f', timestamps before 1970 and past 9999.
+table::Column RandomSampleColumn(table::DataType type, size_t rows, std::mt19937_64* random) {
+  std::mt19937_64& rng = *random;
+  table::Column column(type, 0);
+  const bool has_nulls = rng() % 2 == 0;
+  const bool runs = rng() % 3 == 0;  // long runs of one value, as a spine sorted by time
+  auto pick = [&](std::initializer_list<int64_t> values) {
+    return *(values.begin() + rng() % values.size());
+  };
+  int64_t run_value = 0;
+  for (size_t row = 0; row < rows; ++row) {
+    if (has_nulls && rng() % 7 == 0) {
+      column.AppendNull();
+      continue;
+    }
+    const uint64_t kind = rng() % 8;
+    switch (type) {
+      case table::DataType::kBool:
+        column.AppendBool(rng() % 2 == 0);
+        break;
+      case table::DataType::kInt64: {
+        int64_t value = kind == 0   ? pick({0, 9, 10, 99, 100, 999, 1000, 9999, 10000, -1, -9999,
+                                            INT64_MIN, INT64_MAX, 123456789012LL})
+                        : kind <= 3 ? static_cast<int64_t>(rng() % 12000) - 1000
+                        : kind <= 5 ? static_cast<int64_t>(rng() % 24)
+                                    : static_cast<int64_t>(rng());
+        if (runs) value = row % 50 == 0 ? (run_value = value) : run_value;
+        column.AppendInt64(value);
+        break;
+      }
+      case table::DataType::kTimestamp: {
+        const int64_t day = 86400000000LL;
+        int64_t value =
+            kind == 0   ? pick({0, -1, 1, INT64_MIN, INT64_MIN + 1, INT64_MAX, -day, day - 1,
+                                253402300800000000LL /* 10000-01-01 */,
+                                -62167219200000000LL /* 0000-01-01 */, -62167219200000001LL,
+                                -62167219200000000LL - 3600000000LL /* -001-12-31 23:00:00 */,
+                                253402300800000000LL + 45296000000LL /* 10000-01-01 12:34:56 */})
+            : kind <= 2 ? 978307200000000LL + static_cast<int64_t>(rng() % 400) * 60000000LL
+            : kind <= 4 ? static_cast<int64_t>(rng() % 2000000) * 1000000LL - 1000000000000000LL
+            : kind == 5 ? static_cast<int64_t>(rng() % (400 * day)) - 200 * day  // micros
+                        : static_cast<int64_t>(rng());
+        if (runs) value = row % 50 == 0 ? (run_value = value) : run_value;
+        column.AppendInt64(value);
+        break;
+      }
+      case table::DataType::kDouble: {
+        const double specials[] = {std::nan(""),
+                                   -std::nan(""),
+                                   std::numeric_limits<double>::infinity(),
+                                   -std::numeric_limits<double>::infinity(),
+                                   0.0,
+                                   -0.0,
+                                   std::numeric_limits<double>::max(),
+                                   -std::numeric_limits<double>::max(),
+                                   std::numeric_limits<double>::min(),
+                                   std::numeric_limits<double>::denorm_min(),
+                                   -1.0 / 3.0,
+                                   1e21,
+                                   0.1};
+        double value = kind == 0   ? specials[rng() % std::size(specials)]
+                       : kind <= 3 ? static_cast<double>(rng() % 100) / 4.0
+                       : kind <= 5 ? std::bit_cast<double>(rng())
+                                   : (static_cast<double>(rng() % 2000001) - 1e6) * 1.0e-3;
+        if (runs) {
+          if (row % 50 == 0) run_value = std::bit_cast<int64_t>(value);
+          value = std::bit_cast<double>(run_value);
+        }
+        column.AppendDouble(value);
+        break;
+      }
+      case table::DataType::kString: {
+        std::string value;
+        const size_t length = kind == 0 ? 0 : kind == 1 ? 60 + rng() % 200 : rng() % 20;
+        for (size_t at = 0; at < length; ++at) {
+          value += rng() % 10 == 0 ? '\x1f' : static_cast<char>('a' + rng() % 26);
+        }
+        column.AppendString(value);
+        break;
+      }
+    }
+  }
+  return column;
+}
+
+// Random tables of every column type against the plain definition: any
+// thread count and fraction must keep exactly the reference's rows.
+TEST(SampleRows, KeepsTheReferenceRowsOnRandomTables) {
+  std::mt19937_64 rng(20261202);
+  const table::DataType types[] = {table::DataType::kBool, table::DataType::kInt64,
+                                   table::DataType::kTimestamp, table::DataType::kDouble,
+                                   table::DataType::kString};
+  for (int trial = 0; trial < 40; ++trial) {
+    const size_t rows = trial == 0 ? 0 : trial == 1 ? 1 : rng() % 3000;
+    const size_t columns = 1 + rng() % 9;
+    table::Table table;
+    for (size_t col = 0; col < columns; ++col) {
+      const table::DataType type = types[rng() % std::size(types)];
+      ASSERT_TRUE(
+          table.AddColumn("c" + std::to_string(col), RandomSampleColumn(type, rows, &rng)).ok());
+    }
+    const uint64_t seed = trial % 3 == 0 ? rng() : rng() % 100;
+    for (double fraction : {0.0, 0.001, 0.2, 0.5, 0.999, 1.0, std::nan("")}) {
+      std::vector<uint32_t> expected = ReferenceSampleRows(table, fraction, seed);
+      for (int threads : {1, 2, 3, 5, 16}) {
+        ASSERT_EQ(SampleRows(table, fraction, seed, threads), expected)
+            << "trial " << trial << " schema " << table.SchemaToString() << " fraction " << fraction
+            << " threads " << threads;
+      }
+    }
+  }
+}
+
+// The threshold on the hash is exact at the edges of a double: the fractions
+// whose limit lies between two neighbouring doubles of hash values keep the
+// same rows as the comparison in doubles.
+TEST(SampleRows, FractionEdgesMatchTheReference) {
+  table::Table table;
+  table::Column ids(table::DataType::kInt64, 0);
+  for (int64_t id = 0; id < 20000; ++id) ids.AppendInt64(id);
+  ASSERT_TRUE(table.AddColumn("id", std::move(ids)).ok());
+  for (double fraction : {std::nextafter(0.5, 0.0), 0.5, std::nextafter(0.5, 1.0),
+                          std::nextafter(1.0, 0.0), 5e-324, 1e-300, -0.5}) {
+    EXPECT_EQ(SampleRows(table, fraction, 3, 2), ReferenceSampleRows(table, fraction, 3))
+        << fraction;
   }
 }
 
