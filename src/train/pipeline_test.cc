@@ -81,6 +81,9 @@ TEST(Pipeline, ErrorsNameFileLineAndField) {
   EXPECT_NE(ErrorOf("kind: impute", "kind: magic").find("transforms[0].kind"), std::string::npos);
   EXPECT_NE(ErrorOf("fraction: 0.5", "fraction: 1.5").find("sample.fraction: must be in (0, 1]"),
             std::string::npos);
+  EXPECT_NE(
+      ErrorOf("fraction: 0.5", "fraction: .nan").find("sample.fraction: expected a finite number"),
+      std::string::npos);
   EXPECT_NE(ErrorOf("\"origin_delay@2\"", "\"origin_delay(iata\"").find("features.views[0]"),
             std::string::npos);
   EXPECT_NE(ErrorOf("name: delay\n", "").find("missing required field 'name'"), std::string::npos);
