@@ -36,7 +36,7 @@
 
 #include "common/status.h"
 
-namespace keel::serve {
+namespace keel::train {
 
 // Immutable once compiled; every method may be called from many threads.
 class CompiledTrees {
@@ -113,4 +113,4 @@ class CompiledTrees {
   std::string layout_name_ = "linked";
 };
 
-}  // namespace keel::serve
+}  // namespace keel::train

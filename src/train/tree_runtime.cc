@@ -1,4 +1,4 @@
-#include "serve/tree_runtime.h"
+#include "train/tree_runtime.h"
 
 #include <algorithm>
 #include <cmath>
@@ -8,7 +8,7 @@
 #include <system_error>
 #include <thread>
 
-namespace keel::serve {
+namespace keel::train {
 
 using Json = nlohmann::json;
 
@@ -466,4 +466,4 @@ float CompiledTrees::Transform(float margin) const {
   return margin;
 }
 
-}  // namespace keel::serve
+}  // namespace keel::train
