@@ -25,8 +25,10 @@
 // node's default direction when it is NaN (missing); the margin is the base
 // margin plus one leaf per tree, added in float in tree order; the
 // probability of binary:logistic is the logistic function of the margin.
-// Outputs equal XGBoost's to ~1e-7 (tested on random models with missing
-// values and deep trees).
+// Margins equal XGBoost's bit for bit (tested on random models with missing
+// values and deep trees, whose base_score is XGBoost 1.7's 0.5; a base_score
+// whose logit rounds differently in float could move every margin by an ulp);
+// keel train's evaluate step predicts with it (train/runner_steps.h).
 
 #include <cstdint>
 #include <span>
