@@ -671,9 +671,10 @@ Result<std::vector<BundleFile>> Evaluate(const PipelineSpec& pipeline, const Pre
   // prediction (runner_test checks them against XgboostModel::PredictInPlace).
   const auto* booster = static_cast<const XgboostModel*>(loaded[0].get());
   Result<CompiledTrees> trees = Internal("evaluate: the trees were not compiled");
+  // Straight from model.ubj: XGBoost's JSON text would cost more to write
+  // and to parse than the compilation itself.
   auto compile = [&]() -> Status {
-    ASSIGN_OR_RETURN(std::string json, booster->SaveJson());
-    trees = CompiledTrees::FromXgboostJson(json);
+    trees = CompiledTrees::FromXgboostUbjson(*FindFile(models, "model.ubj"));
     return trees.status().WithContext("evaluate: model.ubj");
   };
   auto predict = [&](size_t index, const DenseMatrix& matrix) -> Result<std::vector<double>> {

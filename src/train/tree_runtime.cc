@@ -56,6 +56,20 @@ Result<CompiledTrees> CompiledTrees::FromXgboostJson(std::string_view text,
   } catch (const Json::exception& error) {
     return InvalidArgument(std::string("model: not valid JSON: ") + error.what());
   }
+  return FromModel(model, max_complete_depth);
+}
+
+Result<CompiledTrees> CompiledTrees::FromXgboostUbjson(std::string_view bytes) {
+  Json model;
+  try {
+    model = Json::from_ubjson(bytes.begin(), bytes.end());
+  } catch (const Json::exception& error) {
+    return InvalidArgument(std::string("model: not valid UBJSON: ") + error.what());
+  }
+  return FromModel(model, kDefaultMaxCompleteDepth);
+}
+
+Result<CompiledTrees> CompiledTrees::FromModel(const Json& model, int max_complete_depth) {
   CompiledTrees compiled;
   try {
     const Json& learner = model.at("learner");

@@ -31,6 +31,7 @@
 // keel train's evaluate step predicts with it (train/runner_steps.h).
 
 #include <cstdint>
+#include <nlohmann/json_fwd.hpp>
 #include <span>
 #include <string>
 #include <string_view>
@@ -56,6 +57,11 @@ class CompiledTrees {
   static constexpr int kMaxCompleteDepth = 10;
   static constexpr int kDefaultMaxCompleteDepth = kMaxCompleteDepth;
   static Result<CompiledTrees> FromXgboostJson(std::string_view json, int max_complete_depth);
+  // The same from XGBoost's UBJSON form of the model (XgboostModel::Save with
+  // model_format "ubj", a bundle's model.ubj), read directly: no JSON text in
+  // between, the same compiled trees. Errors: as FromXgboostJson, and
+  // InvalidArgument for bytes that are not UBJSON.
+  static Result<CompiledTrees> FromXgboostUbjson(std::string_view ubjson);
 
   Objective objective() const { return objective_; }
   size_t num_features() const { return num_features_; }
@@ -95,6 +101,8 @@ class CompiledTrees {
     uint32_t feature = 0;
   };
 
+  // Compiles a parsed XGBoost model (JSON or UBJSON, the same document).
+  static Result<CompiledTrees> FromModel(const nlohmann::json& model, int max_complete_depth);
   // The child of split `node` that `row` goes to.
   uint32_t Next(const Node& node, const float* row) const;
   // Builds splits_ / leaves_ from nodes_ when the trees allow it.

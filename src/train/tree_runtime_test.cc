@@ -65,6 +65,13 @@ TEST_P(CompiledTreesTest, EqualsXgboostOnRandomRowsWithMissingValues) {
   // both are checked against XGBoost below, and against each other.
   EXPECT_EQ(std::string(compiled->layout_name()),
             c.depth <= 10 ? "complete depth " + std::to_string(c.depth) : "linked");
+  // The UBJSON form (a bundle's model.ubj) compiles to the same trees.
+  Result<std::string> ubjson = (*model)->Save();
+  ASSERT_TRUE(ubjson.ok()) << ubjson.status().ToString();
+  ASSERT_NE(*ubjson, *json);  // binary, not the JSON text
+  Result<CompiledTrees> from_ubjson = CompiledTrees::FromXgboostUbjson(*ubjson);
+  ASSERT_TRUE(from_ubjson.ok()) << from_ubjson.status().ToString();
+  EXPECT_STREQ(from_ubjson->layout_name(), compiled->layout_name());
   Result<CompiledTrees> linked = CompiledTrees::FromXgboostJson(*json, -1);
   ASSERT_TRUE(linked.ok()) << linked.status().ToString();
   EXPECT_STREQ(linked->layout_name(), "linked");
@@ -107,6 +114,7 @@ TEST_P(CompiledTreesTest, EqualsXgboostOnRandomRowsWithMissingValues) {
     ASSERT_EQ(single, batch_threads[row]) << "row " << row;
     ASSERT_EQ(single, batch_linked[row]) << "row " << row;
     ASSERT_EQ(single, linked->PredictMargin(test.row(row))) << "row " << row;
+    ASSERT_EQ(single, from_ubjson->PredictMargin(test.row(row))) << "row " << row;
     worst_margin = std::max(worst_margin, std::abs(single - (*margins)[row]));
     worst_output = std::max(worst_output, std::abs(compiled->Transform(single) - (*outputs)[row]));
     bit_equal += single == static_cast<float>((*margins)[row]);
@@ -188,6 +196,9 @@ TEST(CompiledTrees, EvaluatesTreesWithoutSplits) {
 TEST(CompiledTrees, RefusesWhatItCannotEvaluate) {
   EXPECT_EQ(CompiledTrees::FromXgboostJson("{").status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(CompiledTrees::FromXgboostJson("{}").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(CompiledTrees::FromXgboostUbjson("{\"learner\": 1}").status().message().find("UBJSON"),
+            std::string::npos);
+  EXPECT_EQ(CompiledTrees::FromXgboostUbjson("").status().code(), StatusCode::kInvalidArgument);
   std::mt19937_64 random(3);
   std::vector<double> labels;
   DenseMatrix matrix = RandomMatrix(random, 300, 3, &labels, Task::kRegression);
