@@ -1,4 +1,4 @@
-// bench_runtime: keel's compiled-tree runtime (serve/tree_runtime.h) beside
+// bench_runtime: keel's compiled-tree runtime (train/tree_runtime.h) beside
 // XGBoost's own in-place prediction (XGBoosterPredictFromDense) on the same
 // model and rows, in one run (issue 6: >= 5x faster on single rows, >= 2x on
 // batches of 1 000).
@@ -36,7 +36,7 @@
 
 #include "bench_util.h"
 #include "common/files.h"
-#include "serve/tree_runtime.h"
+#include "train/tree_runtime.h"
 #include "train/xgboost_model.h"
 
 namespace keel::bench {
@@ -123,8 +123,8 @@ Status Measure(const std::string& name, const std::string& bytes, const train::D
   ASSIGN_OR_RETURN(std::unique_ptr<train::XgboostModel> xgb1, train::XgboostModel::Load(bytes, 1));
   ASSIGN_OR_RETURN(std::unique_ptr<train::XgboostModel> xgb2, train::XgboostModel::Load(bytes, 2));
   ASSIGN_OR_RETURN(std::string json, xgb1->SaveJson());
-  ASSIGN_OR_RETURN(serve::CompiledTrees compiled,
-                   serve::CompiledTrees::FromXgboostJson(json, max_complete_depth));
+  ASSIGN_OR_RETURN(train::CompiledTrees compiled,
+                   train::CompiledTrees::FromXgboostJson(json, max_complete_depth));
   size_t cols = compiled.num_features();
   std::mt19937_64 random(23);
   train::DenseMatrix test =
@@ -226,7 +226,7 @@ Status Run(const Flags& flags) {
   size_t rows = std::stoul(flags.Get("rows", "5000"));
   int reps = std::max(1, std::stoi(flags.Get("reps", "5")));
   int max_complete_depth = std::stoi(flags.Get(
-      "max-complete-depth", std::to_string(serve::CompiledTrees::kDefaultMaxCompleteDepth)));
+      "max-complete-depth", std::to_string(train::CompiledTrees::kDefaultMaxCompleteDepth)));
   if (rows < kBatch) return InvalidArgument("--rows must be at least 1000");
   const std::string default_model = ".cache/out/flight_delay_bundle/model.ubj";
   std::string model_path = flags.Get("model", default_model);

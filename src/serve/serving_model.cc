@@ -149,7 +149,7 @@ Result<std::shared_ptr<const ServingModel>> ServingModel::Load(const std::string
   Result<std::unique_ptr<train::XgboostModel>> xgboost = train::XgboostModel::Load(model_bytes, 1);
   if (!xgboost.ok()) return xgboost.status().WithContext(where + ": model.ubj");
   ASSIGN_OR_RETURN(std::string json, (*xgboost)->SaveJson());
-  Result<CompiledTrees> trees = CompiledTrees::FromXgboostJson(json);
+  Result<train::CompiledTrees> trees = train::CompiledTrees::FromXgboostJson(json);
   if (!trees.ok()) return trees.status().WithContext(where + ": model.ubj");
   model->trees_ = std::move(trees).value();
   if (model->trees_.num_features() > model->model_columns_.size()) {

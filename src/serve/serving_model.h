@@ -1,7 +1,7 @@
 #pragma once
 
 // A model bundle loaded for serving: verified, its transforms and baselines
-// loaded, its XGBoost trees compiled into keel's runtime (tree_runtime.h).
+// loaded, its XGBoost trees compiled into keel's runtime (train/tree_runtime.h).
 // Everything a prediction needs beyond the online features:
 //
 //   request rows --(request inputs: AddRequestInputs, as in training)-->
@@ -22,12 +22,12 @@
 
 #include "common/status.h"
 #include "serve/row_plan.h"
-#include "serve/tree_runtime.h"
 #include "table/column.h"
 #include "train/baselines.h"
 #include "train/bundle.h"
 #include "train/pipeline.h"
 #include "train/transforms.h"
+#include "train/tree_runtime.h"
 
 namespace keel::serve {
 
@@ -138,7 +138,7 @@ class ServingModel {
   train::FittedTransforms transforms_;
   std::optional<RowTransformPlan> row_plan_;  // reads transforms_
   Status row_path_status_;
-  CompiledTrees trees_;
+  train::CompiledTrees trees_;
   std::unique_ptr<train::Model> constant_;
   std::unique_ptr<train::Model> linear_;
   train::LinearScaling linear_scaling_;

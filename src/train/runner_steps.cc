@@ -23,6 +23,7 @@
 #include "train/matrix.h"
 #include "train/metrics.h"
 #include "train/transforms.h"
+#include "train/tree_runtime.h"
 #include "train/xgboost_model.h"
 #include "validate/profile.h"
 
@@ -814,6 +815,28 @@ Result<TrainedModels> TrainModels(const PipelineSpec& pipeline, const Prepared& 
 
 namespace {
 
+// The train step's margins of the training rows, when it kept them.
+const std::string* KeptTrainingMargins(const std::vector<BundleFile>& models, size_t rows) {
+  const std::string* margins = FindFile(models, kTrainingMarginsFile);
+  if (margins == nullptr || margins->size() != rows * sizeof(float)) return nullptr;
+  return margins;
+}
+
+// The model's outputs for `matrix` by keel's compiled trees: float margins
+// (two threads), then XGBoost's own transform of each (OutputFromMargin).
+Result<std::vector<double>> PredictCompiled(const CompiledTrees& trees, Task task,
+                                            const DenseMatrix& matrix) {
+  if (matrix.cols != trees.num_features()) {
+    return InvalidArgument("the model matrix has " + std::to_string(matrix.cols) +
+                           " columns, the model " + std::to_string(trees.num_features()));
+  }
+  std::vector<float> margins(matrix.rows);
+  trees.PredictMargins(matrix.values.data(), matrix.rows, matrix.cols, margins.data(), 2);
+  std::vector<double> out(matrix.rows);
+  for (size_t row = 0; row < matrix.rows; ++row) out[row] = OutputFromMargin(task, margins[row]);
+  return out;
+}
+
 // The training profile of every input and of the model's prediction, for
 // drift: the profile.json bytes. `predict` predicts a model matrix with the
 // XGBoost model; used only when the train step kept no margins.
@@ -824,8 +847,7 @@ Result<std::string> TrainingProfile(
   const size_t rows = data.splits[0].size();
   table::Column prediction(table::DataType::kDouble, rows);
   std::vector<double>& values = prediction.doubles();
-  const std::string* margins = FindFile(models, kTrainingMarginsFile);
-  if (margins != nullptr && margins->size() == rows * sizeof(float)) {
+  if (const std::string* margins = KeptTrainingMargins(models, rows)) {
     // The train step kept XGBoost's own margins of these rows.
     for (size_t row = 0; row < rows; ++row) {
       float margin = 0;
@@ -887,13 +909,25 @@ Result<std::vector<BundleFile>> Evaluate(const PipelineSpec& pipeline, const Pre
   const char* names[] = {"model", "constant", "linear"};
   if (data.splits[2].empty()) return FailedPrecondition("empty test split: nothing to evaluate");
   MarkPhase(clock, "load models");
-  // XGBoost predicts in place from the dense matrix: no DMatrix copy of it
-  // (the same trees, the same float sums: the same predictions).
+  // The XGBoost model is evaluated by keel's compiled trees (tree_runtime.h),
+  // the evaluator that serves it (serve/serving_model.h): the bundle's
+  // metrics, golden cases and training profile are those of the model as it
+  // is served, and no XGBoost call walks a tree here. Its float sums are
+  // XGBoost's, in XGBoost's order: the same outputs as XGBoost's own
+  // prediction (runner_test checks them against XgboostModel::PredictInPlace).
   const auto* booster = static_cast<const XgboostModel*>(loaded[0].get());
+  Result<CompiledTrees> trees = Internal("evaluate: the trees were not compiled");
+  // Straight from model.ubj: XGBoost's JSON text would cost more to write
+  // and to parse than the compilation itself.
+  auto compile = [&]() -> Status {
+    trees = CompiledTrees::FromXgboostUbjson(*FindFile(models, "model.ubj"));
+    return trees.status().WithContext("evaluate: model.ubj");
+  };
   auto predict = [&](size_t index, const DenseMatrix& matrix) -> Result<std::vector<double>> {
     if (index == 0) {
       if (matrix.cols != booster->num_features()) return booster->Predict(matrix);  // its error
-      return booster->PredictInPlace(matrix.values.data(), matrix.rows, false);
+      if (!trees.ok()) return trees.status();
+      return PredictCompiled(*trees, booster->task(), matrix);
     }
     return loaded[index]->Predict(index == 2 ? scaling.Apply(matrix) : matrix);
   };
@@ -901,12 +935,19 @@ Result<std::vector<BundleFile>> Evaluate(const PipelineSpec& pipeline, const Pre
   // The training profile needs nothing of the test split: it runs on a
   // second thread while this one evaluates the test split (the models are
   // safe to share, see their thread-safety). Its error, if any, comes after
-  // this thread's, as when the steps ran one after the other.
+  // this thread's, as when the steps ran one after the other. The trees are
+  // compiled before it starts when it predicts the training rows (no kept
+  // margins), beside it otherwise (it then never reads them).
+  const bool profile_predicts = KeptTrainingMargins(models, data.splits[0].size()) == nullptr;
+  Status compiled = profile_predicts ? compile() : Status::Ok();
   Result<std::string> profile_json = Internal("evaluate: the training profile did not run");
   std::jthread profiler([&] {
     profile_json = TrainingProfile(pipeline, data, models, transforms,
                                    [&](const DenseMatrix& matrix) { return predict(0, matrix); });
   });
+  if (!profile_predicts) compiled = compile();
+  RETURN_IF_ERROR(compiled);
+  MarkPhase(clock, "compile trees");
 
   ASSIGN_OR_RETURN(DenseMatrix test, SplitMatrix(data, 2, transforms));
   ASSIGN_OR_RETURN(std::vector<double> labels, SplitLabels(pipeline, data, 2));

@@ -100,6 +100,10 @@ Result<TrainedModels> TrainModels(const PipelineSpec& pipeline, const Prepared& 
 
 // Evaluates the three models on the test split (metrics, slices), profiles
 // the training inputs and predictions and picks golden cases.
+// The XGBoost model is predicted by keel's compiled trees
+// (train/tree_runtime.h), the evaluator that serves it: the bundle's metrics,
+// golden cases and profile are computed by the code that serves the model.
+// Its outputs equal XGBoost's own (the same float sums in the same order).
 // `models`: kModelFiles plus transforms.json (and kTrainingMarginsFile when
 // the train step wrote it: then the training split is not predicted again).
 // Returns kEvaluateFiles.

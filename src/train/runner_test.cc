@@ -13,6 +13,7 @@
 #include <fstream>
 #include <limits>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "common/files.h"
@@ -22,6 +23,7 @@
 #include "train/golden.h"
 #include "train/runner_steps.h"
 #include "train/table_file.h"
+#include "train/xgboost_model.h"
 
 namespace keel::train {
 namespace {
@@ -961,6 +963,107 @@ TEST(SplitMatrix, FastWayEqualsTransformingEveryInput) {
                   0)
             << where;
       }
+    }
+  }
+}
+
+// The evaluate step predicts the XGBoost model with keel's compiled trees
+// (tree_runtime.h); its outputs must be XGBoost's own, bit for bit. Every
+// test row is a golden case here (JSON doubles round-trip exactly), compared
+// with XgboostModel::PredictInPlace on the same model matrix, which has
+// missing values (null and NaN inputs). Without the train step's
+// kept margins (XGBoost's own of the training rows) the compiled trees
+// predict the training rows too: the profile must not change by a byte.
+TEST(Evaluate, PredictsExactlyAsXgboostOnRowsWithMissingValues) {
+  for (Task task : {Task::kBinaryClassification, Task::kRegression}) {
+    SCOPED_TRACE(std::string(TaskName(task)));
+    Prepared data = RandomPrepared(task == Task::kRegression ? 11 : 12, 8001, false);
+    // A label the inputs explain (with noise), so the trees are deep and varied.
+    const table::Table& table = data.dataset.table;
+    const table::Column& d1 = *table.GetColumn("d1").value();
+    const table::Column& d2 = *table.GetColumn("d2").value();
+    const table::Column& i1 = *table.GetColumn("i1").value();
+    table::Column target(
+        task == Task::kRegression ? table::DataType::kDouble : table::DataType::kInt64, 0);
+    std::mt19937_64 rng(5);
+    std::normal_distribution<double> noise(0.0, 1.0);
+    for (size_t row = 0; row < table.num_rows(); ++row) {
+      double score = noise(rng);
+      if (d1.IsValid(row) && !std::isnan(d1.doubles()[row])) score += d1.doubles()[row] / 1e3;
+      if (std::isfinite(d2.doubles()[row])) score -= 0.7 * d2.doubles()[row];
+      if (i1.IsValid(row)) score += i1.NumericAt(row) > 9.0072e15 ? 0.5 : -0.5;
+      if (task == Task::kRegression) {
+        target.AppendDouble(score * 10);
+      } else {
+        target.AppendInt64(score > 0 ? 1 : 0);
+      }
+    }
+    ASSERT_TRUE(data.dataset.table.AddColumn("target", std::move(target)).ok());
+    Result<PipelineSpec> pipeline =
+        ParsePipeline(std::string("name: random\ntask: ") + std::string(TaskName(task)) + R"yaml(
+spine: {source: fake, keys: [s1]}
+label: target
+request_inputs: [d1, s1, i1, b1, t1, d2, s2]
+split: {kind: random, validation: 0.25, test: 0.25, seed: 1}
+transforms:
+  - {kind: ordinal, column: s1}
+  - {kind: ordinal, column: s2}
+  - {kind: clip, column: d2, lower: -8}
+model: {max_depth: 6, eta: 0.1, rounds: 80, seed: 3}
+slices: [s1]
+golden_cases: 100000
+)yaml",
+                      "random.yaml");
+    ASSERT_TRUE(pipeline.ok()) << pipeline.status().ToString();
+    Result<nlohmann::json> transforms_json = FitTransforms(*pipeline, data);
+    ASSERT_TRUE(transforms_json.ok()) << transforms_json.status().ToString();
+    Result<TrainedModels> trained = TrainModels(*pipeline, data, transforms_json->dump());
+    ASSERT_TRUE(trained.ok()) << trained.status().ToString();
+    std::vector<BundleFile> models = trained->files;
+    models.push_back({"transforms.json", transforms_json->dump()});
+    Result<std::vector<BundleFile>> evaluated = Evaluate(*pipeline, data, models);
+    ASSERT_TRUE(evaluated.ok()) << evaluated.status().ToString();
+
+    Result<FittedTransforms> transforms = FittedTransforms::FromJson(*transforms_json);
+    ASSERT_TRUE(transforms.ok()) << transforms.status().ToString();
+    Result<DenseMatrix> test = SplitMatrix(data, 2, *transforms);
+    ASSERT_TRUE(test.ok()) << test.status().ToString();
+    size_t missing = 0;
+    for (float value : test->values) missing += std::isnan(value) ? 1 : 0;
+    EXPECT_GT(missing, test->rows / 10);
+    const std::string& model_bytes = trained->files[0].bytes;
+    ASSERT_EQ(trained->files[0].name, "model.ubj");
+    Result<std::unique_ptr<XgboostModel>> xgboost = XgboostModel::Load(model_bytes);
+    ASSERT_TRUE(xgboost.ok()) << xgboost.status().ToString();
+    EXPECT_GE((*xgboost)->num_rounds(), 80);
+    Result<std::vector<double>> expected =
+        (*xgboost)->PredictInPlace(test->values.data(), test->rows, false);
+    ASSERT_TRUE(expected.ok()) << expected.status().ToString();
+
+    nlohmann::json golden;
+    for (const BundleFile& file : *evaluated) {
+      if (file.name == "golden_cases.json") golden = nlohmann::json::parse(file.bytes);
+    }
+    ASSERT_EQ(golden.size(), test->rows);
+    std::set<double> distinct;
+    for (size_t row = 0; row < test->rows; ++row) {
+      const double prediction = golden[row]["prediction"].get<double>();
+      ASSERT_EQ(prediction, (*expected)[row]) << "test row " << row;
+      distinct.insert(prediction);
+    }
+    EXPECT_GT(distinct.size(), test->rows / 2) << "the trees tell the rows apart";
+
+    std::vector<BundleFile> without_margins;
+    for (const BundleFile& file : models) {
+      if (file.name != kTrainingMarginsFile) without_margins.push_back(file);
+    }
+    ASSERT_EQ(without_margins.size() + 1, models.size());
+    Result<std::vector<BundleFile>> again = Evaluate(*pipeline, data, without_margins);
+    ASSERT_TRUE(again.ok()) << again.status().ToString();
+    ASSERT_EQ(again->size(), evaluated->size());
+    for (size_t index = 0; index < again->size(); ++index) {
+      EXPECT_EQ((*again)[index].name, (*evaluated)[index].name);
+      EXPECT_TRUE((*again)[index].bytes == (*evaluated)[index].bytes) << (*again)[index].name;
     }
   }
 }

@@ -1,4 +1,4 @@
-#include "serve/tree_runtime.h"
+#include "train/tree_runtime.h"
 
 #include <algorithm>
 #include <cmath>
@@ -8,7 +8,7 @@
 #include <system_error>
 #include <thread>
 
-namespace keel::serve {
+namespace keel::train {
 
 using Json = nlohmann::json;
 
@@ -56,6 +56,20 @@ Result<CompiledTrees> CompiledTrees::FromXgboostJson(std::string_view text,
   } catch (const Json::exception& error) {
     return InvalidArgument(std::string("model: not valid JSON: ") + error.what());
   }
+  return FromModel(model, max_complete_depth);
+}
+
+Result<CompiledTrees> CompiledTrees::FromXgboostUbjson(std::string_view bytes) {
+  Json model;
+  try {
+    model = Json::from_ubjson(bytes.begin(), bytes.end());
+  } catch (const Json::exception& error) {
+    return InvalidArgument(std::string("model: not valid UBJSON: ") + error.what());
+  }
+  return FromModel(model, kDefaultMaxCompleteDepth);
+}
+
+Result<CompiledTrees> CompiledTrees::FromModel(const Json& model, int max_complete_depth) {
   CompiledTrees compiled;
   try {
     const Json& learner = model.at("learner");
@@ -466,4 +480,4 @@ float CompiledTrees::Transform(float margin) const {
   return margin;
 }
 
-}  // namespace keel::serve
+}  // namespace keel::train

@@ -25,10 +25,13 @@
 // node's default direction when it is NaN (missing); the margin is the base
 // margin plus one leaf per tree, added in float in tree order; the
 // probability of binary:logistic is the logistic function of the margin.
-// Outputs equal XGBoost's to ~1e-7 (tested on random models with missing
-// values and deep trees).
+// Margins equal XGBoost's bit for bit (tested on random models with missing
+// values and deep trees, whose base_score is XGBoost 1.7's 0.5; a base_score
+// whose logit rounds differently in float could move every margin by an ulp);
+// keel train's evaluate step predicts with it (train/runner_steps.h).
 
 #include <cstdint>
+#include <nlohmann/json_fwd.hpp>
 #include <span>
 #include <string>
 #include <string_view>
@@ -36,7 +39,7 @@
 
 #include "common/status.h"
 
-namespace keel::serve {
+namespace keel::train {
 
 // Immutable once compiled; every method may be called from many threads.
 class CompiledTrees {
@@ -54,6 +57,11 @@ class CompiledTrees {
   static constexpr int kMaxCompleteDepth = 10;
   static constexpr int kDefaultMaxCompleteDepth = kMaxCompleteDepth;
   static Result<CompiledTrees> FromXgboostJson(std::string_view json, int max_complete_depth);
+  // The same from XGBoost's UBJSON form of the model (XgboostModel::Save with
+  // model_format "ubj", a bundle's model.ubj), read directly: no JSON text in
+  // between, the same compiled trees. Errors: as FromXgboostJson, and
+  // InvalidArgument for bytes that are not UBJSON.
+  static Result<CompiledTrees> FromXgboostUbjson(std::string_view ubjson);
 
   Objective objective() const { return objective_; }
   size_t num_features() const { return num_features_; }
@@ -93,6 +101,8 @@ class CompiledTrees {
     uint32_t feature = 0;
   };
 
+  // Compiles a parsed XGBoost model (JSON or UBJSON, the same document).
+  static Result<CompiledTrees> FromModel(const nlohmann::json& model, int max_complete_depth);
   // The child of split `node` that `row` goes to.
   uint32_t Next(const Node& node, const float* row) const;
   // Builds splits_ / leaves_ from nodes_ when the trees allow it.
@@ -113,4 +123,4 @@ class CompiledTrees {
   std::string layout_name_ = "linked";
 };
 
-}  // namespace keel::serve
+}  // namespace keel::train
