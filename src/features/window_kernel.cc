@@ -421,7 +421,10 @@ FeatureValue SlidingWindow::Read(Aggregation aggregation) const {
 // --- WindowBounds ----------------------------------------------------------
 
 WindowBounds::WindowBounds(std::vector<WindowSpec> windows)
-    : windows_(std::move(windows)), tails_(windows_.size(), 0) {
+    : windows_(std::move(windows)),
+      tails_(windows_.size(), 0),
+      starts_(windows_.size(), 0),
+      start_ends_(windows_.size(), kMinTimestamp) {
   for (const WindowSpec& window : windows_) {
     assert(window.length > 0 && window.hop > 0);
     (void)window;
@@ -433,13 +436,22 @@ void WindowBounds::Reset(const Timestamp* ts, size_t size) {
   size_ = size;
   head_ = 0;
   std::fill(tails_.begin(), tails_.end(), 0);
+  std::fill(start_ends_.begin(), start_ends_.end(), kMinTimestamp);  // recomputed at the first t
 }
 
 void WindowBounds::AdvanceTo(Timestamp t) {
   while (head_ < size_ && ts_[head_] < t) ++head_;
   for (size_t k = 0; k < windows_.size(); ++k) {
+    // Start(t) = FloorToHop(t - length, hop) stays the same while t - length
+    // is below the end of its hop (t only grows).
+    if (t - windows_[k].length >= start_ends_[k]) {
+      starts_[k] = windows_[k].Start(t);
+      if (__builtin_add_overflow(starts_[k], windows_[k].hop, &start_ends_[k])) {
+        start_ends_[k] = INT64_MAX;  // t - length < t <= INT64_MAX: never reached
+      }
+    }
     // start < t, so the tail never passes the head.
-    const Timestamp start = windows_[k].Start(t);
+    const Timestamp start = starts_[k];
     size_t tail = tails_[k];
     while (tail < head_ && ts_[tail] < start) ++tail;
     tails_[k] = tail;

@@ -193,6 +193,10 @@ class WindowBounds {
  private:
   std::vector<WindowSpec> windows_;
   std::vector<size_t> tails_;
+  // Per window: its start at the last t, and the end of that start's hop
+  // (t - length below it keeps the start: no division until it is reached).
+  std::vector<Timestamp> starts_;
+  std::vector<Timestamp> start_ends_;
   const Timestamp* ts_ = nullptr;
   size_t size_ = 0;
   size_t head_ = 0;
