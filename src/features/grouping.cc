@@ -37,10 +37,23 @@ Result<std::vector<const Column*>> KeyColumns(const Table& table,
   return columns;
 }
 
-Stream MakeStream(const Column& column, const std::vector<uint32_t>& order) {
+Stream MakeStream(const Column& column, const std::vector<uint32_t>& order, bool with_values) {
   Stream stream;
-  stream.values.resize(order.size());
   bool any_null = column.HasNulls() || column.type() == DataType::kDouble;
+  if (!with_values) {
+    // Validity only: the values' finiteness still decides it for doubles.
+    if (any_null) {
+      stream.valid.resize(order.size());
+      for (size_t i = 0; i < order.size(); ++i) {
+        uint32_t row = order[i];
+        bool valid = column.IsValid(row) &&
+                     (column.type() != DataType::kDouble || std::isfinite(column.doubles()[row]));
+        stream.valid[i] = valid ? 1 : 0;
+      }
+    }
+    return stream;
+  }
+  stream.values.resize(order.size());
   if (any_null) stream.valid.assign(order.size(), 1);
   // One loop per type: value = Column::NumericAt(row), read without its switch.
   auto fill = [&](auto numeric_at) {

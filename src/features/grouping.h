@@ -99,7 +99,9 @@ struct Stream {
 
 // The values of `column` at rows `order`. Non-finite values count as nulls. A
 // count reads only validity, so string expressions work for it too (their
-// value slots read as 0).
-Stream MakeStream(const table::Column& column, const std::vector<uint32_t>& order);
+// value slots read as 0). Without `with_values` only the validity is built
+// (values stays empty): enough for kernels that only count.
+Stream MakeStream(const table::Column& column, const std::vector<uint32_t>& order,
+                  bool with_values = true);
 
 }  // namespace keel::features

@@ -169,6 +169,19 @@ struct WindowGroup {
   WindowSpec window;
   uint32_t needs = 0;                                   // SlidingWindow::Needs of its outputs
   std::vector<std::pair<Aggregation, size_t>> outputs;  // aggregation, output column
+  // With IntegerPrefixSums::Covers(needs): read from its stream's prefix sums
+  // between the bounds of window `bounds` of the shared WindowBounds, when the
+  // entity's values allow it (else through a SlidingWindow, as the others).
+  bool prefix = false;
+  size_t bounds = 0;
+};
+
+// One worker's kernels, reused across entities (Reset does not allocate once warm).
+struct WindowWorker {
+  std::vector<SlidingWindow> kernels;       // one per window group
+  std::vector<IntegerPrefixSums> prefixes;  // one per stream
+  std::vector<uint8_t> prefix_ready;        // per stream: its prefix sums hold this entity
+  WindowBounds bounds;
 };
 
 // One output column. Workers write it densely in grouped (entity, time) order,
@@ -186,10 +199,6 @@ Status ComputeWindowView(const UseContext& context,
   const Grouping& grouping = *context.grouping;
   const SpineGroups& spine = *context.spine;
   size_t spine_rows = context.spine_ts->size();
-  std::vector<Stream> streams;
-  for (size_t i = 0; i < stream_columns.size(); ++i) {
-    streams.push_back(MakeStream(*stream_columns[i], grouping.order));
-  }
   std::vector<WindowGroup> groups;
   std::vector<WindowOutput> outputs;
   size_t stream_index = 0;
@@ -212,6 +221,29 @@ Status ComputeWindowView(const UseContext& context,
       outputs.push_back({name, is_count, {}, {}});
     }
   }
+  // Groups of count, sum, mean and stddev share one pass: per stream, prefix
+  // sums over the union of their needs; per distinct window, one tail.
+  std::vector<uint32_t> prefix_needs(stream_columns.size(), 0);
+  std::vector<uint8_t> has_prefix(stream_columns.size(), 0);
+  std::vector<uint8_t> values_needed(stream_columns.size(), 0);
+  std::vector<WindowSpec> bound_windows;
+  for (WindowGroup& group : groups) {
+    if (group.needs != 0) values_needed[group.stream] = 1;
+    if (!IntegerPrefixSums::Covers(group.needs)) continue;
+    group.prefix = true;
+    prefix_needs[group.stream] |= group.needs;
+    has_prefix[group.stream] = 1;
+    auto known = std::find_if(bound_windows.begin(), bound_windows.end(), [&](WindowSpec w) {
+      return w.length == group.window.length && w.hop == group.window.hop;
+    });
+    group.bounds = static_cast<size_t>(known - bound_windows.begin());
+    if (known == bound_windows.end()) bound_windows.push_back(group.window);
+  }
+  std::vector<Stream> streams;
+  for (size_t i = 0; i < stream_columns.size(); ++i) {
+    // A stream only counted needs no values, only validity.
+    streams.push_back(MakeStream(*stream_columns[i], grouping.order, values_needed[i] != 0));
+  }
   for (WindowOutput& output : outputs) {
     output.values.resize(spine.rows.size());
     output.valid.resize(spine.rows.size());
@@ -219,26 +251,59 @@ Status ComputeWindowView(const UseContext& context,
   ProgressBar progress("  " + use.prefix, spine.rows.size());
   std::atomic<uint64_t> done{0};
   size_t entities = grouping.index->size();
-  // One kernel per window group and worker, reused across entities (Reset does
-  // not allocate once warm).
-  std::vector<std::vector<SlidingWindow>> kernels(static_cast<size_t>(context.threads));
-  for (std::vector<SlidingWindow>& worker_kernels : kernels) {
-    for (const WindowGroup& group : groups) worker_kernels.emplace_back(group.window, group.needs);
+  std::vector<WindowWorker> workers;
+  for (int worker = 0; worker < context.threads; ++worker) {
+    workers.push_back({{},
+                       std::vector<IntegerPrefixSums>(streams.size()),
+                       std::vector<uint8_t>(streams.size(), 0),
+                       WindowBounds(bound_windows)});
+    for (const WindowGroup& group : groups) {
+      workers.back().kernels.emplace_back(group.window, group.needs);
+    }
   }
-  ParallelForWorkers(entities, context.threads, [&](size_t entity, int worker) {
+  ParallelForWorkers(entities, context.threads, [&](size_t entity, int worker_index) {
     size_t query_begin = spine.offsets[entity], query_end = spine.offsets[entity + 1];
     if (query_begin == query_end) return;
+    WindowWorker& worker = workers[static_cast<size_t>(worker_index)];
     size_t row_begin = grouping.offsets[entity], row_end = grouping.offsets[entity + 1];
-    for (size_t group_idx = 0; group_idx < groups.size(); ++group_idx) {
-      const WindowGroup& group = groups[group_idx];
-      const Stream& stream = streams[group.stream];
+    auto series_of = [&](size_t stream_idx) {
+      const Stream& stream = streams[stream_idx];
       EventSeries series;
       series.ts = grouping.sorted_ts.data() + row_begin;
-      series.values = stream.values.data() + row_begin;
+      series.values = stream.values.empty() ? nullptr : stream.values.data() + row_begin;
       series.valid = stream.valid.empty() ? nullptr : stream.valid.data() + row_begin;
       series.size = row_end - row_begin;
-      SlidingWindow& window = kernels[static_cast<size_t>(worker)][group_idx];
-      window.Reset(series);
+      return series;
+    };
+    bool any_prefix = false;
+    for (size_t stream_idx = 0; stream_idx < streams.size(); ++stream_idx) {
+      worker.prefix_ready[stream_idx] =
+          has_prefix[stream_idx] &&
+          worker.prefixes[stream_idx].Reset(series_of(stream_idx), prefix_needs[stream_idx]);
+      any_prefix = any_prefix || worker.prefix_ready[stream_idx];
+    }
+    if (any_prefix) {
+      worker.bounds.Reset(grouping.sorted_ts.data() + row_begin, row_end - row_begin);
+      for (size_t query = query_begin; query < query_end; ++query) {
+        worker.bounds.AdvanceTo(spine.ts[query]);
+        const size_t head = worker.bounds.Head();
+        for (const WindowGroup& group : groups) {
+          if (!group.prefix || !worker.prefix_ready[group.stream]) continue;
+          const IntegerPrefixSums& prefix = worker.prefixes[group.stream];
+          const size_t tail = worker.bounds.Tail(group.bounds);
+          for (const auto& [aggregation, output] : group.outputs) {
+            FeatureValue value = prefix.Read(aggregation, tail, head);
+            outputs[output].values[query] = value.value;
+            outputs[output].valid[query] = value.valid ? 1 : 0;
+          }
+        }
+      }
+    }
+    for (size_t group_idx = 0; group_idx < groups.size(); ++group_idx) {
+      const WindowGroup& group = groups[group_idx];
+      if (group.prefix && worker.prefix_ready[group.stream]) continue;
+      SlidingWindow& window = worker.kernels[group_idx];
+      window.Reset(series_of(group.stream));
       for (size_t query = query_begin; query < query_end; ++query) {
         window.AdvanceTo(spine.ts[query]);
         for (const auto& [aggregation, output] : group.outputs) {
@@ -249,7 +314,7 @@ Status ComputeWindowView(const UseContext& context,
       }
     }
     uint64_t total = done.fetch_add(query_end - query_begin) + (query_end - query_begin);
-    if (worker == 0) progress.Update(total);
+    if (worker_index == 0) progress.Update(total);
   });
   for (WindowOutput& output : outputs) {
     Column column(output.is_count ? DataType::kInt64 : DataType::kDouble, spine_rows);

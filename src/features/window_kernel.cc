@@ -1,5 +1,6 @@
 #include "features/window_kernel.h"
 
+#include <algorithm>
 #include <bit>
 #include <cassert>
 #include <cfloat>
@@ -415,6 +416,129 @@ FeatureValue SlidingWindow::Read(Aggregation aggregation) const {
       aggregation, state_.count, [this] { return SumValue(); },
       [this] { return SumDoubleDouble(); }, [this] { return SquaresDoubleDouble(); }, min, max,
       last);
+}
+
+// --- WindowBounds ----------------------------------------------------------
+
+WindowBounds::WindowBounds(std::vector<WindowSpec> windows)
+    : windows_(std::move(windows)),
+      tails_(windows_.size(), 0),
+      starts_(windows_.size(), 0),
+      start_ends_(windows_.size(), kMinTimestamp) {
+  for (const WindowSpec& window : windows_) {
+    assert(window.length > 0 && window.hop > 0);
+    (void)window;
+  }
+}
+
+void WindowBounds::Reset(const Timestamp* ts, size_t size) {
+  ts_ = ts;
+  size_ = size;
+  head_ = 0;
+  std::fill(tails_.begin(), tails_.end(), 0);
+  std::fill(start_ends_.begin(), start_ends_.end(), kMinTimestamp);  // recomputed at the first t
+}
+
+void WindowBounds::AdvanceTo(Timestamp t) {
+  while (head_ < size_ && ts_[head_] < t) ++head_;
+  for (size_t k = 0; k < windows_.size(); ++k) {
+    // Start(t) = FloorToHop(t - length, hop) stays the same while t - length
+    // is below the end of its hop (t only grows).
+    if (t - windows_[k].length >= start_ends_[k]) {
+      starts_[k] = windows_[k].Start(t);
+      if (__builtin_add_overflow(starts_[k], windows_[k].hop, &start_ends_[k])) {
+        start_ends_[k] = INT64_MAX;  // t - length < t <= INT64_MAX: never reached
+      }
+    }
+    // start < t, so the tail never passes the head.
+    const Timestamp start = starts_[k];
+    size_t tail = tails_[k];
+    while (tail < head_ && ts_[tail] < start) ++tail;
+    tails_[k] = tail;
+  }
+}
+
+// --- IntegerPrefixSums -------------------------------------------------------
+
+namespace {
+
+// The prefix entries of rows [0, size): kHasValid reads `valid`, kSums the
+// values (and kSquares their squares). Returns false on a valid value that is
+// not an integer within kMaxValue.
+template <bool kHasValid, bool kSums, bool kSquares, typename Entry>
+bool BuildPrefix(const EventSeries& series, Entry* prefix, __int128* squares) {
+  constexpr double kLimit = IntegerPrefixSums::kMaxValue;
+  int64_t count = 0, sum = 0;
+  __int128 square_sum = 0;
+  bool bad = false;
+  prefix[0] = Entry{0, 0};
+  if constexpr (kSquares) squares[0] = 0;
+  for (size_t row = 0; row < series.size; ++row) {
+    const bool valid = !kHasValid || series.valid[row] != 0;
+    count += valid ? 1 : 0;
+    if constexpr (kSums) {
+      const double value = series.values[row];
+      const bool in_range = std::fabs(value) <= kLimit;
+      // Converted only when in range (out-of-range conversions are undefined).
+      const auto integer = static_cast<int64_t>(valid && in_range ? value : 0.0);
+      bad |= valid && !(in_range && static_cast<double>(integer) == value);
+      sum += integer;
+      if constexpr (kSquares) {
+        square_sum += static_cast<__int128>(integer * integer);
+        squares[row + 1] = square_sum;
+      }
+    }
+    prefix[row + 1] = Entry{count, sum};
+  }
+  return !bad;
+}
+
+}  // namespace
+
+bool IntegerPrefixSums::Covers(uint32_t needs) {
+  return (needs & (SlidingWindow::kNeedMin | SlidingWindow::kNeedMax | SlidingWindow::kNeedLast)) ==
+         0;
+}
+
+bool IntegerPrefixSums::Reset(const EventSeries& series, uint32_t needs) {
+  assert(Covers(needs));
+  needs_ = needs;
+  const bool sums = (needs & (SlidingWindow::kNeedSum | SlidingWindow::kNeedSquares)) != 0;
+  const bool squares = (needs & SlidingWindow::kNeedSquares) != 0;
+  const bool has_valid = series.valid != nullptr;
+  counts_only_rows_ = !has_valid && !sums;
+  if (counts_only_rows_) return true;
+  if (series.size >= (size_t{1} << 31)) return false;
+  if (prefix_.size() < series.size + 1) prefix_.resize(series.size + 1);
+  if (squares && squares_.size() < series.size + 1) squares_.resize(series.size + 1);
+  Entry* prefix = prefix_.data();
+  __int128* square_prefix = squares_.data();
+  if (!sums) {
+    return BuildPrefix<true, false, false>(series, prefix, square_prefix);
+  }
+  if (squares) {
+    return has_valid ? BuildPrefix<true, true, true>(series, prefix, square_prefix)
+                     : BuildPrefix<false, true, true>(series, prefix, square_prefix);
+  }
+  return has_valid ? BuildPrefix<true, true, false>(series, prefix, square_prefix)
+                   : BuildPrefix<false, true, false>(series, prefix, square_prefix);
+}
+
+FeatureValue IntegerPrefixSums::Read(Aggregation aggregation, size_t begin, size_t end) const {
+  assert((SlidingWindow::NeedsOf(aggregation) & ~needs_) == 0 && Covers(needs_) &&
+         "Read of an aggregation the prefix sums do not keep");
+  if (counts_only_rows_) {
+    return FinalizeWith(
+        aggregation, static_cast<int64_t>(end - begin), [] { return 0.0; },
+        [] { return DoubleDouble{}; }, [] { return DoubleDouble{}; }, 0.0, 0.0, 0.0);
+  }
+  const Entry& first = prefix_[begin];
+  const Entry& last = prefix_[end];
+  const int64_t sum = last.sum - first.sum;
+  return FinalizeWith(
+      aggregation, last.count - first.count, [sum] { return static_cast<double>(sum); },
+      [sum] { return RoundInteger(sum); },
+      [&] { return RoundInteger(squares_[end] - squares_[begin]); }, 0.0, 0.0, 0.0);
 }
 
 // --- BucketedSeries --------------------------------------------------------

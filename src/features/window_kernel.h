@@ -168,6 +168,79 @@ class SlidingWindow {
   mutable DoubleDouble squares_rounded_;
 };
 
+// The rows several windows cover over one entity's timestamps, read at the
+// same ascending query times: window k read at t covers rows [Tail(k), Head())
+// = the rows with windows[k].Start(t) <= ts < t, exactly the rows a
+// SlidingWindow of windows[k] holds after AdvanceTo(t). The head (the first row
+// with ts >= t) is shared by every window and found once; each window keeps
+// its own tail. Each row is passed once by the head and once per tail, with
+// one comparison, so the cost does not depend on the values or aggregations.
+// Thread-safety: none; one instance per thread.
+class WindowBounds {
+ public:
+  // Precondition: every window has length > 0 and hop > 0.
+  explicit WindowBounds(std::vector<WindowSpec> windows);
+
+  // Starts a new entity: `ts` (ascending, `size` rows) must outlive the reads.
+  void Reset(const Timestamp* ts, size_t size);
+  // Moves every window to t. Precondition: t >= the previous t since Reset.
+  void AdvanceTo(Timestamp t);
+
+  size_t Head() const { return head_; }
+  size_t Tail(size_t window) const { return tails_[window]; }
+  size_t num_windows() const { return windows_.size(); }
+
+ private:
+  std::vector<WindowSpec> windows_;
+  std::vector<size_t> tails_;
+  // Per window: its start at the last t, and the end of that start's hop
+  // (t - length below it keeps the start: no division until it is reached).
+  std::vector<Timestamp> starts_;
+  std::vector<Timestamp> start_ends_;
+  const Timestamp* ts_ = nullptr;
+  size_t size_ = 0;
+  size_t head_ = 0;
+};
+
+// Offline kernel for count, sum, mean and stddev over integer-valued rows: the
+// prefix counts and exact integer prefix sums of one entity's EventSeries, so
+// that any window's state is two subtractions, whatever its length, and
+// several windows over the same stream share one pass over the values. Read
+// over rows [begin, end) is bit for bit SlidingWindow::Read of a window holding
+// exactly those rows (the sums are exact integers, rounded to double once, as
+// SlidingWindow's integer path and ExactSum both round: to nearest even).
+// Reset allocates nothing once the buffers have grown to the largest series.
+// Thread-safety: none; one instance per thread.
+class IntegerPrefixSums {
+ public:
+  // Whether the aggregations a kernel keeping `needs` reads are all covered
+  // (count, sum, mean, stddev: no min, max or last).
+  static bool Covers(uint32_t needs);
+  // Largest |x| of a valid value: sums of up to 2^31 rows stay below 2^62.
+  static constexpr double kMaxValue = 0x1p31;
+
+  // Builds the prefix sums of `series` for `needs` (Covers(needs) must hold;
+  // series.values may be null when needs asks for no sum). Returns false, and
+  // Read must not be called, when a sum is asked for and a valid value is not
+  // an integer with |x| <= kMaxValue, or the series has 2^31 rows or more:
+  // the caller then uses a SlidingWindow.
+  bool Reset(const EventSeries& series, uint32_t needs);
+
+  // The value of `aggregation` over rows [begin, end) of the series (begin <=
+  // end <= size). Precondition: NeedsOf(aggregation) is within Reset's needs.
+  FeatureValue Read(Aggregation aggregation, size_t begin, size_t end) const;
+
+ private:
+  struct Entry {
+    int64_t count = 0;  // valid rows before this row
+    int64_t sum = 0;    // of their values
+  };
+  uint32_t needs_ = 0;
+  bool counts_only_rows_ = false;  // no validity and no sums: count = end - begin
+  std::vector<Entry> prefix_;      // size + 1 entries
+  std::vector<__int128> squares_;  // size + 1 prefix sums of x * x, with kNeedSquares
+};
+
 // Online kernel: one entity's value stream kept as hop buckets (bucket start ->
 // AggregateState). Events may arrive in any order: a late event lands in its own
 // bucket and is counted exactly as the offline engine counts it, as long as that

@@ -546,6 +546,183 @@ TEST(SlidingWindow, NullValidityMeansAllValid) {
   EXPECT_TRUE(SameFeatureValue({1.0, true}, window.Read(Aggregation::kMin)));
 }
 
+// --- WindowBounds and IntegerPrefixSums --------------------------------------
+
+constexpr Aggregation kPrefixAggregations[] = {Aggregation::kCount, Aggregation::kSum,
+                                               Aggregation::kMean, Aggregation::kStddev};
+
+// Whether IntegerPrefixSums takes `series` for sums: every valid value an
+// integer within kMaxValue.
+bool PrefixEligible(const Series& series) {
+  for (size_t row = 0; row < series.size(); ++row) {
+    const double x = series.values[row];
+    if (series.valid[row] &&
+        !(std::fabs(x) <= IntegerPrefixSums::kMaxValue && x == std::trunc(x))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// Random series whose values mostly suit the prefix sums: small and large
+// (up to 2^31) integers, signed zeros, and now and then a fraction or a value
+// beyond the limit (then Reset must refuse), with ties, nulls, empty and late
+// series from RandomSeries.
+Series RandomIntegerSeries(std::mt19937_64& rng, Timestamp base) {
+  Series series = RandomSeries(rng, base);
+  const uint64_t kind = rng() % 5;
+  for (size_t row = 0; row < series.size(); ++row) {
+    double& x = series.values[row];
+    if (kind == 0) x = static_cast<double>(static_cast<int>(rng() % 41) - 20);
+    if (kind == 1) x = rng() % 2 == 0 ? 0x1p31 : -0x1p31 + static_cast<double>(rng() % 5);
+    if (kind == 2) x = rng() % 3 == 0 ? -0.0 : static_cast<double>(rng() % 2);
+    if (kind == 3) x = static_cast<double>(static_cast<int64_t>(rng() % 2001) - 1000);
+    if (kind == 4 && rng() % 50 == 0) x = rng() % 2 == 0 ? 0.5 : 0x1p31 + 1;
+  }
+  return series;
+}
+
+// Several windows in one pass (shared head, one tail per window, prefix sums
+// shared by every window) read bit for bit what one SlidingWindow per window
+// reads, for every aggregation the prefix sums cover and any subset of needs.
+TEST(IntegerPrefixSums, SharedPassEqualsEachWindowComputedAlone) {
+  std::mt19937_64 rng(51);
+  const std::vector<WindowSpec> windows = TestWindows();
+  int64_t checks = 0, refused = 0;
+  for (int trial = 0; trial < 400; ++trial) {
+    const Timestamp base = trial % 10 == 9 ? -kBase / 1000 : kBase;  // some before 1970
+    const Series series = RandomIntegerSeries(rng, base);
+    EventSeries view = series.View();
+    if (trial % 7 == 3) view.valid = nullptr;  // all valid
+    const uint32_t needs_choices[] = {0, SlidingWindow::kNeedSum,
+                                      SlidingWindow::kNeedSum | SlidingWindow::kNeedSquares};
+    const uint32_t needs = needs_choices[rng() % 3];
+    IntegerPrefixSums prefix;
+    const bool accepted = prefix.Reset(view, needs);
+    Series all_valid = series;
+    std::fill(all_valid.valid.begin(), all_valid.valid.end(), 1);
+    const bool eligible = needs == 0 || PrefixEligible(view.valid == nullptr ? all_valid : series);
+    ASSERT_EQ(eligible, accepted) << "trial " << trial;
+    if (!accepted) {
+      ++refused;
+      continue;
+    }
+    WindowBounds bounds(windows);
+    bounds.Reset(series.ts.data(), series.size());
+    std::vector<SlidingWindow> alone;
+    for (const WindowSpec& spec : windows) {
+      alone.emplace_back(spec);
+      alone.back().Reset(view);
+    }
+    // Query times of all the windows' kinds, merged in ascending order.
+    std::vector<Timestamp> times;
+    for (const WindowSpec& spec : windows) {
+      for (Timestamp t : QueryTimes(rng, series, spec, base, 8)) times.push_back(t);
+    }
+    std::sort(times.begin(), times.end());
+    for (Timestamp t : times) {
+      bounds.AdvanceTo(t);
+      for (size_t k = 0; k < windows.size(); ++k) {
+        alone[k].AdvanceTo(t);
+        ASSERT_LE(bounds.Tail(k), bounds.Head());
+        ASSERT_EQ(alone[k].WindowRows(), bounds.Head() - bounds.Tail(k))
+            << Describe(windows[k], t, Aggregation::kCount);
+        for (Aggregation aggregation : kPrefixAggregations) {
+          if ((SlidingWindow::NeedsOf(aggregation) & ~needs) != 0) continue;
+          ASSERT_TRUE(SameFeatureValue(alone[k].Read(aggregation),
+                                       prefix.Read(aggregation, bounds.Tail(k), bounds.Head())))
+              << Describe(windows[k], t, aggregation) << ", trial " << trial;
+          ++checks;
+        }
+      }
+    }
+  }
+  EXPECT_GT(checks, 50000);
+  EXPECT_GT(refused, 5);
+}
+
+// Against the row-by-row reference directly, on values near the limit: sums
+// beyond 2^53 (rounded once, to nearest even) and squares near 2^62.
+TEST(IntegerPrefixSums, MatchesRowByRowReferenceNearTheLimit) {
+  std::mt19937_64 rng(52);
+  int64_t checks = 0;
+  for (int trial = 0; trial < 60; ++trial) {
+    Series series;
+    const size_t size = 1 + rng() % 3000;
+    Timestamp now = kBase;
+    for (size_t row = 0; row < size; ++row) {
+      now += static_cast<Timestamp>(rng() % 3) * kMicrosPerMinute;
+      series.ts.push_back(now);
+      const double magnitude = 0x1p31 - static_cast<double>(rng() % 3);
+      series.values.push_back(rng() % 4 == 0 ? -magnitude : magnitude);
+      series.valid.push_back(rng() % 10 != 0);
+    }
+    IntegerPrefixSums prefix;
+    ASSERT_TRUE(prefix.Reset(series.View(), SlidingWindow::kNeedSum | SlidingWindow::kNeedSquares));
+    const WindowSpec spec{kMicrosPerDay, kMicrosPerHour};
+    WindowBounds bounds({spec});
+    bounds.Reset(series.ts.data(), series.size());
+    for (Timestamp t : QueryTimes(rng, series, spec, kBase, 20)) {
+      bounds.AdvanceTo(t);
+      const Expected expected = ReferenceWindow(series, spec, t);
+      ASSERT_EQ(expected.rows, bounds.Head() - bounds.Tail(0));
+      const size_t indexes[] = {0, 1, 2, 6};  // count, sum, mean, stddev in kAllAggregations
+      for (size_t index : indexes) {
+        const Aggregation aggregation = kAllAggregations[index];
+        ASSERT_TRUE(SameFeatureValue(expected.values[index],
+                                     prefix.Read(aggregation, bounds.Tail(0), bounds.Head())))
+            << Describe(spec, t, aggregation) << ", trial " << trial;
+        ++checks;
+      }
+    }
+  }
+  EXPECT_GT(checks, 1000);
+}
+
+TEST(IntegerPrefixSums, RefusesWhatItCannotSumExactly) {
+  const std::vector<Timestamp> ts = {kBase, kBase + 1, kBase + 2};
+  const auto accepts = [&](std::vector<double> values, std::vector<uint8_t> valid, uint32_t needs) {
+    IntegerPrefixSums prefix;
+    return prefix.Reset({ts.data(), values.data(), valid.data(), ts.size()}, needs);
+  };
+  const uint32_t sum = SlidingWindow::kNeedSum;
+  EXPECT_TRUE(accepts({0x1p31, -0x1p31, -0.0}, {1, 1, 1}, sum));
+  EXPECT_FALSE(accepts({0x1p31 + 1, 0, 0}, {1, 1, 1}, sum));
+  EXPECT_FALSE(accepts({1, 0.5, 0}, {1, 1, 1}, sum));
+  EXPECT_TRUE(accepts({1, 0.5, 1e300}, {1, 0, 0}, sum));  // nulls are never read
+  EXPECT_TRUE(accepts({1, 0.5, 1e300}, {1, 1, 1}, 0));    // a count reads no value
+  EXPECT_FALSE(IntegerPrefixSums::Covers(SlidingWindow::kNeedMin));
+  EXPECT_FALSE(IntegerPrefixSums::Covers(SlidingWindow::kNeedLast | SlidingWindow::kNeedSum));
+  EXPECT_TRUE(IntegerPrefixSums::Covers(SlidingWindow::kNeedSum | SlidingWindow::kNeedSquares));
+  // A count without validity needs no values at all.
+  IntegerPrefixSums rows;
+  ASSERT_TRUE(rows.Reset({ts.data(), nullptr, nullptr, ts.size()}, 0));
+  EXPECT_TRUE(SameFeatureValue({2.0, true}, rows.Read(Aggregation::kCount, 1, 3)));
+}
+
+TEST(IntegerPrefixSums, ResetDoesNotAllocateOnceWarm) {
+  std::mt19937_64 rng(53);
+  Series big;
+  for (int row = 0; row < 5000; ++row) {
+    big.ts.push_back(kBase + row * kMicrosPerMinute);
+    big.values.push_back(static_cast<double>(row % 7));
+    big.valid.push_back(row % 5 != 0);
+  }
+  const Series small = RandomSeries(rng, kBase);
+  IntegerPrefixSums prefix;
+  WindowBounds bounds({{kMicrosPerHour, kMicrosPerMinute}, {kMicrosPerDay, kMicrosPerHour}});
+  int64_t allocations_when_warm = 0;
+  for (int round = 0; round < 4; ++round) {
+    if (round == 1) allocations_when_warm = g_allocations.load();
+    for (const Series* series : {&small, static_cast<const Series*>(&big)}) {
+      (void)prefix.Reset(series->View(), SlidingWindow::kNeedSum | SlidingWindow::kNeedSquares);
+      bounds.Reset(series->ts.data(), series->size());
+      for (size_t row = 0; row < series->size(); ++row) bounds.AdvanceTo(series->ts[row]);
+    }
+  }
+  EXPECT_EQ(allocations_when_warm, g_allocations.load());
+}
+
 // --- BucketedSeries: online/offline parity -----------------------------------
 
 enum class Feeding { kInOrder, kShuffledBatches };
