@@ -33,6 +33,11 @@ TEST(FlightsTrain, ModelBeatsBothBaselinesOnJuneAndRerunIsCached) {
   EXPECT_GT(model, constant);
   EXPECT_GT(one["split_rows"]["test"].get<int64_t>(), 50000);
   EXPECT_EQ(one["slice_metrics"]["weekday"].size(), 7u);
+  // The flights file is read once for the source checks and the window views
+  // (the spine's query reads it on its own).
+  EXPECT_EQ(one["source_reads"], (Json{{"airports", {{"readers", 1}, {"reads", 1}}},
+                                       {"flights", {{"readers", 2}, {"reads", 1}}}}))
+      << one["source_reads"];
 
   CommandResult second = RunKeel(train, "", env, 600);
   ASSERT_EQ(second.exit_code, 0) << second.Describe();

@@ -313,6 +313,30 @@ TEST(CodeVersion, IsTheCheckedOutCommitAtBuildTime) {
       << " (rebuild keel after committing or changing files)";
 }
 
+// The source checks run beside the dataset step and read the same rows as
+// the offline engine: `keel train` reads each source once for both, and the
+// checks still see every row (a warning on all of them).
+TEST(TrainCli, ChecksAndFeaturesReadEachSourceOnce) {
+  TempDir temp;
+  std::string dir = temp.Path("rides");
+  ASSERT_EQ(RunKeel({"init", dir}).exit_code, 0);
+  EditFile(dir + "/features.yaml", "    path: data/trips.csv\n",
+           "    path: data/trips.csv\n    checks:\n"
+           "      - {check: range, column: fare, max: 0, severity: warn}\n");
+  ASSERT_EQ(RunKeel({"apply"}, dir).exit_code, 0);
+  WriteFile(dir + "/pipeline.yaml", kPipeline);
+  CommandResult trained = RunKeel({"train", "pipeline.yaml", "--json"}, dir);
+  ASSERT_EQ(trained.exit_code, 0) << trained.Describe();
+  EXPECT_NE(trained.err.find("checks of source 'trips': 0 passed, 1 warnings, 0 failed"),
+            std::string::npos)
+      << trained.err;
+  Json reads = Json::parse(trained.out)["source_reads"];
+  // trips: the checks and the engine asked, one read; drivers: the engine only.
+  EXPECT_EQ(reads, (Json{{"drivers", {{"readers", 1}, {"reads", 1}}},
+                         {"trips", {{"readers", 2}, {"reads", 1}}}}))
+      << reads;
+}
+
 TEST(TrainCli, UnknownFeatureAndBadPipelineAreClearErrors) {
   TempDir temp;
   std::string dir = temp.Path("rides");

@@ -7,6 +7,7 @@
 
 #include "common/status.h"
 #include "features/definitions.h"
+#include "features/shared_sources.h"
 #include "store/online_store.h"
 #include "table/column.h"
 
@@ -139,12 +140,15 @@ struct DriftOptions {
 Status RunDrift(const DriftOptions& options);
 
 // Runs the checks of each of `sources` that defines any (as of now). Returns
-// a JSON summary per source. Errors: FailedPrecondition naming every failed
-// error-level check, unless `allow_reason` is set.
+// a JSON summary per source. Sources are read through `duckdb`, or taken from
+// `shared` (when not null) if another reader holds or is reading them.
+// Errors: FailedPrecondition naming every failed error-level check, unless
+// `allow_reason` is set; those of reading a source, in this function's words.
 Result<nlohmann::json> CheckSourcesBeforeBuild(const features::Repository& repo,
                                                const std::vector<std::string>& sources,
                                                const std::string& allow_reason,
-                                               table::DuckDb* duckdb);
+                                               table::DuckDb* duckdb,
+                                               features::SharedSources* shared = nullptr);
 
 struct MaterializeOptions {
   RepoOptions repo;

@@ -14,6 +14,7 @@
 #include "features/catalog.h"
 #include "features/definitions.h"
 #include "features/offline_engine.h"
+#include "features/shared_sources.h"
 #include "table/duckdb_bridge.h"
 #include "train/bundle.h"
 #include "train/golden.h"
@@ -37,7 +38,9 @@ bool IsSourceName(const std::string& text) {
 
 // Training sets from a feature repository. Thread-safety: one thread, except
 // that Validate() may run beside Build() (train/runner.h): it opens its own
-// DuckDB database and only reads what Plan() set.
+// DuckDB database, only reads what Plan() set, and shares with Build() only
+// the thread-safe SharedSources, so that a source both the checks and the
+// offline engine read (the flights file) is read once.
 class RepoDatasetSource : public train::DatasetSource {
  public:
   RepoDatasetSource(const train::PipelineSpec& pipeline, std::string repo_dir)
@@ -93,7 +96,18 @@ class RepoDatasetSource : public train::DatasetSource {
   Result<nlohmann::json> Validate() override {
     // Its own database, never Build()'s (they may run at the same time).
     ASSIGN_OR_RETURN(std::unique_ptr<table::DuckDb> duckdb, table::DuckDb::Open(2));
-    return CheckSourcesBeforeBuild(*repo_, sources_, "", duckdb.get());
+    return CheckSourcesBeforeBuild(*repo_, sources_, "", duckdb.get(), &shared_sources_);
+  }
+
+  // Each source the checks and the offline engine asked for (the spine's own
+  // query aside): {"readers": how many asked, "reads": how many times it was
+  // read, 1 when they shared it}.
+  nlohmann::json SourceReads() const {
+    nlohmann::json out = nlohmann::json::object();
+    for (const auto& [name, use] : shared_sources_.uses()) {
+      out[name] = {{"readers", use.readers}, {"reads", use.reads}};
+    }
+    return out;
   }
 
   Result<train::BuiltDataset> Build(train::PhaseClock* clock) override {
@@ -101,6 +115,7 @@ class RepoDatasetSource : public train::DatasetSource {
     // The feature sources are read on a thread (and a DuckDB) of their own
     // while the spine is read and gets its request inputs and its sample.
     features::OfflineEngine engine(*config_, duckdb_.get(), 2);
+    engine.ShareSources(&shared_sources_);
     std::vector<features::FeatureViewDef> views;
     for (const auto& [use, info] : uses_) views.push_back(info.definition);
     engine.StartLoading(std::move(views));
@@ -193,6 +208,7 @@ class RepoDatasetSource : public train::DatasetSource {
   std::vector<std::string> sources_;
   std::vector<std::pair<features::FeatureUse, features::ViewVersionInfo>> uses_;
   nlohmann::json pinned_ = nlohmann::json::array();
+  features::SharedSources shared_sources_;  // Validate()'s and Build()'s reads
 };
 
 // The repository: --repo when it holds keel.yaml, else the nearest folder
@@ -349,6 +365,7 @@ Status RunTrainCommand(const TrainCommandOptions& options) {
         {"total_cpu_seconds", result.total_cpu_seconds},
         {"plan_seconds", result.plan_seconds},
         {"finish_seconds", result.finish_seconds},
+        {"source_reads", source.SourceReads()},
         {"overhead", result.xgboost_seconds > 0
                          ? nlohmann::json(result.total_seconds / result.xgboost_seconds - 1.0)
                          : nlohmann::json(nullptr)},

@@ -25,6 +25,12 @@ struct LoadedSource {
   double seconds = 0;
 };
 
+Status NoColumns(const features::SourceDef& source) {
+  return InvalidArgument("reading source '" + source.name + "'" +
+                         (source.path.empty() ? "" : " (" + source.path + ")") +
+                         ": no columns (an empty file?)");
+}
+
 // Reads a repository source (optionally filtered by a SQL condition) into memory.
 Result<LoadedSource> ReadSource(const features::Repository& repo, const std::string& name,
                                 const std::string& where, DuckDb* duckdb) {
@@ -47,11 +53,7 @@ Result<LoadedSource> ReadSource(const features::Repository& repo, const std::str
     if (!source->path.empty()) what += " (" + source->path + ")";
     return data.status().WithContext("reading " + what);
   }
-  if (data->num_columns() == 0) {
-    return InvalidArgument("reading source '" + name + "'" +
-                           (source->path.empty() ? "" : " (" + source->path + ")") +
-                           ": no columns (an empty file?)");
-  }
+  if (data->num_columns() == 0) return NoColumns(*source);
   LoadedSource loaded{*source, std::move(*data), 0};
   loaded.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return loaded;
@@ -308,22 +310,51 @@ Status RunDrift(const DriftOptions& options) {
   return Status::Ok();
 }
 
+namespace {
+
+// Every row of `source`, read as ReadSource reads it (with its errors), or
+// taken from `shared` when another reader holds or reads the same rows.
+Result<std::shared_ptr<const table::Table>> ReadCheckedSource(const features::Repository& repo,
+                                                              const features::SourceDef& source,
+                                                              DuckDb* duckdb,
+                                                              features::SharedSources* shared) {
+  auto load = [&]() -> Result<table::Table> {
+    ASSIGN_OR_RETURN(LoadedSource loaded, ReadSource(repo, source.name, "", duckdb));
+    return std::move(loaded.data);
+  };
+  if (shared == nullptr) {
+    ASSIGN_OR_RETURN(table::Table data, load());
+    return std::shared_ptr<const table::Table>(std::make_shared<table::Table>(std::move(data)));
+  }
+  std::map<std::string, features::SourceDef> inputs;
+  for (const features::SourceDef& other : repo.sources) inputs[other.name] = other;
+  ASSIGN_OR_RETURN(std::shared_ptr<const table::Table> data,
+                   shared->Read(source, inputs, repo.config, load));
+  // Another reader (the offline engine) takes a table without columns.
+  if (data->num_columns() == 0) return NoColumns(source);
+  return data;
+}
+
+}  // namespace
+
 Result<nlohmann::json> CheckSourcesBeforeBuild(const features::Repository& repo,
                                                const std::vector<std::string>& sources,
-                                               const std::string& allow_reason, DuckDb* duckdb) {
+                                               const std::string& allow_reason, DuckDb* duckdb,
+                                               features::SharedSources* shared) {
   nlohmann::json summary = nlohmann::json::array();
   std::string failures;
   for (const std::string& name : sources) {
     const features::SourceDef* source = repo.FindSource(name);
     if (source == nullptr || source->checks.empty()) continue;
-    ASSIGN_OR_RETURN(LoadedSource loaded, ReadSource(repo, name, "", duckdb));
+    ASSIGN_OR_RETURN(std::shared_ptr<const table::Table> data,
+                     ReadCheckedSource(repo, *source, duckdb, shared));
     validate::CheckContext context;
     context.source = name;
     context.time_column = source->timestamp_column;
     context.as_of = WallClockNow();
     context.reference_root = repo.config.root;
     ASSIGN_OR_RETURN(validate::ValidationReport report,
-                     validate::RunChecks(source->checks, loaded.data, context));
+                     validate::RunChecks(source->checks, *data, context));
     size_t warnings = 0;
     for (const validate::CheckResult& result : report.results) {
       warnings += result.outcome == validate::Outcome::kWarn;

@@ -833,6 +833,23 @@ Result<std::string> RegisterSource(const SourceDef& source,
   return "SELECT * FROM " + table::QuoteSqlIdentifier(source.name);
 }
 
+Result<std::string> SourceReadKey(const SourceDef& source,
+                                  const std::map<std::string, SourceDef>& inputs,
+                                  const RepoConfig& config) {
+  std::string key;
+  for (const std::string& input : source.inputs) {
+    auto it = inputs.find(input);
+    if (it == inputs.end())
+      return NotFound("source '" + source.name + "': missing input '" + input + "'");
+    ASSIGN_OR_RETURN(std::string read, SourceReadKey(it->second, inputs, config));
+    key += read;
+  }
+  ASSIGN_OR_RETURN(std::string sql, ReadSql(source, config));
+  // A name cannot hold a newline; the SQL's length keeps two keys from
+  // matching by accident when the SQL does.
+  return key + source.name + "\n" + std::to_string(sql.size()) + "\n" + sql + "\n";
+}
+
 namespace {
 
 Status ValidateView(FeatureViewDef* view, const RepoConfig& config, table::DuckDb* duckdb) {

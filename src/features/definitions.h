@@ -169,6 +169,16 @@ Result<std::string> RegisterSource(const SourceDef& source,
                                    const std::map<std::string, SourceDef>& inputs,
                                    const RepoConfig& config, table::DuckDb* duckdb);
 
+// What reading `source` runs, without a database: the name and expanded SQL of
+// each input it reads (directly or not, in the order RegisterSource registers
+// them) and then its own. Two reads with equal keys read the same rows (the
+// files may change in between: callers share a read within one run only).
+// Errors: those RegisterSource reports before it touches the database
+// (a missing input or file, an undefined variable), without its context.
+Result<std::string> SourceReadKey(const SourceDef& source,
+                                  const std::map<std::string, SourceDef>& inputs,
+                                  const RepoConfig& config);
+
 // Canonical JSON of a view: every field that affects its values (entity keys
 // and types, source definition and inputs, keys, ttl, features, windows and
 // hops, canonical expressions), with sorted keys and no locations.

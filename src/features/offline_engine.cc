@@ -11,6 +11,7 @@
 #include "features/entity_index.h"
 #include "features/expr.h"
 #include "features/grouping.h"
+#include "features/shared_sources.h"
 #include "features/window_kernel.h"
 #include "table/duckdb_bridge.h"
 
@@ -37,7 +38,7 @@ struct SpineGroups {
 }  // namespace
 
 struct OfflineEngine::Cache {
-  std::map<std::string, std::shared_ptr<Table>> sources;  // by canonical source JSON
+  std::map<std::string, std::shared_ptr<const Table>> sources;  // by canonical source JSON
   std::map<std::string, std::shared_ptr<Grouping>> groupings;
   std::map<std::string, std::shared_ptr<Column>> expressions;
   std::map<std::string, std::shared_ptr<SpineGroups>> spine_groups;
@@ -394,7 +395,7 @@ void RunTasks(size_t tasks, int threads, Fn&& fn) {
 // One use's share of a Build: what it reads and the columns it computes.
 struct UsePlan {
   std::string source_key, grouping_key, spine_key;
-  std::shared_ptr<Table> source;
+  std::shared_ptr<const Table> source;
   std::vector<std::shared_ptr<Column>> columns;  // window features', then snapshot features'
   Table features;                                // the use's output columns
   Status status;
@@ -417,6 +418,18 @@ Result<Table> ReadSource(const FeatureViewDef& view, const RepoConfig& config,
   return table;
 }
 
+// Reads the source of `view` through DuckDB, or takes it from `shared` (when
+// not null) if another reader holds it or is reading it.
+Result<std::shared_ptr<const Table>> ReadSharedSource(const FeatureViewDef& view,
+                                                      const RepoConfig& config,
+                                                      table::DuckDb* duckdb,
+                                                      SharedSources* shared) {
+  auto load = [&] { return ReadSource(view, config, duckdb); };
+  if (shared != nullptr) return shared->Read(view.source, view.source_inputs, config, load);
+  ASSIGN_OR_RETURN(Table table, load());
+  return std::shared_ptr<const Table>(std::make_shared<Table>(std::move(table)));
+}
+
 }  // namespace
 
 void OfflineEngine::StartLoading(std::vector<FeatureViewDef> views) {
@@ -426,13 +439,14 @@ void OfflineEngine::StartLoading(std::vector<FeatureViewDef> views) {
     Result<std::unique_ptr<table::DuckDb>> own = table::DuckDb::Open(threads_);
     if (!own.ok()) return;  // Build reads the sources itself
     for (const FeatureViewDef& view : views) {
-      std::shared_ptr<Table>& source = cache_->sources[SourceKey(view)];
+      std::shared_ptr<const Table>& source = cache_->sources[SourceKey(view)];
       if (source != nullptr) continue;
       auto load_started = std::chrono::steady_clock::now();
-      Result<Table> table = ReadSource(view, config_, own->get());
+      Result<std::shared_ptr<const Table>> table =
+          ReadSharedSource(view, config_, own->get(), shared_);
       // A source that fails to load is read again by Build, which reports it.
       if (!table.ok()) continue;
-      source = std::make_shared<Table>(std::move(table).value());
+      source = std::move(table).value();
       cache_->prefetched_rows += source->num_rows();
       cache_->prefetched_seconds += Seconds(load_started);
       cache_->load_seconds += Seconds(load_started);
@@ -492,11 +506,10 @@ Result<Table> OfflineEngine::Build(Table spine, const std::string& time_column,
     const FeatureViewDef& view = use.view;
     UsePlan& plan = plans[index];
     plan.source_key = SourceKey(view);
-    std::shared_ptr<Table>& source = cache_->sources[plan.source_key];
+    std::shared_ptr<const Table>& source = cache_->sources[plan.source_key];
     if (source == nullptr) {
       auto load_started = std::chrono::steady_clock::now();
-      ASSIGN_OR_RETURN(Table table, ReadSource(view, config_, duckdb_));
-      source = std::make_shared<Table>(std::move(table));
+      ASSIGN_OR_RETURN(source, ReadSharedSource(view, config_, duckdb_, shared_));
       cache_->load_seconds += Seconds(load_started);
       source_rows += source->num_rows();
     }

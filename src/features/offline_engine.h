@@ -15,6 +15,8 @@ class DuckDb;
 
 namespace keel::features {
 
+class SharedSources;
+
 // A view, at an exact version, as one training set (or service) uses it.
 struct ResolvedUse {
   FeatureViewDef view;
@@ -71,6 +73,11 @@ class OfflineEngine {
   // DuckDb); Build waits for it and redoes whatever failed (reporting the error).
   void StartLoading(std::vector<FeatureViewDef> views);
 
+  // Reads sources through `shared` (which must outlive the engine) from now
+  // on: a source another reader of `shared` holds or is reading is not read
+  // again. Call it before StartLoading; errors stay the engine's own.
+  void ShareSources(SharedSources* shared) { shared_ = shared; }
+
   // Returns the spine's columns followed by every use's feature columns.
   // Errors: InvalidArgument (spine time column missing or not a timestamp,
   // empty spine, duplicate output column, key type mismatch), NotFound or
@@ -85,6 +92,7 @@ class OfflineEngine {
   RepoConfig config_;
   table::DuckDb* duckdb_;
   int threads_;
+  SharedSources* shared_ = nullptr;
   std::unique_ptr<Cache> cache_;
 };
 

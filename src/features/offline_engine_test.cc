@@ -7,7 +7,9 @@
 #include <cstring>
 #include <filesystem>
 #include <random>
+#include <thread>
 
+#include "features/shared_sources.h"
 #include "table/duckdb_bridge.h"
 
 namespace keel::features {
@@ -647,6 +649,74 @@ TEST_F(EngineTest, StartLoadingChangesNothingButWhenSourcesAreRead) {
     unused.StartLoading({view});
   }
   EXPECT_TRUE(duckdb_->Execute("SELECT 1").ok());
+}
+
+// With SharedSources, a source another reader (the source checks of `keel
+// train`) reads at the same time is read once, and the features are those of
+// an engine that reads it alone; errors stay the engine's own.
+TEST_F(EngineTest, SharedSourcesAreReadOnceWithAnotherReader) {
+  std::mt19937_64 random(6);
+  Events events = RandomEvents(random, 800, 10, 60);
+  FeatureViewDef view =
+      WindowView(WriteSource(EventsTable(events), "shared"), {{kMicrosPerHour, kGrid}});
+  Table spine = RandomSpine(random, 300, 10, 60);
+  Result<Table> alone = Build(spine, view);
+  ASSERT_TRUE(alone.ok()) << alone.status().message();
+  FeatureUse use;
+  use.view = view.name;
+  ResolvedUse resolved = ResolveUse(use, view, "t", spine.fields()).value();
+  SharedSources shared;
+  std::shared_ptr<const Table> other_rows;
+  {
+    OfflineEngine engine(config_, duckdb_.get(), 2);
+    engine.ShareSources(&shared);
+    std::thread other([&] {
+      std::unique_ptr<table::DuckDb> own = table::DuckDb::Open(1).value();
+      auto load = [&]() -> Result<Table> {
+        ASSIGN_OR_RETURN(std::string sql,
+                         RegisterSource(view.source, view.source_inputs, config_, own.get()));
+        return own->Query(sql);
+      };
+      Result<std::shared_ptr<const Table>> read =
+          shared.Read(view.source, view.source_inputs, config_, load);
+      if (read.ok()) other_rows = *read;
+    });
+    engine.StartLoading({view});
+    Result<Table> out = engine.Build(spine, "t", {resolved});
+    other.join();
+    ASSERT_TRUE(out.ok()) << out.status().message();
+    // The engine holds the table it read or took: a later reader takes it too.
+    other_rows.reset();
+    bool loaded = false;
+    auto must_not_load = [&]() -> Result<Table> {
+      loaded = true;
+      return Internal("read again");
+    };
+    Result<std::shared_ptr<const Table>> later =
+        shared.Read(view.source, view.source_inputs, config_, must_not_load);
+    EXPECT_TRUE(later.ok() && !loaded) << later.status().message();
+    if (later.ok()) other_rows = *later;
+    ASSERT_EQ(out->SchemaToString(), alone->SchemaToString());
+    for (size_t column = 0; column < alone->num_columns(); ++column) {
+      for (size_t row = 0; row < spine.num_rows(); ++row) {
+        ASSERT_EQ(out->column(column).ValueToString(row), alone->column(column).ValueToString(row));
+      }
+    }
+  }
+  ASSERT_NE(other_rows, nullptr);
+  EXPECT_EQ(other_rows->num_rows(), events.ts.size());
+  EXPECT_EQ(shared.uses(), (std::map<std::string, SharedSources::Use>{{"events", {3, 1}}}));
+  // A missing source: Build's error, as without SharedSources.
+  FeatureViewDef absent = WindowView(dir_ + "/absent.parquet", {{kMicrosPerHour, kGrid}});
+  OfflineEngine failing(config_, duckdb_.get(), 2);
+  failing.ShareSources(&shared);
+  failing.StartLoading({absent});
+  ResolvedUse resolved_absent = ResolveUse(use, absent, "t", spine.fields()).value();
+  Result<Table> out = failing.Build(spine, "t", {resolved_absent});
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(out.status().message().find("source 'events'"), std::string::npos);
+  EXPECT_NE(out.status().message().find("absent.parquet"), std::string::npos);
 }
 
 }  // namespace
