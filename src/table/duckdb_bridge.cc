@@ -3,6 +3,7 @@
 #include <duckdb.h>
 
 #include <cstring>
+#include <memory>
 #include <string_view>
 #include <vector>
 
@@ -193,15 +194,18 @@ void AppendFixed(const void* data, const uint8_t* valid, size_t rows, Storage* s
   }
 }
 
+// The values of a vector whose type is the storage's: one copy of the whole
+// vector (no zero fill first), then 0 in the slots of nulls.
 template <typename T, typename Storage>
 void AppendSame(const void* data, const uint8_t* valid, size_t rows, Storage* storage) {
-  if (valid == nullptr) {  // one copy of the whole vector
-    size_t first = storage->size();
-    storage->resize(first + rows);
-    std::memcpy(storage->data() + first, data, rows * sizeof(T));
-    return;
+  const T* values = static_cast<const T*>(data);
+  size_t first = storage->size();
+  storage->insert(storage->end(), values, values + rows);
+  if (valid == nullptr) return;
+  T* to = storage->data() + first;
+  for (size_t row = 0; row < rows; ++row) {
+    if (!valid[row]) to[row] = 0;
   }
-  AppendFixed<T>(data, valid, rows, storage, [](T value) { return value; });
 }
 
 template <typename T>
@@ -225,8 +229,9 @@ std::string_view StringOf(const duckdb_string_t& value) {
 
 // Appends `rows` (<= duckdb_vector_size()) values of one vector to `out` (whose
 // type matches `reader`).
+// `views` is scratch space for kMaxChunkRows strings.
 Status AppendVector(Reader reader, duckdb_vector vector, size_t rows, Column* out,
-                    const std::string& column_name) {
+                    const std::string& column_name, std::string_view* views) {
   if (rows == 0) return Status::Ok();
   const void* data = duckdb_vector_get_data(vector);
   const uint64_t* mask = duckdb_vector_get_validity(vector);
@@ -241,7 +246,6 @@ Status AppendVector(Reader reader, duckdb_vector vector, size_t rows, Column* ou
   size_t first_row = out->size();
   if (reader == Reader::kString) {
     const auto* values = static_cast<const duckdb_string_t*>(data);
-    std::string_view views[kMaxChunkRows];
     size_t bytes = 0;
     for (size_t row = 0; row < rows; ++row) {
       // A null's slot is not read: DuckDB leaves it undefined.
@@ -390,6 +394,8 @@ Result<Table> DuckDb::Query(std::string_view sql) {
     }
     return Query("SELECT " + select + " FROM (" + std::string(sql) + ") AS keel_q");
   }
+  // Set once per query, not per chunk: string_view's constructor zeroes.
+  auto views = std::make_unique<std::string_view[]>(kMaxChunkRows);
   while (true) {
     duckdb_data_chunk chunk = duckdb_fetch_chunk(*result.get());
     if (chunk == nullptr) {
@@ -403,7 +409,7 @@ Result<Table> DuckDb::Query(std::string_view sql) {
     if (rows > kMaxChunkRows) status = Internal("a DuckDB chunk of more rows than its vector size");
     for (size_t column_idx = 0; column_idx < column_count && status.ok(); ++column_idx) {
       status = AppendVector(readers[column_idx], duckdb_data_chunk_get_vector(chunk, column_idx),
-                            rows, &columns[column_idx], names[column_idx]);
+                            rows, &columns[column_idx], names[column_idx], views.get());
     }
     duckdb_destroy_data_chunk(&chunk);
     RETURN_IF_ERROR(status);
