@@ -69,7 +69,18 @@ class Column {
   void AppendBool(bool value);
   void AppendString(std::string_view value);
   void AppendNull();
+  // Appends `count` strings; when `valid` is not null, row i is null where
+  // valid[i] == 0 (its view is then ignored). The same column as AppendString /
+  // AppendNull row by row, with one resize of the character and offset
+  // buffers for all of them.
+  void AppendStrings(const std::string_view* values, const uint8_t* valid, size_t count);
   void Reserve(size_t rows, size_t string_bytes = 0);
+  // Makes room for `rows` more rows (and `string_bytes` more characters) when
+  // appends of a total not known in advance come in batches: storage that must
+  // grow grows to at least `growth` times its capacity (capacity never written
+  // to costs no memory pages, while every regrowth copies and touches all the
+  // values again).
+  void ReserveMore(size_t rows, size_t string_bytes = 0, size_t growth = 8);
   // After values were pushed straight into ints()/doubles()/bools(), sets the
   // row count to `rows` (and extends validity, if present, with valid rows).
   // Precondition: the typed vector holds exactly `rows` values.

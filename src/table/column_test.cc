@@ -122,6 +122,75 @@ TEST(Column, GatherEqualsAppendingThePickedRowsOneByOne) {
   }
 }
 
+// AppendStrings against the definition: AppendString / AppendNull row by row.
+// Batches of every size (0 included), with and without a validity array, onto
+// columns that start empty or already hold strings and nulls; empty, short and
+// long strings. The storage must be the same, not only the values.
+TEST(Column, AppendStringsEqualsAppendingOneByOne) {
+  std::mt19937_64 random(11);
+  for (int trial = 0; trial < 200; ++trial) {
+    Column bulk(DataType::kString, 0);
+    Column expected(DataType::kString, 0);
+    size_t batches = random() % 5;
+    for (size_t batch = 0; batch < batches; ++batch) {
+      size_t count = random() % 40;
+      bool with_valid = random() % 2 == 0;
+      int null_every = 1 + static_cast<int>(random() % 4);  // 1: every row null
+      std::vector<std::string> texts(count);
+      std::vector<std::string_view> views(count);
+      std::vector<uint8_t> valid(count, 1);
+      for (size_t i = 0; i < count; ++i) {
+        texts[i] = std::string(random() % 30, static_cast<char>('a' + random() % 26));
+        views[i] = texts[i];
+        if (with_valid && random() % null_every == 0) {
+          valid[i] = 0;
+          views[i] = "ignored";  // a null's view is not read
+        }
+      }
+      bulk.AppendStrings(views.data(), with_valid ? valid.data() : nullptr, count);
+      for (size_t i = 0; i < count; ++i) {
+        if (valid[i] != 0) {
+          expected.AppendString(texts[i]);
+        } else {
+          expected.AppendNull();
+        }
+      }
+      if (random() % 3 == 0) {  // rows appended one by one in between
+        bulk.AppendString("between");
+        expected.AppendString("between");
+      }
+    }
+    std::string what = "trial " + std::to_string(trial);
+    ASSERT_EQ(bulk.size(), expected.size()) << what;
+    EXPECT_EQ(bulk.validity(), expected.validity()) << what;
+    EXPECT_EQ(bulk.string_offsets(), expected.string_offsets()) << what;
+    EXPECT_EQ(bulk.string_chars(), expected.string_chars()) << what;
+  }
+}
+
+TEST(Column, ReserveMoreGrowsGeometricallyAndKeepsValues) {
+  Column ints(DataType::kInt64, 0);
+  ints.AppendInt64(5);
+  ints.AppendNull();
+  ints.ReserveMore(10);
+  size_t capacity = ints.ints().capacity();
+  EXPECT_GE(capacity, 12u);
+  EXPECT_GE(ints.validity().capacity(), 12u);
+  ints.ReserveMore(capacity - 2);  // fits: no regrowth
+  EXPECT_EQ(ints.ints().capacity(), capacity);
+  ints.ReserveMore(capacity, 0, 8);  // must grow: by 8 times at least
+  EXPECT_GE(ints.ints().capacity(), capacity * 8);
+  EXPECT_EQ(ints.ints(), (std::vector<int64_t>{5, 0}));
+  EXPECT_EQ(ints.validity(), (std::vector<uint8_t>{1, 0}));
+  Column strings(DataType::kString, 0);
+  strings.AppendString("abc");
+  strings.ReserveMore(3, 100);
+  EXPECT_GE(strings.string_offsets().capacity(), 5u);
+  EXPECT_GE(strings.string_chars().capacity(), 103u);
+  EXPECT_EQ(strings.StringAt(0), "abc");
+  EXPECT_TRUE(strings.validity().empty());
+}
+
 TEST(Column, NumericAtReadsEveryNumericType) {
   Column bools(DataType::kBool, 0);
   bools.AppendBool(true);

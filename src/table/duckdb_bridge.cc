@@ -3,6 +3,8 @@
 #include <duckdb.h>
 
 #include <cstring>
+#include <memory>
+#include <string_view>
 #include <vector>
 
 #include "common/files.h"
@@ -71,6 +73,9 @@ Status RunStreamingQuery(duckdb_connection connection, std::string_view sql,
 
 // Defined with the scan table function below.
 Status RegisterScan(duckdb_connection connection, DuckDb::Handles* handles);
+
+// The most rows a DuckDB chunk holds (duckdb_vector_size(), checked in Open).
+constexpr size_t kMaxChunkRows = 2048;
 
 // How a DuckDB column is read into a keel Column.
 enum class Reader {
@@ -156,111 +161,171 @@ DataType KeelType(Reader reader) {
   }
 }
 
-template <typename T>
-void AppendIntegers(const void* data, size_t rows, int64_t scale, bool divide, Column* out) {
+// True when DuckDB's validity mask `mask` (null: every row valid) marks a
+// row of [0, rows) null. Checked a 64-row word at a time.
+bool AnyNull(const uint64_t* mask, size_t rows) {
+  if (mask == nullptr) return false;
+  size_t full_words = rows / 64;
+  for (size_t word = 0; word < full_words; ++word) {
+    if (mask[word] != ~uint64_t{0}) return true;
+  }
+  size_t rest = rows % 64;
+  return rest > 0 && (mask[full_words] | (~uint64_t{0} << rest)) != ~uint64_t{0};
+}
+
+// valid[row] = 1 or 0 from DuckDB's validity bits.
+void UnpackValidity(const uint64_t* mask, size_t rows, uint8_t* valid) {
+  for (size_t row = 0; row < rows; ++row) valid[row] = (mask[row / 64] >> (row % 64)) & 1;
+}
+
+// Appends `rows` values converted from T by `convert` (the values of null
+// rows are not read: their slots hold 0, as Column's contract says).
+template <typename T, typename Storage, typename Convert>
+void AppendFixed(const void* data, const uint8_t* valid, size_t rows, Storage* storage,
+                 Convert convert) {
   const T* values = static_cast<const T*>(data);
-  std::vector<int64_t>& ints = out->ints();
-  size_t first = ints.size();
-  ints.resize(first + rows);  // then written in place: no capacity check per value
-  int64_t* to = ints.data() + first;
-  for (size_t row = 0; row < rows; ++row) {
-    int64_t value = static_cast<int64_t>(values[row]);
-    to[row] = divide ? value / scale : value * scale;
+  size_t first = storage->size();
+  storage->resize(first + rows);  // then written in place: no capacity check per value
+  auto* to = storage->data() + first;
+  if (valid == nullptr) {
+    for (size_t row = 0; row < rows; ++row) to[row] = convert(values[row]);
+  } else {
+    for (size_t row = 0; row < rows; ++row) to[row] = valid[row] ? convert(values[row]) : 0;
   }
 }
 
-// Appends `rows` values of one vector to `out` (whose type matches `reader`).
+// The values of a vector whose type is the storage's: one copy of the whole
+// vector (no zero fill first), then 0 in the slots of nulls.
+template <typename T, typename Storage>
+void AppendSame(const void* data, const uint8_t* valid, size_t rows, Storage* storage) {
+  const T* values = static_cast<const T*>(data);
+  size_t first = storage->size();
+  storage->insert(storage->end(), values, values + rows);
+  if (valid == nullptr) return;
+  T* to = storage->data() + first;
+  for (size_t row = 0; row < rows; ++row) {
+    if (!valid[row]) to[row] = 0;
+  }
+}
+
+template <typename T>
+void AppendIntegers(const void* data, const uint8_t* valid, size_t rows, Column* out) {
+  AppendFixed<T>(data, valid, rows, &out->ints(),
+                 [](T value) { return static_cast<int64_t>(value); });
+}
+
+template <int64_t kScale>
+void AppendScaled(const void* data, const uint8_t* valid, size_t rows, Column* out) {
+  AppendFixed<int64_t>(data, valid, rows, &out->ints(),
+                       [](int64_t value) { return value * kScale; });
+}
+
+// The string of a duckdb_string_t: inlined (up to 12 bytes) or behind a pointer.
+std::string_view StringOf(const duckdb_string_t& value) {
+  uint32_t length = value.value.inlined.length;
+  return std::string_view(length <= 12 ? value.value.inlined.inlined : value.value.pointer.ptr,
+                          length);
+}
+
+// Appends `rows` (<= duckdb_vector_size()) values of one vector to `out` (whose
+// type matches `reader`).
+// `views` is scratch space for kMaxChunkRows strings.
 Status AppendVector(Reader reader, duckdb_vector vector, size_t rows, Column* out,
-                    const std::string& column_name) {
+                    const std::string& column_name, std::string_view* views) {
+  if (rows == 0) return Status::Ok();
   const void* data = duckdb_vector_get_data(vector);
-  uint64_t* validity = duckdb_vector_get_validity(vector);
+  const uint64_t* mask = duckdb_vector_get_validity(vector);
+  // One byte per row, only when the chunk has a null (DuckDB may hand out a
+  // mask whose rows are all valid).
+  uint8_t valid_bytes[kMaxChunkRows];
+  const uint8_t* valid = nullptr;
+  if (AnyNull(mask, rows)) {
+    UnpackValidity(mask, rows, valid_bytes);
+    valid = valid_bytes;
+  }
   size_t first_row = out->size();
-  switch (reader) {
-    case Reader::kBool: {
-      const bool* values = static_cast<const bool*>(data);
-      std::vector<uint8_t>& bools = out->bools();
-      size_t first = bools.size();
-      bools.resize(first + rows);
-      for (size_t row = 0; row < rows; ++row) bools[first + row] = values[row] ? 1 : 0;
-      break;
+  if (reader == Reader::kString) {
+    const auto* values = static_cast<const duckdb_string_t*>(data);
+    size_t bytes = 0;
+    for (size_t row = 0; row < rows; ++row) {
+      // A null's slot is not read: DuckDB leaves it undefined.
+      views[row] = valid == nullptr || valid[row] ? StringOf(values[row]) : std::string_view();
+      bytes += views[row].size();
     }
+    out->ReserveMore(rows, bytes);
+    out->AppendStrings(views, valid, rows);
+    return Status::Ok();
+  }
+  out->ReserveMore(rows);
+  switch (reader) {
+    case Reader::kBool:
+      AppendFixed<bool>(data, valid, rows, &out->bools(),
+                        [](bool value) { return static_cast<uint8_t>(value ? 1 : 0); });
+      break;
     case Reader::kInt8:
-      AppendIntegers<int8_t>(data, rows, 1, false, out);
+      AppendIntegers<int8_t>(data, valid, rows, out);
       break;
     case Reader::kInt16:
-      AppendIntegers<int16_t>(data, rows, 1, false, out);
+      AppendIntegers<int16_t>(data, valid, rows, out);
       break;
     case Reader::kInt32:
-      AppendIntegers<int32_t>(data, rows, 1, false, out);
+      AppendIntegers<int32_t>(data, valid, rows, out);
       break;
     case Reader::kInt64:
     case Reader::kTimestampUs:
-      AppendIntegers<int64_t>(data, rows, 1, false, out);
+      AppendSame<int64_t>(data, valid, rows, &out->ints());
       break;
     case Reader::kUInt8:
-      AppendIntegers<uint8_t>(data, rows, 1, false, out);
+      AppendIntegers<uint8_t>(data, valid, rows, out);
       break;
     case Reader::kUInt16:
-      AppendIntegers<uint16_t>(data, rows, 1, false, out);
+      AppendIntegers<uint16_t>(data, valid, rows, out);
       break;
     case Reader::kUInt32:
-      AppendIntegers<uint32_t>(data, rows, 1, false, out);
+      AppendIntegers<uint32_t>(data, valid, rows, out);
       break;
     case Reader::kUInt64: {
       const uint64_t* values = static_cast<const uint64_t*>(data);
       for (size_t row = 0; row < rows; ++row) {
-        if (values[row] > static_cast<uint64_t>(INT64_MAX) &&
-            (validity == nullptr || duckdb_validity_row_is_valid(validity, row))) {
+        if (values[row] > static_cast<uint64_t>(INT64_MAX) && (valid == nullptr || valid[row])) {
           return InvalidArgument("column '" + column_name + "': UBIGINT value " +
                                  std::to_string(values[row]) + " does not fit int64");
         }
-        out->ints().push_back(static_cast<int64_t>(values[row]));
       }
+      AppendIntegers<uint64_t>(data, valid, rows, out);
       break;
     }
     case Reader::kTimestampS:
-      AppendIntegers<int64_t>(data, rows, 1000000, false, out);
+      AppendScaled<1000000>(data, valid, rows, out);
       break;
     case Reader::kTimestampMs:
-      AppendIntegers<int64_t>(data, rows, 1000, false, out);
+      AppendScaled<1000>(data, valid, rows, out);
       break;
     case Reader::kTimestampNs:
-      AppendIntegers<int64_t>(data, rows, 1000, true, out);
+      AppendFixed<int64_t>(data, valid, rows, &out->ints(),
+                           [](int64_t value) { return value / 1000; });
       break;
     case Reader::kDate:
-      AppendIntegers<int32_t>(data, rows, 86400000000LL, false, out);
+      AppendFixed<int32_t>(data, valid, rows, &out->ints(), [](int32_t value) {
+        return static_cast<int64_t>(value) * 86400000000LL;
+      });
       break;
-    case Reader::kFloat: {
-      const float* values = static_cast<const float*>(data);
-      for (size_t row = 0; row < rows; ++row) out->doubles().push_back(values[row]);
+    case Reader::kFloat:
+      AppendFixed<float>(data, valid, rows, &out->doubles(),
+                         [](float value) { return static_cast<double>(value); });
       break;
-    }
-    case Reader::kDouble: {
-      const double* values = static_cast<const double*>(data);
-      out->doubles().insert(out->doubles().end(), values, values + rows);
+    case Reader::kDouble:
+      AppendSame<double>(data, valid, rows, &out->doubles());
       break;
-    }
-    case Reader::kString: {
-      duckdb_string_t* values = static_cast<duckdb_string_t*>(const_cast<void*>(data));
-      for (size_t row = 0; row < rows; ++row) {
-        if (validity != nullptr && !duckdb_validity_row_is_valid(validity, row)) {
-          out->AppendNull();
-          continue;
-        }
-        out->AppendString(std::string_view(duckdb_string_t_data(&values[row]),
-                                           duckdb_string_t_length(values[row])));
-      }
-      return Status::Ok();  // validity handled per row above
-    }
+    case Reader::kString:
     case Reader::kUnsupported:
       return Internal("unsupported reader");
   }
   // Typed appends above bypass Column's size bookkeeping; rebuild it.
   out->ResizeAfterBulkAppend(first_row + rows);
-  if (validity != nullptr) {
-    for (size_t row = 0; row < rows; ++row) {
-      if (!duckdb_validity_row_is_valid(validity, row)) out->SetNull(first_row + row);
-    }
+  if (valid != nullptr) {
+    uint8_t* validity = out->mutable_validity().data() + first_row;
+    std::memcpy(validity, valid, rows);
   }
   return Status::Ok();
 }
@@ -268,6 +333,10 @@ Status AppendVector(Reader reader, duckdb_vector vector, size_t rows, Column* ou
 }  // namespace
 
 Result<std::unique_ptr<DuckDb>> DuckDb::Open(int threads) {
+  if (duckdb_vector_size() > kMaxChunkRows) {
+    return Internal("DuckDB's vector size " + std::to_string(duckdb_vector_size()) +
+                    " exceeds keel's " + std::to_string(kMaxChunkRows));
+  }
   auto handles = std::make_unique<Handles>();
   if (duckdb_open(nullptr, &handles->database) == DuckDBError) {
     return Internal("cannot open an in-memory DuckDB database");
@@ -325,6 +394,8 @@ Result<Table> DuckDb::Query(std::string_view sql) {
     }
     return Query("SELECT " + select + " FROM (" + std::string(sql) + ") AS keel_q");
   }
+  // Set once per query, not per chunk: string_view's constructor zeroes.
+  auto views = std::make_unique<std::string_view[]>(kMaxChunkRows);
   while (true) {
     duckdb_data_chunk chunk = duckdb_fetch_chunk(*result.get());
     if (chunk == nullptr) {
@@ -335,9 +406,10 @@ Result<Table> DuckDb::Query(std::string_view sql) {
     }
     size_t rows = duckdb_data_chunk_get_size(chunk);
     Status status;
+    if (rows > kMaxChunkRows) status = Internal("a DuckDB chunk of more rows than its vector size");
     for (size_t column_idx = 0; column_idx < column_count && status.ok(); ++column_idx) {
       status = AppendVector(readers[column_idx], duckdb_data_chunk_get_vector(chunk, column_idx),
-                            rows, &columns[column_idx], names[column_idx]);
+                            rows, &columns[column_idx], names[column_idx], views.get());
     }
     duckdb_destroy_data_chunk(&chunk);
     RETURN_IF_ERROR(status);
