@@ -111,6 +111,16 @@ class RepoDatasetSource : public train::DatasetSource {
   }
 
   Result<train::BuiltDataset> Build(train::PhaseClock* clock) override {
+    // The sources read meanwhile stay shared until the build is done, even
+    // when the checks beside it finish with one before the engine asks for it.
+    shared_sources_.Hold();
+    Result<train::BuiltDataset> built = BuildHoldingSources(clock);
+    shared_sources_.Release();
+    return built;
+  }
+
+ private:
+  Result<train::BuiltDataset> BuildHoldingSources(train::PhaseClock* clock) {
     RETURN_IF_ERROR(OpenDuckDb());
     // The feature sources are read on a thread (and a DuckDB) of their own
     // while the spine is read and gets its request inputs and its sample.

@@ -1,5 +1,7 @@
 #include "features/shared_sources.h"
 
+#include <exception>
+#include <string>
 #include <utility>
 
 namespace keel::features {
@@ -7,10 +9,16 @@ namespace keel::features {
 namespace {
 
 Result<std::shared_ptr<const table::Table>> Load(const SharedSources::Loader& load) {
-  Result<table::Table> table = load();
-  if (!table.ok()) return table.status();
-  return std::shared_ptr<const table::Table>(
-      std::make_shared<table::Table>(std::move(table).value()));
+  // An exception must not escape: waiters would get a broken promise and the
+  // key would stay "loading" for good.
+  try {
+    Result<table::Table> table = load();
+    if (!table.ok()) return table.status();
+    return std::shared_ptr<const table::Table>(
+        std::make_shared<table::Table>(std::move(table).value()));
+  } catch (const std::exception& error) {
+    return Internal(std::string("reading a source: ") + error.what());
+  }
 }
 
 }  // namespace
@@ -52,10 +60,28 @@ Result<std::shared_ptr<const table::Table>> SharedSources::Read(
     std::lock_guard<std::mutex> lock(mutex_);
     Entry& entry = entries_.at(*key);
     entry.loading = {};  // waiters keep their copies of the future
-    if (loaded.ok()) entry.table = *loaded;
+    if (loaded.ok()) {
+      entry.table = *loaded;
+      if (holding_) held_.push_back(*loaded);
+    }
   }
   promise.set_value(loaded);
   return loaded;
+}
+
+void SharedSources::Hold() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  holding_ = true;
+  for (auto& [key, entry] : entries_) {  // tables readers hold now are kept too
+    if (std::shared_ptr<const table::Table> table = entry.table.lock()) held_.push_back(table);
+  }
+}
+
+void SharedSources::Release() {
+  std::vector<std::shared_ptr<const table::Table>> dropped;  // freed outside the lock
+  std::lock_guard<std::mutex> lock(mutex_);
+  holding_ = false;
+  dropped.swap(held_);
 }
 
 std::map<std::string, SharedSources::Use> SharedSources::uses() const {

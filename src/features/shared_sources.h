@@ -11,6 +11,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 #include "features/definitions.h"
@@ -18,9 +19,10 @@
 
 namespace keel::features {
 
-// A table is kept while a reader holds it: once every reader has dropped its
+// A table is kept while a reader holds it, or while the cache is held
+// (Hold() until Release()): otherwise, once every reader has dropped its
 // pointer, the next request reads the source again (the cache never pins
-// memory beyond its readers' needs). Requests and reads are counted by
+// memory beyond what its owner asked for). Requests and reads are counted by
 // source name.
 //
 // Thread-safety: thread-safe. A reader asking for a source another thread is
@@ -36,11 +38,20 @@ class SharedSources {
   //
   // Errors are not shared: a failed load is forgotten, its error goes to the
   // caller whose loader failed, and a caller that waited on it runs its own
-  // `load` (so each reports the error in its own words). When the key cannot
-  // be computed (a missing file, say) the caller just runs `load`.
+  // `load` (so each reports the error in its own words). A loader that throws
+  // fails its read with Internal carrying the exception's message. When the
+  // key cannot be computed (a missing file, say) the caller just runs `load`.
   Result<std::shared_ptr<const table::Table>> Read(const SourceDef& source,
                                                    const std::map<std::string, SourceDef>& inputs,
                                                    const RepoConfig& config, const Loader& load);
+
+  // From Hold() until Release(), every table read (or held by a reader at
+  // Hold()) is kept even when no
+  // reader holds it, so that readers that do not overlap in time still share
+  // one read (`keel train`: the checks may finish with a source before the
+  // offline engine asks for it). Release() drops the tables kept that way.
+  void Hold();
+  void Release();
 
   struct Use {
     size_t readers = 0;  // calls to Read
@@ -59,8 +70,10 @@ class SharedSources {
   Loaded LoadCounted(const std::string& name, const Loader& load);
 
   mutable std::mutex mutex_;
-  std::map<std::string, Entry> entries_;  // by SourceReadKey; guarded by mutex_
-  std::map<std::string, Use> uses_;       // guarded by mutex_
+  bool holding_ = false;                                   // guarded by mutex_
+  std::vector<std::shared_ptr<const table::Table>> held_;  // guarded by mutex_
+  std::map<std::string, Entry> entries_;                   // by SourceReadKey; guarded by mutex_
+  std::map<std::string, Use> uses_;                        // guarded by mutex_
 };
 
 }  // namespace keel::features

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <stdexcept>
 #include <thread>
 
 namespace keel::features {
@@ -135,6 +136,51 @@ TEST(SharedSources, AMissingFileIsLoadedByEachReader) {
   EXPECT_EQ(shared.Read(source, {}, config, load).status().code(), StatusCode::kNotFound);
   EXPECT_EQ(shared.Read(source, {}, config, load).status().code(), StatusCode::kNotFound);
   EXPECT_EQ(shared.uses().at("f"), (SharedSources::Use{2, 2}));
+}
+
+// Held, the cache keeps what it read (and what readers held at Hold()) after
+// every reader dropped it; released, it reads again.
+TEST(SharedSources, HeldTablesOutliveTheirReadersUntilReleased) {
+  SharedSources shared;
+  SourceDef source = QuerySource("s", "SELECT 1 AS x");
+  SourceDef other = QuerySource("t", "SELECT 2 AS x");
+  RepoConfig config;
+  int loads = 0;
+  auto load = [&]() -> Result<Table> {
+    ++loads;
+    return OneColumn(loads);
+  };
+  Result<std::shared_ptr<const Table>> before = shared.Read(other, {}, config, load);
+  ASSERT_TRUE(before.ok());
+  shared.Hold();  // `other` is held by its reader: kept from here on
+  before = InvalidArgument("dropped");
+  ASSERT_TRUE(shared.Read(source, {}, config, load).ok());  // read and dropped at once
+  ASSERT_TRUE(shared.Read(source, {}, config, load).ok());
+  ASSERT_TRUE(shared.Read(other, {}, config, load).ok());
+  EXPECT_EQ(loads, 2);
+  shared.Release();
+  ASSERT_TRUE(shared.Read(source, {}, config, load).ok());
+  ASSERT_TRUE(shared.Read(other, {}, config, load).ok());
+  EXPECT_EQ(loads, 4);
+  EXPECT_EQ(shared.uses(),
+            (std::map<std::string, SharedSources::Use>{{"s", {3, 2}}, {"t", {3, 2}}}));
+}
+
+// A loader that throws fails its read with an error, and the source can be
+// read again afterwards (no reader is left waiting on a broken promise).
+TEST(SharedSources, ThrowingLoaderIsAnErrorAndTheSourceStaysReadable) {
+  SharedSources shared;
+  SourceDef source = QuerySource("s", "SELECT 1 AS x");
+  RepoConfig config;
+  auto throwing = []() -> Result<Table> { throw std::runtime_error("out of luck"); };
+  Result<std::shared_ptr<const Table>> failed = shared.Read(source, {}, config, throwing);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(failed.status().code(), StatusCode::kInternal);
+  EXPECT_NE(failed.status().message().find("out of luck"), std::string::npos);
+  Result<std::shared_ptr<const Table>> read =
+      shared.Read(source, {}, config, [] { return Result<Table>(OneColumn(7)); });
+  ASSERT_TRUE(read.ok()) << read.status().message();
+  EXPECT_EQ((*read)->column(0).ints()[0], 7);
 }
 
 }  // namespace

@@ -223,8 +223,9 @@ Result<TrainResult> Run::Execute() {
       [&](PendingEntry entry) {
         // The training set file is written on another thread while the next
         // steps run (they only read the table); the entry appears once the
-        // file is whole. Joined before the train step (XGBoost runs alone)
-        // and before the run returns.
+        // file is whole. Joined in the train step right before XGBoost
+        // (which trains alone), on any error of that step, and before the run
+        // returns.
         dataset_write_ = StartBeside<Status>([table = &data_->dataset.table,
                                               entry = std::move(entry)]() mutable -> Status {
           RETURN_IF_ERROR(WriteTableFile(*table, (fs::path(entry.dir()) / kDatasetFile).string()));
@@ -278,19 +279,25 @@ Result<TrainResult> Run::Execute() {
                                     {"golden_cases", spec["golden_cases"]}};
   const std::string evaluate_key = StepKey("evaluate", train_key_, evaluate_params.dump());
   RETURN_IF_ERROR(Step("train", train_key_, [&](const std::string& dir) -> Status {
-    RETURN_IF_ERROR(LoadSplits());
-    ASSIGN_OR_RETURN(std::string transforms,
-                     cache_.Read("transforms", transforms_key_, "transforms.json"));
-    // The training set file is finished beside the matrices and baselines,
-    // and joined before XGBoost, which trains alone.
-    ASSIGN_OR_RETURN(TrainedModels models, TrainModels(pipeline_, *data_, transforms, &clock_,
-                                                       [this] { return FinishDatasetWrite(); }));
-    result_.xgboost_seconds = models.xgboost_seconds;
-    result_.xgboost_cpu_seconds = models.xgboost_cpu_seconds;
-    for (const BundleFile& file : models.files)
-      RETURN_IF_ERROR(WriteIn(dir, file.name, file.bytes));
-    clock_.Mark("write model files");
-    return Status::Ok();
+    Status trained = [&]() -> Status {
+      RETURN_IF_ERROR(LoadSplits());
+      ASSIGN_OR_RETURN(std::string transforms,
+                       cache_.Read("transforms", transforms_key_, "transforms.json"));
+      // The training set file is finished beside the matrices and baselines,
+      // and joined before XGBoost, which trains alone.
+      ASSIGN_OR_RETURN(TrainedModels models, TrainModels(pipeline_, *data_, transforms, &clock_,
+                                                         [this] { return FinishDatasetWrite(); }));
+      result_.xgboost_seconds = models.xgboost_seconds;
+      result_.xgboost_cpu_seconds = models.xgboost_cpu_seconds;
+      for (const BundleFile& file : models.files)
+        RETURN_IF_ERROR(WriteIn(dir, file.name, file.bytes));
+      clock_.Mark("write model files");
+      return Status::Ok();
+    }();
+    // Errors in step order: a failed training set file (the dataset step's)
+    // comes before whatever failed in this step before XGBoost.
+    if (!trained.ok()) RETURN_IF_ERROR(FinishDatasetWrite());
+    return trained;
   }));
 
   RETURN_IF_ERROR(FinishDatasetWrite());  // when the train step was cached

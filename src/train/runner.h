@@ -107,7 +107,8 @@ struct TrainResult {
 // Runs the pipeline. When the validate step is not cached, the source checks
 // run on a second thread beside the dataset step; the dataset step's training
 // set file is written (and its entry committed) on a second thread beside the
-// validate, split and transforms steps, and finished before the train step.
+// validate, split and transforms steps and the train step's matrices and
+// baselines, and finished before XGBoost trains.
 // Every thread is joined before RunTrain returns; errors are reported in step
 // order (a failed build before failed checks). Errors: InvalidArgument naming the pipeline file for
 // a label or feature column the training set lacks, a string input without an encoding transform;

@@ -838,8 +838,8 @@ Result<std::vector<double>> PredictCompiled(const CompiledTrees& trees, Task tas
 }
 
 // The training profile of every input and of the model's prediction, for
-// drift: the profile.json bytes. `predict` predicts a model matrix with the
-// XGBoost model; used only when the train step kept no margins.
+// drift: the profile.json bytes. `predict` predicts a model matrix (with the
+// compiled trees); used only when the train step kept no margins.
 Result<std::string> TrainingProfile(
     const PipelineSpec& pipeline, const Prepared& data, const std::vector<BundleFile>& models,
     const FittedTransforms& transforms,

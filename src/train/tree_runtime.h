@@ -1,7 +1,8 @@
 #pragma once
 
 // keel's own evaluator of gradient-boosted trees: an XGBoost model (its JSON
-// form, XgboostModel::SaveJson) compiled into flat arrays, so a prediction is
+// form, XgboostModel::SaveJson, or its UBJSON model file) compiled into flat
+// arrays, so a prediction is
 // a few cache-friendly, branch-free loops with no allocation and no call into
 // XGBoost.
 //
